@@ -1,0 +1,226 @@
+"""Schema drift: every difference between a contract and a live source, classified.
+
+Classes:
+
+``additive``
+    The source has something new that the contract does not (a column). Harmless to
+    today's load; the policy decides whether to fail, warn, or evolve the target.
+``compatible``
+    The source differs but every value still loads correctly: a widened type,
+    reordered columns, a name differing only in case or whitespace.
+``breaking``
+    Loading would lose or corrupt data: a removed or renamed column, a narrowed type,
+    nulls in a NOT NULL column, values that do not fit the declared type.
+
+Policy (per contract, overridable per task): ``fail`` fails on additive and breaking
+drift; ``warn`` fails on breaking and warns on additive; ``evolve`` fails on breaking and
+adds additive columns to the target (nullable) inside the publish transaction.
+Compatible drift never fails. Pure Python: no Airflow, no database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from safeload.contracts.introspect import normalise
+from safeload.contracts.types import compare
+
+if TYPE_CHECKING:
+    from safeload.contracts.introspect import SourceSchema
+    from safeload.contracts.model import Contract
+
+ADDITIVE, COMPATIBLE, BREAKING = "additive", "compatible", "breaking"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One difference between contract and source.
+
+    :param kind: ``added``, ``removed``, ``renamed``, ``type_widened``, ``type_narrowed``,
+        ``nullability_relaxed``, ``invalid_values``, ``ragged_rows``, ``reordered``, ``name_case``
+    :param column: the column concerned (the contract's name where there is one)
+    :param klass: ``additive``, ``compatible`` or ``breaking``
+    :param detail: what was seen, in words
+    :param action: what to do about it
+    """
+
+    kind: str
+    column: str | None
+    klass: str
+    detail: str
+    action: str
+    source_type: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["class"] = d.pop("klass")
+        return d
+
+
+@dataclass
+class DriftReport:
+    """The result of holding a source against a contract."""
+
+    contract: str
+    source: str
+    policy: str
+    changes: list[Change] = field(default_factory=list)
+    rows_scanned: int | None = None
+
+    def of_class(self, klass: str) -> list[Change]:
+        return [c for c in self.changes if c.klass == klass]
+
+    @property
+    def breaking(self) -> list[Change]:
+        return self.of_class(BREAKING)
+
+    @property
+    def additive(self) -> list[Change]:
+        return self.of_class(ADDITIVE)
+
+    @property
+    def passed(self) -> bool:
+        """True when the policy lets the load go on."""
+        if self.breaking:
+            return False
+        return not (self.additive and self.policy == "fail")
+
+    @property
+    def decision(self) -> str:
+        """``ok``, ``warn``, ``evolve`` or ``fail``: what the policy makes of this report."""
+        if not self.passed:
+            return "fail"
+        if self.additive and self.policy == "evolve":
+            return "evolve"
+        if self.changes:
+            return "warn"
+        return "ok"
+
+    @property
+    def columns_to_add(self) -> list[Change]:
+        """Additive columns the target gains under ``evolve``."""
+        return [c for c in self.additive if c.kind == "added"] if self.decision == "evolve" else []
+
+    def summary(self, limit: int = 20) -> str:
+        """A human report: one line per change, with its class and the fix."""
+        head = (f"{self.source} against contract {self.contract} (policy {self.policy}): "
+                f"{self.decision.upper()}, {len(self.breaking)} breaking, {len(self.additive)} additive, "
+                f"{len(self.of_class(COMPATIBLE))} compatible change(s)")
+        lines = [head]
+        for c in self.changes[:limit]:
+            col = f" {c.column!r}" if c.column else ""
+            lines.append(f"  - [{c.klass}] {c.kind}{col}: {c.detail}. Fix: {c.action}")
+        if len(self.changes) > limit:
+            lines.append(f"  ... and {len(self.changes) - limit} more (see the JSON report)")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "contract": self.contract, "source": self.source, "policy": self.policy,
+            "decision": self.decision, "passed": self.passed, "rows_scanned": self.rows_scanned,
+            "changes": [c.to_dict() for c in self.changes],
+        }
+
+
+def diff(contract: Contract, source: SourceSchema, policy: str | None = None) -> DriftReport:
+    """Classify every difference between ``contract`` and ``source``.
+
+    :param policy: overrides the contract's ``schema_policy``
+    """
+    report = DriftReport(contract.path, source.location, policy or contract.schema_policy,
+                         rows_scanned=source.rows)
+    changes = report.changes
+    contract_cols = {c.name: c for c in contract.columns}
+    src_by_name = {c.name: c for c in source.columns}
+    src_by_norm = {normalise(c.name): c for c in source.columns}
+
+    matched: dict[str, str] = {}  # contract name -> source name
+    for name in contract_cols:
+        if name in src_by_name:
+            matched[name] = name
+        elif normalise(name) in src_by_norm:
+            src_name = src_by_norm[normalise(name)].name
+            matched[name] = src_name
+            changes.append(Change("name_case", name, COMPATIBLE,
+                                  f"the source calls it {src_name!r}",
+                                  "none needed, columns are matched ignoring case and spaces; "
+                                  f"ask the producer to restore {name!r}"))
+
+    removed = [n for n in contract_cols if n not in matched]
+    added = [c for c in source.columns if c.name not in matched.values()]
+
+    # a removed and an added column of the same type: probably a rename
+    typed = all(c.type is not None for c in source.columns)
+    for name in list(removed):
+        want = contract_cols[name].type
+        candidates = [a for a in added if typed and a.type == want]
+        if not typed:
+            # untyped source: pair by position when exactly one column moved out and one in
+            pos = contract.column_names.index(name)
+            if len(removed) == 1 and len(added) == 1 and pos < len(source.columns) \
+                    and source.columns[pos].name == added[0].name:
+                candidates = added[:]
+        if len(candidates) == 1:
+            new = candidates[0]
+            removed.remove(name)
+            added.remove(new)
+            changes.append(Change("renamed", name, BREAKING,
+                                  f"{name!r} is gone and {new.name!r} ({new.type or 'untyped'}) appeared in its place",
+                                  f"if it is a rename, rename the column in the contract and target to {new.name!r} "
+                                  "(a new contract version), or ask the producer to restore it"))
+    for name in removed:
+        changes.append(Change("removed", name, BREAKING, "column is missing from the source",
+                              "restore it upstream, or remove it from the contract (a new major version)"))
+    for col in added:
+        changes.append(Change("added", col.name, ADDITIVE,
+                              f"new column ({col.type or 'untyped'}) not in the contract",
+                              "add it to the contract, or set schema_policy: evolve to add it to the target "
+                              "as a nullable column",
+                              source_type=str(col.type) if col.type else None))
+
+    for name, src_name in matched.items():
+        want = contract_cols[name]
+        src = src_by_name[src_name]
+        if src.type is not None:
+            how = compare(want.type, src.type)
+            if how == "widened":
+                changes.append(Change("type_widened", name, COMPATIBLE,
+                                      f"type is {src.type} in the source, {want.type} in the contract",
+                                      f"values still load while they fit {want.type}; widen the contract and "
+                                      "target before larger values arrive", source_type=str(src.type)))
+            elif how == "narrowed":
+                changes.append(Change("type_narrowed", name, BREAKING,
+                                      f"type is {src.type} in the source, {want.type} in the contract",
+                                      f"cast it back to {want.type} upstream, or change the contract (new major version)",
+                                      source_type=str(src.type)))
+        scan = source.scans.get(src_name)
+        if not want.nullable and scan is not None and scan.nulls:
+            changes.append(Change("nullability_relaxed", name, BREAKING,
+                                  f"{scan.nulls} null value(s), but the contract says NOT NULL",
+                                  "fill the column upstream, or declare it nullable: true in the contract"))
+        elif not want.nullable and src.nullable and source.format == "postgres":
+            changes.append(Change("nullability_relaxed", name, BREAKING,
+                                  "the source column allows NULL, the contract says NOT NULL",
+                                  "add NOT NULL to the source column, or declare it nullable in the contract"))
+        if scan is not None and scan.invalid:
+            where = "; ".join(f"line {ln}: {reason}" for ln, _value, reason in scan.examples)
+            changes.append(Change("invalid_values", name, BREAKING,
+                                  f"{scan.invalid} value(s) do not fit {want.type} ({where})",
+                                  "fix the values upstream; rows like these are quarantined by the load"))
+
+    if source.ragged_count:
+        where = ", ".join(f"line {ln} has {n} fields" for ln, n in source.ragged)
+        changes.append(Change("ragged_rows", None, BREAKING,
+                              f"{source.ragged_count} row(s) do not have {len(source.columns)} fields ({where})",
+                              "fix the delimiters or quoting upstream"))
+
+    order_src = [c for c in (src.name for src in source.columns) if c in matched.values()]
+    order_contract = [matched[n] for n in contract.column_names if n in matched]
+    if order_src != order_contract:
+        changes.append(Change("reordered", None, COMPATIBLE,
+                              f"columns arrive in the order {', '.join(order_src)}",
+                              "none needed: columns are loaded by name, not position"))
+    rank = {BREAKING: 0, ADDITIVE: 1, COMPATIBLE: 2}
+    changes.sort(key=lambda c: rank[c.klass])
+    return report

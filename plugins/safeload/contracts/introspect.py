@@ -1,0 +1,351 @@
+"""What a source looks like: its columns, their types, and (for text formats) a typed scan.
+
+Each reader streams: memory stays flat whatever the file size. Text formats (CSV,
+JSON lines) carry no types, so they are scanned against the contract: every value is
+checked with :func:`safeload.contracts.types.check_value`, and the first few offenders
+per column are kept with their line numbers. Typed formats (Parquet, a PostgreSQL
+table) report their declared types; Parquet is read from its footer only.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from safeload.contracts.types import PgType, check_value, parse_type
+from safeload.errors import SourceError
+
+if TYPE_CHECKING:
+    from safeload.contracts.model import Contract
+
+MAX_EXAMPLES = 5
+
+
+@dataclass
+class ColumnScan:
+    """What a scan saw in one column."""
+
+    nulls: int = 0
+    invalid: int = 0
+    examples: list[tuple[int, str, str]] = field(default_factory=list)  # (line, value, reason)
+
+
+@dataclass
+class SourceColumn:
+    name: str
+    type: PgType | None = None  # None: the format has no types (CSV, JSON lines)
+    nullable: bool | None = None
+
+
+@dataclass
+class SourceSchema:
+    """The shape of a source, and what a typed scan found in it."""
+
+    location: str
+    format: str
+    columns: list[SourceColumn]
+    rows: int | None = None
+    scans: dict[str, ColumnScan] = field(default_factory=dict)
+    ragged: list[tuple[int, int]] = field(default_factory=list)  # (line, field count)
+    ragged_count: int = 0
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def detect_format(path: str) -> str:
+    p = path.lower()
+    if p.endswith((".csv", ".csv.gz")):
+        return "csv"
+    if p.endswith(".parquet"):
+        return "parquet"
+    if p.endswith((".jsonl", ".jsonl.gz", ".ndjson")):
+        return "jsonl"
+    raise SourceError(f"{path}: cannot tell the format from the name; pass format='csv', 'parquet' or 'jsonl'")
+
+
+def open_text(path: str | Path) -> io.TextIOBase:
+    """Open a (possibly gzipped) UTF-8 text file; a BOM is skipped."""
+    p = Path(path)
+    if not p.exists():
+        raise SourceError(f"{p}: source file does not exist; check the path and that the upstream job delivered it")
+    if p.is_dir():
+        raise SourceError(f"{p}: is a directory, not a file")
+    raw = gzip.open(p, "rb") if p.suffix == ".gz" else open(p, "rb")
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+
+
+class CsvReader:
+    """Streams a CSV file as (line number, fields), with errors that name file and line.
+
+    The first row is the header. Line numbers are physical lines of the file (a quoted
+    field with a newline spans several), as an editor shows them.
+    """
+
+    def __init__(self, path: str | Path, delimiter: str = ","):
+        self.path = str(path)
+        self._fh = open_text(path)
+        self._reader = csv.reader(self._fh, delimiter=delimiter, strict=True)
+        self.header = self._read_header()
+
+    def _read_header(self) -> list[str]:
+        try:
+            header = next(self._reader)
+        except StopIteration:
+            raise SourceError(f"{self.path}: the file is empty; expected a header line and rows") from None
+        except (UnicodeDecodeError, csv.Error, EOFError, OSError, gzip.BadGzipFile) as e:
+            raise self._error(e) from None
+        if not header or all(not h.strip() for h in header):
+            raise SourceError(f"{self.path} line 1: the header is blank; the first line must name the columns")
+        return header
+
+    def _error(self, e: Exception) -> SourceError:
+        line = self._reader.line_num + 1
+        if isinstance(e, UnicodeDecodeError):
+            return SourceError(f"{self.path} near line {line}: not valid UTF-8 ({e.reason}: byte "
+                               f"0x{e.object[e.start]:02x}); re-export the file as UTF-8")
+        if isinstance(e, (EOFError, gzip.BadGzipFile)):
+            return SourceError(f"{self.path} near line {line}: the compressed file is truncated or corrupt ({e}); "
+                               "deliver the complete file again")
+        return SourceError(f"{self.path} line {line}: malformed CSV ({e}); fix the quoting on that line")
+
+    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        it = iter(self._reader)
+        while True:
+            try:
+                row = next(it)
+            except StopIteration:
+                return
+            except (UnicodeDecodeError, csv.Error, EOFError, OSError, gzip.BadGzipFile) as e:
+                raise self._error(e) from None
+            if not row:  # a blank line
+                continue
+            yield self._reader.line_num, row
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> CsvReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def normalise(name: str) -> str:
+    """The name a column is matched by when case or whitespace differ."""
+    return " ".join(name.split()).lower()
+
+
+def _scan_values(schema: SourceSchema, contract: Contract | None, rows: Iterator[tuple[int, dict[str, Any]]]) -> None:
+    """Typed scan shared by the text formats: count nulls and values that do not fit."""
+    types = {normalise(c.name): c.type for c in contract.columns} if contract else {}
+    n = 0
+    for line, record in rows:
+        n += 1
+        for name in schema.column_names:
+            scan = schema.scans.setdefault(name, ColumnScan())
+            value = record.get(name)
+            if value is None or value == "":
+                scan.nulls += 1
+                continue
+            t = types.get(normalise(name))
+            if t is None:
+                continue
+            reason = check_value(_as_text(value), t)
+            if reason is not None:
+                scan.invalid += 1
+                if len(scan.examples) < MAX_EXAMPLES:
+                    scan.examples.append((line, _as_text(value)[:80], reason))
+    schema.rows = n
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+def introspect_csv(path: str | Path, contract: Contract | None = None, scan: bool = True) -> SourceSchema:
+    """Header and (with ``scan``) a streamed typed scan of a CSV or CSV.gz file."""
+    with CsvReader(path) as reader:
+        header = reader.header
+        dupes = sorted({h for h in header if header.count(h) > 1})
+        if dupes:
+            raise SourceError(f"{path} line 1: the header names column {dupes[0]!r} more than once; "
+                              "column names must be unique")
+        schema = SourceSchema(str(path), "csv", [SourceColumn(h) for h in header])
+        if not scan:
+            return schema
+        width = len(header)
+
+        def records() -> Iterator[tuple[int, dict[str, str]]]:
+            for line, row in reader:
+                if len(row) != width:
+                    schema.ragged_count += 1
+                    if len(schema.ragged) < MAX_EXAMPLES:
+                        schema.ragged.append((line, len(row)))
+                    continue
+                yield line, dict(zip(header, row))
+
+        _scan_values(schema, contract, records())
+    if schema.rows == 0 and schema.ragged_count == 0:
+        raise SourceError(f"{path}: has a header but no rows; an empty delivery is refused "
+                          "(allow_empty=True on the load accepts it on purpose)")
+    return schema
+
+
+def introspect_jsonl(path: str | Path, contract: Contract | None = None) -> SourceSchema:
+    """Columns (union of keys, in first-seen order) and a typed scan of a JSON lines file."""
+    names: dict[str, None] = {}
+    fh = open_text(path)
+    schema = SourceSchema(str(path), "jsonl", [])
+
+    def records() -> Iterator[tuple[int, dict[str, Any]]]:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise SourceError(f"{path} line {line_no}, column {e.colno}: invalid JSON ({e.msg}); "
+                                  "each line must be one JSON object") from None
+            if not isinstance(obj, dict):
+                raise SourceError(f"{path} line {line_no}: a JSON {type(obj).__name__}, expected an object")
+            for k in obj:
+                if k not in names:
+                    names[k] = None
+                    schema.columns.append(SourceColumn(k))
+            yield line_no, obj
+
+    try:
+        _scan_values(schema, contract, records())
+    except UnicodeDecodeError as e:
+        raise SourceError(f"{path}: not valid UTF-8 ({e.reason}); re-export the file as UTF-8") from None
+    finally:
+        fh.close()
+    if not schema.columns:
+        raise SourceError(f"{path}: the file is empty; expected one JSON object per line")
+    return schema
+
+
+_ARROW_TO_PG = {
+    "int8": "smallint", "int16": "smallint", "int32": "integer", "int64": "bigint",
+    "uint8": "smallint", "uint16": "integer", "uint32": "bigint",
+    "float": "real", "float16": "real", "halffloat": "real", "double": "double precision",
+    "string": "text", "large_string": "text", "utf8": "text", "large_utf8": "text",
+    "bool": "boolean", "date32[day]": "date", "date64[ms]": "date",
+}
+
+
+def arrow_type_to_pg(arrow_type: Any) -> PgType:
+    """Map a pyarrow type to the PostgreSQL type it loads into."""
+    import pyarrow as pa
+
+    if pa.types.is_decimal(arrow_type):
+        return PgType("numeric", arrow_type.precision, arrow_type.scale)
+    if pa.types.is_timestamp(arrow_type):
+        return PgType("timestamptz" if arrow_type.tz else "timestamp")
+    if pa.types.is_dictionary(arrow_type):
+        return arrow_type_to_pg(arrow_type.value_type)
+    name = str(arrow_type)
+    if name in _ARROW_TO_PG:
+        return parse_type(_ARROW_TO_PG[name])
+    raise SourceError(f"Parquet type {name} has no PostgreSQL mapping in safeload; cast it upstream")
+
+
+def introspect_parquet(path: str | Path) -> SourceSchema:
+    """Column names, types and nullability from the Parquet footer (no data is read)."""
+    p = Path(path)
+    if not p.exists():
+        raise SourceError(f"{p}: source file does not exist; check the path")
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(p)
+    except Exception as e:  # pyarrow raises ArrowInvalid, OSError, ...
+        raise SourceError(f"{p}: not a readable Parquet file ({e}); deliver the complete file again") from None
+    arrow_schema = pf.schema_arrow
+    cols = [SourceColumn(f.name, arrow_type_to_pg(f.type), f.nullable) for f in arrow_schema]
+    schema = SourceSchema(str(p), "parquet", cols, rows=pf.metadata.num_rows)
+    if pf.metadata.num_rows == 0:
+        raise SourceError(f"{p}: has a schema but no rows; an empty delivery is refused")
+    # null counts come from the row-group statistics, so no data page is read
+    for i, c in enumerate(cols):
+        nulls = 0
+        for rg in range(pf.metadata.num_row_groups):
+            stats = pf.metadata.row_group(rg).column(i).statistics
+            if stats is not None and stats.has_null_count:
+                nulls += stats.null_count
+        schema.scans[c.name] = ColumnScan(nulls=nulls)
+    return schema
+
+
+def introspect_postgres(conn: Any, relation: str, schema_name: str = "public") -> SourceSchema:
+    """Columns, types and nullability of a PostgreSQL table or view (from the catalogue).
+
+    :param conn: an open psycopg connection
+    """
+    rows = conn.execute(
+        """
+        select a.attname, format_type(a.atttypid, a.atttypmod), not a.attnotnull
+        from pg_attribute a
+        join pg_class c on c.oid = a.attrelid
+        join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = %s and c.relname = %s and a.attnum > 0 and not a.attisdropped
+        order by a.attnum
+        """,
+        (schema_name, relation),
+    ).fetchall()
+    if not rows:
+        raise SourceError(f"table {schema_name}.{relation} does not exist or has no columns")
+    return SourceSchema(f"{schema_name}.{relation}", "postgres",
+                        [SourceColumn(n, _pg_type_or_text(t), nullable) for n, t, nullable in rows])
+
+
+def _pg_type_or_text(text: str) -> PgType:
+    try:
+        return parse_type(text)
+    except ValueError:
+        return PgType("text")
+
+
+def introspect_query(conn: Any, query: str) -> SourceSchema:
+    """Columns and types of a SQL query's result, without running it to completion."""
+    cur = conn.execute(f"select * from ({query}) as q limit 0")  # noqa: S608 - the query is the user's own source
+    cols = []
+    for d in cur.description:
+        type_text = conn.execute("select format_type(%s, %s)", (d.type_code, _typmod(d))).fetchone()[0]
+        cols.append(SourceColumn(d.name, _pg_type_or_text(type_text)))
+    return SourceSchema("query", "postgres", cols)
+
+
+def _typmod(d: Any) -> int:
+    # psycopg exposes precision/scale/internal_size; format_type needs the raw typmod
+    if d.precision is not None and d.scale is not None:
+        return ((d.precision << 16) | d.scale) + 4
+    if d.internal_size and d.internal_size > 0 and d.type_code in (1043, 1042):
+        return d.internal_size + 4
+    return -1
+
+
+def introspect(source: str, contract: Contract | None = None, fmt: str | None = None,
+               conn: Any = None) -> SourceSchema:
+    """Introspect a file path, or ``postgresql://...``-style sources through ``conn``."""
+    fmt = fmt or detect_format(source)
+    if fmt == "csv":
+        return introspect_csv(source, contract)
+    if fmt == "parquet":
+        return introspect_parquet(source)
+    if fmt == "jsonl":
+        return introspect_jsonl(source, contract)
+    raise SourceError(f"format {fmt!r} is not supported; use csv, parquet or jsonl")

@@ -1,0 +1,219 @@
+"""Data contracts: the declared shape of a dataset, read from YAML.
+
+A contract is the single source of truth for a dataset: the schema check holds the
+source against it, the loader creates and evolves the target from it, and the quality
+gate derives expectations from its column rules.
+
+.. code-block:: yaml
+
+    dataset: orders
+    version: 1.2.0
+    owner: commerce-data
+    target: {table: public.orders, partition_column: order_date}
+    schema_policy: warn          # what to do with additive drift: fail | warn | evolve
+    columns:
+      - {name: order_id, type: bigint, nullable: false, primary_key: true}
+      - {name: amount, type: "numeric(12,2)", nullable: false, min: 0}
+      - {name: currency, type: "char(3)", allowed_values: [EUR, USD, GBP]}
+
+Pure Python: no Airflow import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from safeload.contracts.types import PgType, TypeSyntaxError, parse_type
+from safeload.errors import ContractError
+from safeload.identifiers import IdentifierError, validate_identifier, validate_table_name
+
+POLICIES = ("fail", "warn", "evolve")
+_TOP_KEYS = {
+    "dataset", "version", "owner", "description", "columns", "target", "schema_policy",
+    "source", "quality",
+}
+_COLUMN_KEYS = {
+    "name", "type", "nullable", "primary_key", "unique", "description", "allowed_values",
+    "min", "max", "pattern", "mostly",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a contract.
+
+    :param name: column name, a valid PostgreSQL identifier
+    :param type: PostgreSQL type
+    :param nullable: whether NULL is allowed (default true, as in SQL)
+    :param primary_key: part of the primary key (implies unique, not null)
+    :param unique: values are unique within a partition
+    :param allowed_values: the closed set of values, or None
+    :param min: inclusive lower bound, or None
+    :param max: inclusive upper bound, or None
+    :param pattern: a regular expression every value matches (PostgreSQL ``~`` syntax)
+    """
+
+    name: str
+    type: PgType
+    nullable: bool = True
+    primary_key: bool = False
+    unique: bool = False
+    description: str = ""
+    allowed_values: tuple[Any, ...] | None = None
+    min: Any = None
+    max: Any = None
+    pattern: str | None = None
+
+
+@dataclass(frozen=True)
+class Contract:
+    """A parsed, validated data contract. Build it with :func:`load_contract`."""
+
+    dataset: str
+    version: str
+    owner: str
+    columns: tuple[Column, ...]
+    table: str | None = None
+    partition_column: str | None = None
+    schema_policy: str = "fail"
+    description: str = ""
+    path: str = "<memory>"
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    @property
+    def primary_key(self) -> list[str]:
+        return [c.name for c in self.columns if c.primary_key]
+
+
+def load_contract(path: str | Path) -> Contract:
+    """Read and validate a contract file.
+
+    :param path: path to the YAML file
+    :raises ContractError: naming the file, the field and the fix, when it is malformed
+    """
+    import yaml
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ContractError(f"{p}: contract file not found; check the path (relative paths are "
+                            "resolved from the current directory)") from None
+    except UnicodeDecodeError as e:
+        raise ContractError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ContractError(f"{p}{where}: invalid YAML: {problem}") from None
+    return parse_contract(doc, source=str(p))
+
+
+def parse_contract(doc: Any, source: str = "<memory>") -> Contract:
+    """Validate a contract already read into Python objects (see :func:`load_contract`)."""
+
+    def fail(where: str, msg: str) -> ContractError:
+        return ContractError(f"{source}: {where}: {msg}")
+
+    if not isinstance(doc, dict):
+        raise fail("top level", "a contract is a YAML mapping with at least 'dataset' and 'columns'")
+    unknown = set(doc) - _TOP_KEYS
+    if unknown:
+        raise fail(", ".join(sorted(unknown)),
+                   f"unknown field; the fields are: {', '.join(sorted(_TOP_KEYS))}")
+    for key in ("dataset", "columns"):
+        if key not in doc:
+            raise fail(key, "required field is missing")
+    dataset = doc["dataset"]
+    if not isinstance(dataset, str) or not dataset.strip():
+        raise fail("dataset", "must be a non-empty string naming the dataset")
+    policy = doc.get("schema_policy", "fail")
+    if policy not in POLICIES:
+        raise fail("schema_policy", f"{policy!r} is not a policy; use one of {', '.join(POLICIES)}")
+
+    cols_doc = doc["columns"]
+    if not isinstance(cols_doc, list) or not cols_doc:
+        raise fail("columns", "must be a non-empty list of columns, each with 'name' and 'type'")
+    columns: list[Column] = []
+    seen: set[str] = set()
+    for i, c in enumerate(cols_doc):
+        where = f"columns[{i}]"
+        if not isinstance(c, dict):
+            raise fail(where, "each column is a mapping with at least 'name' and 'type'")
+        if "name" in c:
+            where = f"columns[{i}] ({c['name']})"
+        unknown = set(c) - _COLUMN_KEYS
+        if unknown:
+            raise fail(f"{where}.{sorted(unknown)[0]}",
+                       f"unknown column field; the fields are: {', '.join(sorted(_COLUMN_KEYS))}")
+        for key in ("name", "type"):
+            if key not in c:
+                raise fail(where, f"'{key}' is missing")
+        try:
+            name = validate_identifier(str(c["name"]))
+        except IdentifierError as e:
+            raise fail(f"{where}.name", str(e)) from None
+        if name in seen:
+            raise fail(f"{where}.name", f"column {name!r} is declared twice; remove one")
+        seen.add(name)
+        try:
+            pg_type = parse_type(str(c["type"]))
+        except TypeSyntaxError as e:
+            raise fail(f"{where}.type", str(e)) from None
+        for flag in ("nullable", "primary_key", "unique"):
+            if flag in c and not isinstance(c[flag], bool):
+                raise fail(f"{where}.{flag}", f"must be true or false, not {c[flag]!r}")
+        allowed = c.get("allowed_values")
+        if allowed is not None and (not isinstance(allowed, list) or not allowed):
+            raise fail(f"{where}.allowed_values", "must be a non-empty list of values")
+        primary_key = c.get("primary_key", False)
+        nullable = c.get("nullable", not primary_key)
+        if primary_key and nullable:
+            raise fail(f"{where}.nullable", "a primary key column cannot be nullable; drop 'nullable: true'")
+        lo, hi = c.get("min"), c.get("max")
+        if lo is not None and hi is not None:
+            try:
+                if lo > hi:
+                    raise fail(f"{where}.min", f"min {lo!r} is greater than max {hi!r}")
+            except TypeError:
+                raise fail(f"{where}.min", "min and max must be comparable values") from None
+        columns.append(Column(
+            name=name, type=pg_type, nullable=nullable, primary_key=primary_key,
+            unique=c.get("unique", False), description=str(c.get("description", "")),
+            allowed_values=tuple(allowed) if allowed is not None else None,
+            min=lo, max=hi, pattern=c.get("pattern"),
+        ))
+
+    target = doc.get("target") or {}
+    if not isinstance(target, dict):
+        raise fail("target", "must be a mapping with 'table' and optionally 'partition_column'")
+    table = target.get("table")
+    if table is not None:
+        try:
+            validate_table_name(str(table))
+        except IdentifierError as e:
+            raise fail("target.table", str(e)) from None
+    partition_column = target.get("partition_column")
+    if partition_column is not None and partition_column not in seen:
+        raise fail("target.partition_column",
+                   f"{partition_column!r} is not one of the contract's columns ({', '.join(seen)})")
+    return Contract(
+        dataset=dataset, version=str(doc.get("version", "0")), owner=str(doc.get("owner", "")),
+        columns=tuple(columns), table=table, partition_column=partition_column,
+        schema_policy=policy, description=str(doc.get("description", "")), path=source,
+        extra={k: doc[k] for k in ("source", "quality") if k in doc},
+    )

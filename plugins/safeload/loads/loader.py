@@ -1,0 +1,605 @@
+"""Write-audit-publish of one partition into PostgreSQL.
+
+``stage()`` streams the source into a fresh UNLOGGED staging table with COPY, in one
+transaction that also records the staging table in ``safeload.staging``: a crash
+mid-COPY leaves nothing behind. Rows that do not parse or cast go to
+``safeload.quarantine`` with their line, raw text and reason, and a threshold decides
+whether the load goes on. The counts always add up: source = loaded + quarantined.
+
+``publish()`` replaces the partition in one transaction, serialised per partition by
+``pg_advisory_xact_lock`` and bounded by ``lock_timeout``: DELETE the partition, INSERT
+from staging, write the load history row, drop staging. Readers see the old partition
+or the new one, never a mix; a crash at any point leaves the old one.
+
+Between the two, a quality gate can check the staging table (the *audit*). Pure
+psycopg: no Airflow import; the operators and the CLI are thin layers over this.
+See docs/decisions/002-write-audit-publish.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from safeload.contracts.introspect import CsvReader, detect_format, normalise, open_text
+from safeload.contracts.types import PgType, check_value, parse_type
+from safeload.errors import LoadRefusedError, LockTimeoutError, SourceError
+from safeload.identifiers import validate_identifier
+from safeload.loads import sql as q
+from safeload.loads.metadata import STAGING_SCHEMA, ensure_metadata
+
+log = logging.getLogger(__name__)
+
+COPY_BLOCK = 1 << 20  # bytes per COPY write: large enough to amortise calls, small enough to stay flat
+
+
+@dataclass
+class StageResult:
+    """What ``stage()`` did; JSON-serialisable, so it can travel through XCom."""
+
+    target: str
+    partition_value: str
+    staging_table: str
+    run_key: str
+    source: str
+    rows_source: int
+    rows_loaded: int
+    rows_quarantined: int
+    checksum: str
+    add_columns: list[list[str]] = field(default_factory=list)
+    path: str = "copy"  # 'copy' (straight COPY) or 'checked' (row by row, with quarantine)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StageResult:
+        return cls(**d)
+
+
+@dataclass
+class PublishResult:
+    target: str
+    partition_value: str
+    rows: int
+    rows_replaced: int
+    rows_quarantined: int
+    rows_source: int
+    checksum: str
+    history_id: int
+    added_columns: list[str]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class PartitionLoader:
+    """Loads one partition of one PostgreSQL table, idempotently.
+
+    :param connect: returns a new psycopg connection to the warehouse
+    :param table: the target, ``schema.table`` or ``table``
+    :param partition_column: the column whose value names the partition
+    :param partition_value: e.g. ``"2024-05-01"`` (the logical date)
+    :param run_key: names this load (Airflow: dag, run and task); a retry of the same
+        run reuses and replaces its staging table
+    :param lock_timeout: bound on every lock wait, e.g. ``"30s"``; past it the load fails
+        with a retryable :class:`LockTimeoutError` and nothing changes
+    :param max_bad_rows: quarantined rows above this refuse the load (None: no limit)
+    :param max_bad_fraction: quarantined fraction of source rows above this refuses it
+    :param allow_empty: accept a source with no rows (publishing an empty partition)
+    :param add_columns: ``[(name, type)]`` to add to the target on publish (schema evolution)
+    :param audit: dag_id, run_id, task_id, try_number for the load history
+    :param stale_staging_after: staging left by other runs of the same partition longer
+        ago than this is dropped by the next stage (a crashed or abandoned run)
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], psycopg.Connection],
+        *,
+        table: str,
+        partition_column: str,
+        partition_value: str,
+        run_key: str,
+        lock_timeout: str = "30s",
+        max_bad_rows: int | None = 0,
+        max_bad_fraction: float | None = None,
+        allow_empty: bool = False,
+        add_columns: list[tuple[str, str]] | None = None,
+        audit: dict[str, Any] | None = None,
+        stale_staging_after: str = "12 hours",
+    ):
+        self.connect = connect
+        self.table = table
+        self.partition_column = validate_identifier(partition_column, "partition column")
+        self.partition_value = str(partition_value)
+        self.run_key = run_key
+        self.lock_timeout = lock_timeout
+        self.max_bad_rows = max_bad_rows
+        self.max_bad_fraction = max_bad_fraction
+        self.allow_empty = allow_empty
+        self.add_columns = [(validate_identifier(n, "column"), str(parse_type(t))) for n, t in (add_columns or [])]
+        self.audit = audit or {}
+        self.stale_staging_after = stale_staging_after
+        self._started = time.time()
+
+    def _connect(self) -> psycopg.Connection:
+        # autocommit, so that each ``conn.transaction()`` below is a real transaction
+        # (committed or rolled back at its end), not a savepoint of an implicit one
+        conn = self.connect()
+        conn.autocommit = True
+        return conn
+
+    # ------------------------------------------------------------------ stage
+    def stage(self, source: str | Path, fmt: str | None = None) -> StageResult:
+        """Stream ``source`` into a new staging table; see the module docstring."""
+        t0 = time.time()
+        source = str(source)
+        fmt = fmt or detect_format(source)
+        with self._connect() as conn:
+            ensure_metadata(conn)
+            info = q.target_info(conn, self.table)
+            self._check_partition_column(info)
+            header = self._source_columns(source, fmt)
+            mapping = self._map_columns(info, header, source)
+            name = q.staging_name(info.name, self.partition_value, self.run_key)
+            self._drop_stale(conn, info, name)
+            quarantine = _Quarantine()
+            try:
+                with conn.transaction():
+                    _lock_timeout(conn, self.lock_timeout)
+                    self._create_staging(conn, info, name, header, mapping)
+                    path, rows_source, rows_loaded = self._fill(conn, info, name, source, fmt, header, mapping, quarantine)
+                    bad = quarantine.count
+                    if rows_source != rows_loaded + bad:  # the invariant every load keeps
+                        raise AssertionError(f"row accounting broke: {rows_source} != {rows_loaded} + {bad}")
+                    self._check_thresholds(source, rows_source, bad, quarantine)
+                    cols = [c.name for c in info.columns] + [n for n, _ in self.add_columns]
+                    _n, checksum = conn.execute(q.checksum_sql(q.staging_ident(name), cols)).fetchone()
+                    conn.execute(
+                        """insert into safeload.staging (staging_table, target, partition_value, run_key,
+                               rows_loaded, rows_quarantined, rows_source, checksum, source, add_columns)
+                           values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                        (name, info.name, self.partition_value, self.run_key, rows_loaded, bad, rows_source,
+                         checksum, source, json.dumps(self.add_columns)),
+                    )
+                    self._save_quarantine(conn, info, source, quarantine)
+            except LoadRefusedError as e:
+                # the staging is rolled back; keep the evidence: quarantined rows and a history row
+                with conn.transaction():
+                    self._save_quarantine(conn, info, source, quarantine)
+                    self._history(conn, info, "refused", source=source, rows_quarantined=quarantine.count,
+                                  message=str(e))
+                raise
+            except psycopg.errors.LockNotAvailable as e:
+                raise LockTimeoutError(f"{info.name}: could not lock within lock_timeout={self.lock_timeout} "
+                                       f"({e.diag.message_primary}); retry later") from None
+            finally:
+                quarantine.close()
+        result = StageResult(info.name, self.partition_value, name, self.run_key, source, rows_source,
+                             rows_loaded, bad, checksum, [list(c) for c in self.add_columns], path,
+                             round(time.time() - t0, 3))
+        log.info("staged %s rows of %s into %s.%s (%s quarantined, %s path)", rows_loaded, source,
+                 STAGING_SCHEMA, name, bad, path)
+        return result
+
+    def _check_partition_column(self, info: q.TargetInfo) -> None:
+        if info.column(self.partition_column) is None:
+            raise LoadRefusedError(f"{info.name} has no column {self.partition_column!r}; "
+                                   "set partition_column to one of " + ", ".join(c.name for c in info.columns))
+        if info.partitioned and info.partition_key != self.partition_column:
+            raise LoadRefusedError(f"{info.name} is partitioned by {info.partition_key!r}, not "
+                                   f"{self.partition_column!r}; use partition_column={info.partition_key!r}")
+
+    def _source_columns(self, source: str, fmt: str) -> list[str]:
+        if fmt == "csv":
+            with CsvReader(source) as r:
+                return list(r.header)
+        if fmt == "jsonl":
+            with open_text(source) as fh:
+                for line_no, line in enumerate(fh, 1):
+                    if line.strip():
+                        try:
+                            return list(json.loads(line))
+                        except (json.JSONDecodeError, TypeError, AttributeError):
+                            raise SourceError(f"{source} line {line_no}: not a JSON object") from None
+            raise SourceError(f"{source}: the file is empty; expected one JSON object per line")
+        if fmt == "parquet":
+            from safeload.contracts.introspect import introspect_parquet
+
+            return introspect_parquet(source).column_names
+        raise SourceError(f"format {fmt!r} is not supported; use csv, parquet or jsonl")
+
+    def _map_columns(self, info: q.TargetInfo, header: list[str], source: str) -> dict[str, str | None]:
+        """source column -> target column (None: not in the target, staged and ignored)."""
+        by_norm = {normalise(c.name): c.name for c in info.columns}
+        by_norm.update({normalise(n): n for n, _ in self.add_columns})
+        mapping = {h: by_norm.get(normalise(h)) for h in header}
+        present = set(mapping.values())
+        missing = [c.name for c in info.columns
+                   if c.not_null and not c.has_default and c.name not in present and c.name != self.partition_column]
+        if missing:
+            raise LoadRefusedError(f"{source} has no column {missing[0]!r}, which {info.name} requires (NOT NULL); "
+                                   "fix the source or check its contract")
+        return mapping
+
+    def _drop_stale(self, conn: psycopg.Connection, info: q.TargetInfo, name: str) -> None:
+        """Drop this run's previous staging (a retry) and other runs' stale staging."""
+        rows = conn.execute(
+            """select staging_table from safeload.staging
+               where target = %s and partition_value = %s
+                 and (staging_table = %s or created_at < now() - %s::interval)""",
+            (info.name, self.partition_value, name, self.stale_staging_after),
+        ).fetchall()
+        rows.append((name,))  # an orphan without a registry row cannot exist, but be sure
+        with conn.transaction():
+            _lock_timeout(conn, self.lock_timeout)
+            for (stale,) in rows:
+                conn.execute(sql.SQL("drop table if exists {}").format(q.staging_ident(stale)))
+                conn.execute("delete from safeload.staging where staging_table = %s", (stale,))
+
+    def _create_staging(self, conn, info, name, header, mapping) -> None:
+        ident = q.staging_ident(name)
+        conn.execute(sql.SQL("create unlogged table {} (like {} including defaults)").format(ident, info.ident))
+        for col, pg_type in self.add_columns:
+            conn.execute(sql.SQL("alter table {} add column if not exists {} {}").format(
+                ident, sql.Identifier(col), sql.SQL(pg_type)))
+        for h in header:
+            if mapping[h] is None:  # a column the target does not have: staged as text, not published
+                conn.execute(sql.SQL("alter table {} add column {} text").format(ident, sql.Identifier(_extra(h))))
+        if self.partition_column not in mapping.values():
+            conn.execute(sql.SQL("alter table {} alter column {} set default {}").format(
+                ident, sql.Identifier(self.partition_column), sql.Literal(self.partition_value)))
+
+    def _fill(self, conn, info, name, source, fmt, header, mapping, quarantine) -> tuple[str, int, int]:
+        """COPY the source into staging. Returns (path, rows in source, rows loaded)."""
+        cols = [mapping[h] or _extra(h) for h in header]
+        copy_sql = sql.SQL("copy {} ({}) from stdin").format(
+            q.staging_ident(name), sql.SQL(", ").join(sql.Identifier(c) for c in cols))
+        if fmt == "csv":
+            # Fast path: the file's bytes go straight to COPY. Clean files (the usual case)
+            # load at COPY speed; any error falls back to the checked path below.
+            try:
+                with conn.transaction():
+                    with conn.cursor().copy(copy_sql + sql.SQL(" (format csv, header true)")) as copy:
+                        with _open_binary(source) as fh:
+                            while block := fh.read(COPY_BLOCK):
+                                copy.write(block)
+                    rows = conn.execute(sql.SQL("select count(*) from {}").format(q.staging_ident(name))).fetchone()[0]
+                    if self.partition_column in mapping.values():
+                        wrong = conn.execute(sql.SQL("select count(*) from {} where {} is distinct from {}").format(
+                            q.staging_ident(name), sql.Identifier(self.partition_column),
+                            sql.Literal(self.partition_value))).fetchone()[0]
+                        if wrong:
+                            raise _FallBack(f"{wrong} row(s) of another partition")
+                    if rows == 0 and not self.allow_empty:
+                        raise LoadRefusedError(f"{source} has a header but no rows: refusing to replace partition "
+                                               f"{self.partition_value} of {info.name} with nothing "
+                                               "(allow_empty=True accepts an empty delivery)")
+                    return "copy", rows, rows
+            except (psycopg.errors.DataError, psycopg.errors.IntegrityError, psycopg.errors.BadCopyFileFormat,
+                    psycopg.errors.CharacterNotInRepertoire, _FallBack) as e:
+                log.info("straight COPY of %s refused (%s); loading row by row with quarantine",
+                         source, str(e).splitlines()[0])
+        return self._fill_checked(conn, info, copy_sql, source, fmt, header, mapping, quarantine)
+
+    def _fill_checked(self, conn, info, copy_sql, source, fmt, header, mapping, quarantine) -> tuple[str, int, int]:
+        """Row by row: check each value against the target's types; bad rows to quarantine."""
+        types: list[PgType | None] = []
+        not_null: list[bool] = []
+        part_idx = None
+        for i, h in enumerate(header):
+            col = info.column(mapping[h]) if mapping[h] else None
+            types.append(_try_type(col.type) if col else None)
+            not_null.append(bool(col and col.not_null))
+            if mapping[h] == self.partition_column:
+                part_idx = i
+        width = len(header)
+        rows_source = rows_loaded = 0
+        with conn.cursor().copy(copy_sql) as copy:
+            for line, values, raw in _rows(source, fmt, header):
+                rows_source += 1
+                reason = None
+                if len(values) != width:
+                    reason = f"has {len(values)} fields, the header has {width}"
+                else:
+                    for i, v in enumerate(values):
+                        if v is None or v == "":
+                            if not_null[i]:
+                                reason = f"column {header[i]!r} is empty, but {info.name}.{mapping[header[i]]} is NOT NULL"
+                                break
+                            values[i] = None
+                            continue
+                        t = types[i]
+                        if t is not None:
+                            r = check_value(v, t)
+                            if r is not None:
+                                reason = f"column {header[i]!r}: {r}"
+                                break
+                        elif "\x00" in v:
+                            reason = f"column {header[i]!r}: NUL byte in text"
+                            break
+                    if reason is None and part_idx is not None and values[part_idx] is not None \
+                            and not _same_partition(values[part_idx], self.partition_value, types[part_idx]):
+                        reason = (f"column {header[part_idx]!r} is {values[part_idx]!r}: the row belongs to another "
+                                  f"partition than {self.partition_value}")
+                if reason is None:
+                    copy.write_row(values)
+                    rows_loaded += 1
+                else:
+                    quarantine.add(line, raw, reason)
+        if rows_source == 0 and not self.allow_empty:
+            raise LoadRefusedError(f"{source} has no rows: refusing to replace partition {self.partition_value} "
+                                   f"of {info.name} with nothing (allow_empty=True accepts an empty delivery)")
+        return "checked", rows_source, rows_loaded
+
+    def _check_thresholds(self, source: str, rows_source: int, bad: int, quarantine: _Quarantine) -> None:
+        if not bad:
+            return
+        over = []
+        if self.max_bad_rows is not None and bad > self.max_bad_rows:
+            over.append(f"more than max_bad_rows={self.max_bad_rows}")
+        if self.max_bad_fraction is not None and rows_source and bad / rows_source > self.max_bad_fraction:
+            over.append(f"{bad / rows_source:.2%} of rows, more than max_bad_fraction={self.max_bad_fraction:.2%}")
+        if over:
+            examples = "; ".join(f"line {ln}: {reason}" for ln, reason in quarantine.examples)
+            raise LoadRefusedError(
+                f"{source}: {bad} of {rows_source} row(s) are malformed ({' and '.join(over)}), so partition "
+                f"{self.partition_value} was not replaced. First: {examples}. All are in safeload.quarantine "
+                f"(run_key {self.run_key!r}); fix the source, or raise the threshold if they are expected"
+            )
+
+    def _save_quarantine(self, conn, info, source, quarantine: _Quarantine) -> None:
+        if not quarantine.count or quarantine.saved:
+            return
+        with conn.cursor().copy(
+            "copy safeload.quarantine (target, partition_value, run_key, source, line, raw, reason) from stdin"
+        ) as copy:
+            for line, raw, reason in quarantine.rows():
+                copy.write_row((info.name, self.partition_value, self.run_key, source, line, raw, reason))
+        quarantine.saved = True
+
+    # ---------------------------------------------------------------- publish
+    def publish(self, staged: StageResult) -> PublishResult:
+        """Replace the partition with the staging table's rows, atomically."""
+        t0 = time.time()
+        with self._connect() as conn:
+            info = q.target_info(conn, self.table)
+            try:
+                if info.partitioned:
+                    self._ensure_partition(conn, info)
+                with conn.transaction():
+                    _lock_timeout(conn, self.lock_timeout)
+                    conn.execute("select pg_advisory_xact_lock(%s)", (q.partition_lock_key(info.name, self.partition_value),))
+                    reg = conn.execute(
+                        "select rows_loaded, rows_quarantined, rows_source, checksum, add_columns, source "
+                        "from safeload.staging where staging_table = %s for update",
+                        (staged.staging_table,),
+                    ).fetchone()
+                    if reg is None:
+                        raise LoadRefusedError(
+                            f"staging table {STAGING_SCHEMA}.{staged.staging_table} for {info.name} partition "
+                            f"{self.partition_value} is gone (already published by an earlier try, or dropped as "
+                            "stale); stage the partition again")
+                    rows_loaded, rows_quarantined, rows_source, checksum, add_columns, source = reg
+                    stg = q.staging_ident(staged.staging_table)
+                    actual = conn.execute(sql.SQL("select count(*) from {}").format(stg)).fetchone()[0]
+                    if actual != rows_loaded:
+                        raise LoadRefusedError(f"{STAGING_SCHEMA}.{staged.staging_table} holds {actual} rows but "
+                                               f"{rows_loaded} were staged; it was modified, stage again")
+                    added = []
+                    for col, pg_type in add_columns:
+                        if info.column(col) is None:
+                            conn.execute(sql.SQL("alter table {} add column if not exists {} {}").format(
+                                info.ident, sql.Identifier(col), sql.SQL(str(parse_type(pg_type)))))
+                            added.append(col)
+                    cols = sql.SQL(", ").join(sql.Identifier(c) for c in
+                                              [c.name for c in info.columns] + [c for c, _ in add_columns])
+                    replaced = conn.execute(sql.SQL("delete from {} where {}").format(
+                        info.ident, q.partition_where(self.partition_column, self.partition_value))).rowcount
+                    inserted = conn.execute(sql.SQL("insert into {} ({}) select {} from {}").format(
+                        info.ident, cols, cols, stg)).rowcount
+                    history_id = self._history(
+                        conn, info, "published", source=source, rows_loaded=inserted,
+                        rows_quarantined=rows_quarantined, rows_source=rows_source, checksum=checksum,
+                        schema_changes=json.dumps([{"added": c} for c in added]) if added else None,
+                        message=f"replaced {replaced} row(s)")
+                    conn.execute(sql.SQL("drop table {}").format(stg))
+                    conn.execute("delete from safeload.staging where staging_table = %s", (staged.staging_table,))
+            except psycopg.errors.LockNotAvailable as e:
+                raise LockTimeoutError(
+                    f"{info.name} partition {self.partition_value}: a lock could not be had within "
+                    f"lock_timeout={self.lock_timeout} ({e.diag.message_primary}); the partition is unchanged. "
+                    "A long-running reader or another load holds it; retry later") from None
+        result = PublishResult(info.name, self.partition_value, inserted, replaced, rows_quarantined, rows_source,
+                               checksum, history_id, added, round(time.time() - t0, 3))
+        log.info("published %s partition %s: %s rows (replaced %s)", info.name, self.partition_value, inserted, replaced)
+        return result
+
+    def _ensure_partition(self, conn: psycopg.Connection, info: q.TargetInfo) -> None:
+        """Create and attach the partition for the value when it is missing.
+
+        Created as a plain table and then ATTACHed: ATTACH takes SHARE UPDATE EXCLUSIVE
+        on the parent, which does not block readers or loads of other partitions
+        (``CREATE TABLE ... PARTITION OF`` would take ACCESS EXCLUSIVE).
+        """
+        with conn.transaction():
+            _lock_timeout(conn, self.lock_timeout)
+            conn.execute("select pg_advisory_xact_lock(%s)", (q.partition_lock_key(info.name, self.partition_value),))
+            if _partition_for(conn, info, self.partition_value) is not None:
+                return
+            name = q.partition_table_name(info, self.partition_value)
+            part = sql.Identifier(info.schema, name)
+            conn.execute(sql.SQL("create table {} (like {} including defaults including constraints)").format(part, info.ident))
+            conn.execute(sql.SQL("alter table {} attach partition {} {}").format(
+                info.ident, part, q.partition_bounds(info, self.partition_value)))
+            log.info("created partition %s.%s of %s", info.schema, name, info.name)
+
+    # ---------------------------------------------------------------- history
+    def _history(self, conn, info, status, *, source=None, rows_loaded=None, rows_quarantined=None,
+                 rows_source=None, checksum=None, schema_changes=None, message=None) -> int:
+        a = self.audit
+        return conn.execute(
+            """insert into safeload.load_history (target, partition_value, status, rows_loaded, rows_quarantined,
+                   rows_source, checksum, source, dag_id, run_id, task_id, try_number, started_at, published_at,
+                   duration_s, schema_changes, message)
+               values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, to_timestamp(%s),
+                       case when %s = 'published' then now() end, %s, %s, %s)
+               returning id""",
+            (info.name, self.partition_value, status, rows_loaded, rows_quarantined, rows_source, checksum, source,
+             a.get("dag_id"), a.get("run_id"), a.get("task_id"), a.get("try_number"), self._started, status,
+             round(time.time() - self._started, 3), schema_changes, message),
+        ).fetchone()[0]
+
+    def run(self, source: str | Path, fmt: str | None = None,
+            audit_hook: Callable[[StageResult], None] | None = None) -> PublishResult:
+        """Stage, optionally audit (``audit_hook`` raises to stop), and publish."""
+        staged = self.stage(source, fmt)
+        if audit_hook is not None:
+            audit_hook(staged)
+        return self.publish(staged)
+
+
+def _partition_for(conn: psycopg.Connection, info: q.TargetInfo, value: str) -> str | None:
+    """The leaf partition a row with ``value`` in the key would be routed to, or None."""
+    leaves = conn.execute(
+        "select relid::regclass::text, pg_get_expr(c.relpartbound, c.oid) from pg_partition_tree(%s::regclass) t "
+        "join pg_class c on c.oid = t.relid where t.isleaf",
+        (info.name,),
+    ).fetchall()
+    for leaf, _bound in leaves:
+        # ask PostgreSQL whether the leaf's partition constraint admits the value
+        constraint = conn.execute("select pg_get_partition_constraintdef(%s::regclass)", (leaf,)).fetchone()[0]
+        if constraint is None:
+            continue
+        ok = conn.execute(
+            sql.SQL("select {} from (select {}::{} as {}) as v").format(
+                sql.SQL(constraint), sql.Literal(value),
+                sql.SQL(info.column(info.partition_key).type), sql.Identifier(info.partition_key))
+        ).fetchone()[0]
+        if ok:
+            return leaf
+    return None
+
+
+def _lock_timeout(conn: psycopg.Connection, value: str) -> None:
+    """SET LOCAL lock_timeout (SET takes no parameters; set_config does)."""
+    conn.execute("select set_config('lock_timeout', %s, true)", (value,))
+
+
+class _FallBack(Exception):
+    """Internal: the straight COPY path cannot take this file; use the checked path."""
+
+
+def _extra(name: str) -> str:
+    """Staging column name for a source column the target lacks (kept, never published)."""
+    return "_extra_" + hashlib.sha1(name.encode()).hexdigest()[:12]
+
+
+def _try_type(text: str) -> PgType | None:
+    try:
+        return parse_type(text)
+    except ValueError:
+        return None  # a type safeload does not check (PostgreSQL still does, on COPY)
+
+
+def _same_partition(value: str, partition_value: str, t: PgType | None) -> bool:
+    if t is not None and t.name == "date":
+        return value.strip()[:10] == str(partition_value)[:10]
+    return value.strip() == str(partition_value)
+
+
+def _open_binary(path: str) -> io.BufferedIOBase:
+    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+
+
+def _rows(source: str, fmt: str, header: list[str]) -> Iterator[tuple[int, list[Any], str]]:
+    """(line, values as text, raw text) for each row of a source, streamed."""
+    if fmt == "csv":
+        with CsvReader(source) as reader:
+            for line, row in reader:
+                buf = io.StringIO()
+                csv.writer(buf).writerow(row)
+                yield line, row, buf.getvalue().rstrip("\r\n")
+    elif fmt == "jsonl":
+        with open_text(source) as fh:
+            for line_no, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    yield line_no, [None] * (len(header) + 1), line.rstrip("\n")  # width mismatch -> quarantined
+                    del e
+                    continue
+                if not isinstance(obj, dict):
+                    yield line_no, [], line.rstrip("\n")
+                    continue
+                yield line_no, [_json_text(obj.get(h)) for h in header], line.rstrip("\n")
+    elif fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(source)
+        line = 0
+        for batch in pf.iter_batches(batch_size=65536, columns=header):
+            for rec in batch.to_pylist():
+                line += 1
+                vals = [_json_text(rec.get(h)) for h in header]
+                yield line, vals, json.dumps(rec, default=str)
+    else:
+        raise SourceError(f"format {fmt!r} is not supported")
+
+
+def _json_text(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (dict, list)):
+        return json.dumps(v)
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return str(v)
+
+
+class _Quarantine:
+    """Rejected rows, spooled to a temporary file so memory stays flat however many there are."""
+
+    MAX_EXAMPLES = 5
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile("w+", encoding="utf-8")
+        self._writer = csv.writer(self._file)
+        self.count = 0
+        self.examples: list[tuple[int, str]] = []
+        self.saved = False
+
+    def add(self, line: int, raw: str, reason: str) -> None:
+        self.count += 1
+        if len(self.examples) < self.MAX_EXAMPLES:
+            self.examples.append((line, reason))
+        self._writer.writerow((line, raw.replace("\x00", "\\0"), reason))
+
+    def rows(self) -> Iterator[tuple[int, str, str]]:
+        self._file.flush()
+        self._file.seek(0)
+        for line, raw, reason in csv.reader(self._file):
+            yield int(line), raw, reason
+
+    def close(self) -> None:
+        self._file.close()

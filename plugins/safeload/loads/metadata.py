@@ -1,0 +1,106 @@
+"""safeload's own tables in the warehouse: load history, quarantine, staging registry, results.
+
+They live in the ``safeload`` schema; staging tables in ``safeload_staging``. Created on
+first use (idempotently, under an advisory lock so concurrent first runs do not race on
+``CREATE TABLE IF NOT EXISTS``). The same DDL is in include/sql/safeload_metadata.sql for
+teams that create objects through migrations and run the loader without CREATE rights.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SCHEMA = "safeload"
+STAGING_SCHEMA = "safeload_staging"
+_DDL_LOCK_KEY = 7_160_318_200_001  # any constant; serialises the DDL below
+
+DDL = f"""
+create schema if not exists {SCHEMA};
+create schema if not exists {STAGING_SCHEMA};
+
+create table if not exists {SCHEMA}.load_history (
+    id              bigserial primary key,
+    target          text        not null,
+    partition_value text        not null,
+    status          text        not null check (status in ('published', 'refused', 'failed')),
+    rows_loaded     bigint,
+    rows_quarantined bigint,
+    rows_source     bigint,
+    checksum        text,
+    source          text,
+    dag_id          text,
+    run_id          text,
+    task_id         text,
+    try_number      integer,
+    started_at      timestamptz,
+    staged_at       timestamptz,
+    published_at    timestamptz,
+    duration_s      double precision,
+    schema_changes  jsonb,
+    message         text
+);
+create index if not exists load_history_target_idx
+    on {SCHEMA}.load_history (target, partition_value, id desc);
+
+create table if not exists {SCHEMA}.quarantine (
+    id              bigserial primary key,
+    target          text        not null,
+    partition_value text        not null,
+    run_key         text        not null,
+    source          text,
+    line            bigint,
+    raw             text,
+    reason          text        not null,
+    created_at      timestamptz not null default now()
+);
+create index if not exists quarantine_target_idx
+    on {SCHEMA}.quarantine (target, partition_value, run_key);
+
+create table if not exists {SCHEMA}.staging (
+    staging_table   text primary key,
+    target          text        not null,
+    partition_value text        not null,
+    run_key         text        not null,
+    created_at      timestamptz not null default now(),
+    rows_loaded     bigint      not null,
+    rows_quarantined bigint     not null,
+    rows_source     bigint      not null,
+    checksum        text        not null,
+    source          text,
+    add_columns     jsonb       not null default '[]'
+);
+
+create table if not exists {SCHEMA}.quality_results (
+    id              bigserial primary key,
+    run_key         text,
+    dag_id          text,
+    run_id          text,
+    task_id         text,
+    target          text        not null,
+    partition_value text,
+    suite           text,
+    expectation_type text       not null,
+    column_name     text,
+    kwargs          jsonb,
+    severity        text        not null,
+    success         boolean     not null,
+    observed_value  jsonb,
+    engine          text,
+    checked_at      timestamptz not null default now()
+);
+create index if not exists quality_results_target_idx
+    on {SCHEMA}.quality_results (target, checked_at desc);
+"""
+
+
+def ensure_metadata(conn: Any) -> None:
+    """Create safeload's schemas and tables if they are missing (idempotent, race-free)."""
+    exists = conn.execute(
+        "select to_regclass('safeload.load_history') is not null and to_regclass('safeload.staging') is not null"
+        " and to_regclass('safeload.quality_results') is not null"
+    ).fetchone()[0]
+    if exists:
+        return
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(%s)", (_DDL_LOCK_KEY,))
+        conn.execute(DDL)
