@@ -290,11 +290,17 @@ def introspect_parquet(path: str | Path) -> SourceSchema:
     return schema
 
 
-def introspect_postgres(conn: Any, relation: str, schema_name: str = "public") -> SourceSchema:
+def introspect_postgres(conn: Any, relation: str, schema_name: str = "public",
+                        contract: Contract | None = None) -> SourceSchema:
     """Columns, types and nullability of a PostgreSQL table or view (from the catalogue).
+
+    With a contract, nullable source columns that the contract says are NOT NULL get
+    their nulls counted (one scan for all of them).
 
     :param conn: an open psycopg connection
     """
+    from psycopg import sql
+
     rows = conn.execute(
         """
         select a.attname, format_type(a.atttypid, a.atttypmod), not a.attnotnull
@@ -308,8 +314,27 @@ def introspect_postgres(conn: Any, relation: str, schema_name: str = "public") -
     ).fetchall()
     if not rows:
         raise SourceError(f"table {schema_name}.{relation} does not exist or has no columns")
-    return SourceSchema(f"{schema_name}.{relation}", "postgres",
-                        [SourceColumn(n, _pg_type_or_text(t), nullable) for n, t, nullable in rows])
+    schema = SourceSchema(f"{schema_name}.{relation}", "postgres",
+                          [SourceColumn(n, _pg_type_or_text(t), nullable) for n, t, nullable in rows])
+    _count_nulls(conn, schema, sql.Identifier(schema_name, relation), contract)
+    return schema
+
+
+def _count_nulls(conn: Any, schema: SourceSchema, relation: Any, contract: Contract | None) -> None:
+    """Count nulls in nullable source columns that the contract declares NOT NULL."""
+    from psycopg import sql
+
+    if contract is None:
+        return
+    not_null = {normalise(c.name) for c in contract.columns if not c.nullable}
+    cols = [c.name for c in schema.columns if c.nullable is not False and normalise(c.name) in not_null]
+    if not cols:
+        return
+    counts = conn.execute(sql.SQL("select {} from {}").format(
+        sql.SQL(", ").join(sql.SQL("count(*) - count({})").format(sql.Identifier(c)) for c in cols), relation)
+    ).fetchone()
+    for c, n in zip(cols, counts):
+        schema.scans[c] = ColumnScan(nulls=n)
 
 
 def _pg_type_or_text(text: str) -> PgType:
@@ -319,14 +344,18 @@ def _pg_type_or_text(text: str) -> PgType:
         return PgType("text")
 
 
-def introspect_query(conn: Any, query: str) -> SourceSchema:
-    """Columns and types of a SQL query's result, without running it to completion."""
-    cur = conn.execute(f"select * from ({query}) as q limit 0")  # noqa: S608 - the query is the user's own source
+def introspect_query(conn: Any, query: str, contract: Contract | None = None) -> SourceSchema:
+    """Columns and types of a SQL query's result (nullability unknown: nulls are counted)."""
+    from psycopg import sql
+
+    cur = conn.execute(sql.SQL("select * from ({}) as q limit 0").format(sql.SQL(query)))
     cols = []
     for d in cur.description:
         type_text = conn.execute("select format_type(%s, %s)", (d.type_code, _typmod(d))).fetchone()[0]
         cols.append(SourceColumn(d.name, _pg_type_or_text(type_text)))
-    return SourceSchema("query", "postgres", cols)
+    schema = SourceSchema("query", "postgres", cols)
+    _count_nulls(conn, schema, sql.SQL("({}) as q").format(sql.SQL(query)), contract)
+    return schema
 
 
 def _typmod(d: Any) -> int:

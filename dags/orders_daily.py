@@ -1,0 +1,108 @@
+"""orders_daily: a daily fact-table load that expects failure. See ``doc_md`` below."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pendulum
+from airflow.sdk import DAG, Asset
+
+from safeload.alerts.notifiers import send_failure_alert, send_recovery_alert
+from safeload.operators.contract import SchemaContractCheckOperator
+from safeload.operators.load import PublishPartitionOperator, StagePartitionOperator
+from safeload.operators.quality import QualityGateOperator
+from safeload.operators.summary import LoadSummaryOperator
+from safeload.sensors.source import SourceReadySensor
+
+INCLUDE = Path(__file__).resolve().parents[1] / "include"
+DATA_DIR = Path(os.environ.get("SAFELOAD_DATA_DIR", INCLUDE / "data" / "generated"))
+CONTRACT = str(INCLUDE / "contracts" / "orders.yaml")
+SOURCE = str(DATA_DIR / "orders" / "{{ ds }}.csv")
+
+ORDERS = Asset(name="warehouse.public.orders", uri="postgres://warehouse:5432/warehouse/public/orders")
+
+DOC = """
+### orders_daily: one published, audited partition of `public.orders` per day
+
+**What it does.** Waits for the day's `orders/<ds>.csv` (and its `.done` marker), holds it
+against the data contract `include/contracts/orders.yaml`, streams it into a staging
+table with COPY, runs the quality gate on staging, and only then replaces the day's
+partition of `public.orders` in one transaction. A summary goes to Slack.
+
+**Why it is built this way.**
+
+* *Partitioned by `order_date`, one run per logical date.* A run owns exactly one
+  partition, so a re-run or a backfill of any day replaces that day and nothing else:
+  idempotent by construction, not by care. Native partitions keep the day's rows
+  together, so replacing a day touches only that day.
+* *Contract check first.* A renamed or retyped column is caught before a row moves, with
+  a report that says what changed and what to do. A new column is only a warning here
+  (`schema_policy: warn`): today's load goes on without it.
+* *Write-audit-publish.* Bad data is found in staging, where it harms nobody; the
+  published partition changes only after the gate passes, atomically (DELETE + INSERT in
+  one transaction, serialised per partition by an advisory lock). Readers see yesterday's
+  version or today's, never half of one. A crash anywhere leaves the old partition.
+* *Quarantine, not crash.* Rows that do not parse go to `safeload.quarantine` with their
+  line and reason; more than 0.5% of them refuses the load.
+* *Severities.* `critical` checks (uniqueness, not-null, allowed values from the
+  contract) stop the publish; `warning` checks (amount distribution, volume against the
+  last 14 loads) are reported and let it through.
+* *Retries are for the infrastructure, not for data.* `retries=2` covers a lock timeout or
+  a dropped connection; bad data raises `AirflowFailException`, which is not retried.
+* *Alerts.* Failures go to Slack with the log link; repeats are folded into one message,
+  and a later success posts "resolved" in the same thread.
+* *No catchup, max one active run.* Backfills are explicit (`airflow backfill create`),
+  and runs of different days still never interfere: each serialises on its own partition.
+"""
+
+default_args = {
+    "owner": "data-platform",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=2),
+    "retry_exponential_backoff": True,
+    "execution_timeout": timedelta(hours=1),
+    "on_failure_callback": send_failure_alert(),
+    "on_success_callback": send_recovery_alert(),
+}
+
+with DAG(
+    dag_id="orders_daily",
+    schedule="@daily",
+    start_date=pendulum.datetime(2024, 5, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args,
+    tags=["safeload", "reference", "orders"],
+    doc_md=DOC,
+) as dag:
+    wait = SourceReadySensor(
+        task_id="wait_for_source",
+        path=SOURCE,
+        marker="{path}.done",
+        poke_interval=60,
+        timeout=6 * 3600,
+        mode="reschedule",
+    )
+    check = SchemaContractCheckOperator(task_id="check_contract", contract=CONTRACT, source=SOURCE)
+    stage = StagePartitionOperator(
+        task_id="stage", contract=CONTRACT, source=SOURCE, partition_value="{{ ds }}", max_bad_fraction=0.005,
+        max_bad_rows=None,
+    )
+    audit = QualityGateOperator(
+        task_id="audit_staging",
+        stage_task_id="stage",
+        contract=CONTRACT,
+        suite=str(INCLUDE / "expectations" / "orders.json"),
+        volume_check={"last_n": 14, "k": 4.0, "severity": "warning"},
+    )
+    publish = PublishPartitionOperator(
+        task_id="publish", contract=CONTRACT, stage_task_id="stage", partition_value="{{ ds }}", outlets=[ORDERS],
+    )
+    summary = LoadSummaryOperator(
+        task_id="summary", check_task_id="check_contract", stage_task_id="stage", gate_task_id="audit_staging",
+        publish_task_id="publish",
+    )
+
+    wait >> check >> stage >> audit >> publish >> summary

@@ -1,0 +1,168 @@
+"""The ``safeload`` command: the same checks and loads, outside Airflow.
+
+    safeload contract check CONTRACT --source PATH [--policy P] [--json]
+    safeload load --conn URI --table SCHEMA.TABLE --partition VALUE --source PATH ...
+    safeload gate run --suite SUITE.json --conn URI --table T [--where SQL] [--engine sql|gx] [--json]
+
+Exit codes: 0 success, 1 refused (breaking drift, bad data, failed critical check),
+2 usage or connection error (or an unreadable input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse exits 2 on usage errors already; keep the message short
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="safeload", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    contract = sub.add_parser("contract", help="data contract commands")
+    csub = contract.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    check = csub.add_parser("check", help="hold a source against a contract",
+                            description="Exit 0 when the source satisfies the contract (additive drift under "
+                                        "'warn' included), 1 on breaking drift, 2 on a usage error or unreadable input.")
+    check.add_argument("contract", help="the contract YAML file")
+    check.add_argument("--source", required=True,
+                       help="a CSV(.gz), Parquet or JSON lines file, or postgresql://.../db?table=schema.table")
+    check.add_argument("--format", choices=["csv", "parquet", "jsonl"], help="source format (default: from the name)")
+    check.add_argument("--policy", choices=["fail", "warn", "evolve"], help="override the contract's schema_policy")
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.set_defaults(func=_contract_check)
+
+    load = sub.add_parser("load", help="load one partition (write-audit-publish)",
+                          description="Load one partition idempotently into an existing table whose columns match "
+                                      "the source's by name. Exit 0 on publish, 1 when the load was refused (bad "
+                                      "data over the threshold, contract broken, empty source), 2 on usage or "
+                                      "connection errors.")
+    load.add_argument("--conn", required=True, help="PostgreSQL URI of the warehouse, e.g. postgresql://user@host/db")
+    load.add_argument("--table", required=True, help="target table, schema.table")
+    load.add_argument("--partition", required=True, help="the partition value to replace, e.g. 2024-05-01")
+    load.add_argument("--source", required=True, help="the file to load")
+    load.add_argument("--partition-column", help="the partition column (or take it from --contract)")
+    load.add_argument("--contract", help="a contract: checked before loading; gives the partition column")
+    load.add_argument("--format", choices=["csv", "parquet", "jsonl"], help="source format (default: from the name)")
+    load.add_argument("--max-bad-rows", type=int, default=0, help="quarantined rows allowed (default 0)")
+    load.add_argument("--max-bad-fraction", type=float, help="quarantined fraction allowed, e.g. 0.001")
+    load.add_argument("--allow-empty", action="store_true", help="accept an empty source (replaces with nothing)")
+    load.add_argument("--lock-timeout", default="30s", help="bound on lock waits (default 30s)")
+    load.add_argument("--run-key", help="names this load in the history (default: a new random key)")
+    load.add_argument("--json", action="store_true", help="print the result as JSON")
+    load.set_defaults(func=_load)
+
+    gate = sub.add_parser("gate", help="quality gate commands")
+    gsub = gate.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    try:
+        from safeload.quality.cli import register
+    except ImportError:  # pragma: no cover
+        register = None
+    if register is not None:
+        register(gsub)
+    return parser
+
+
+def _contract_check(args) -> int:
+    from safeload.contracts.check import check_source
+    from safeload.errors import SafeloadError
+
+    conn = None
+    try:
+        source, table = args.source, None
+        if source.startswith(("postgresql://", "postgres://")):
+            import psycopg
+            from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+            parts = urlsplit(source)
+            table = (parse_qs(parts.query).get("table") or [None])[0]
+            if not table:
+                print("safeload: a postgresql:// source needs ?table=schema.table", file=sys.stderr)
+                return EXIT_USAGE
+            conn = psycopg.connect(urlunsplit(parts._replace(query="")), autocommit=True)
+            source = None
+        report = check_source(args.contract, source, fmt=args.format, policy=args.policy, conn=conn, table=table)
+    except SafeloadError as e:
+        print(f"safeload: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as e:  # a connection error, an unreadable file: no traceback for the user
+        print(f"safeload: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        if conn is not None:
+            conn.close()
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        print(report.summary())
+    return EXIT_OK if report.passed else EXIT_REFUSED
+
+
+def _load(args) -> int:
+    import uuid
+
+    import psycopg
+
+    from safeload.contracts.check import check_source, columns_to_add
+    from safeload.contracts.model import load_contract
+    from safeload.errors import ContractError, LoadRefusedError, SafeloadError, SourceError
+    from safeload.loads.loader import PartitionLoader
+
+    try:
+        contract = load_contract(args.contract) if args.contract else None
+    except ContractError as e:
+        print(f"safeload: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    column = args.partition_column or (contract.partition_column if contract else None)
+    if not column:
+        print("safeload: give --partition-column, or a --contract with target.partition_column", file=sys.stderr)
+        return EXIT_USAGE
+    add = []
+    try:
+        if contract is not None:
+            report = check_source(contract, args.source, fmt=args.format)
+            if not report.passed:
+                print(report.summary(), file=sys.stderr)
+                return EXIT_REFUSED
+            add = columns_to_add(report, contract)
+        loader = PartitionLoader(lambda: psycopg.connect(args.conn, application_name="safeload-cli"),
+                                 table=args.table, partition_column=column, partition_value=args.partition,
+                                 run_key=args.run_key or f"cli/{uuid.uuid4().hex[:12]}",
+                                 lock_timeout=args.lock_timeout, max_bad_rows=args.max_bad_rows,
+                                 max_bad_fraction=args.max_bad_fraction, allow_empty=args.allow_empty,
+                                 add_columns=add, audit={"dag_id": "safeload-cli"})
+        result = loader.run(args.source, args.format)
+    except (LoadRefusedError, SourceError) as e:
+        print(f"safeload: refused: {e}", file=sys.stderr)
+        return EXIT_REFUSED
+    except SafeloadError as e:
+        print(f"safeload: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except psycopg.Error as e:
+        print(f"safeload: database error: {str(e).strip().splitlines()[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(f"published {result.target} partition {result.partition_value}: {result.rows} rows "
+              f"({result.rows_quarantined} quarantined, {result.rows_replaced} replaced), checksum {result.checksum}")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

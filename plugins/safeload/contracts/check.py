@@ -1,0 +1,61 @@
+"""Hold a live source against its contract: introspect, diff, apply the policy.
+
+The one entry point shared by ``SchemaContractCheckOperator`` and
+``safeload contract check``. Pure: no Airflow import.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from safeload.contracts.diff import DriftReport, diff
+from safeload.contracts.introspect import SourceSchema, detect_format, introspect, introspect_postgres, introspect_query
+from safeload.contracts.model import Contract, load_contract
+from safeload.errors import SourceError
+from safeload.identifiers import validate_table_name
+
+
+def as_contract(contract: Contract | str | Path) -> Contract:
+    return contract if isinstance(contract, Contract) else load_contract(contract)
+
+
+def check_source(
+    contract: Contract | str | Path,
+    source: str | None = None,
+    *,
+    fmt: str | None = None,
+    policy: str | None = None,
+    conn: Any = None,
+    table: str | None = None,
+    query: str | None = None,
+) -> DriftReport:
+    """Introspect ``source`` (a file path, or ``table``/``query`` through ``conn``) and diff it.
+
+    :param policy: overrides the contract's ``schema_policy`` (fail, warn, evolve)
+    """
+    c = as_contract(contract)
+    schema = read_source_schema(c, source, fmt=fmt, conn=conn, table=table, query=query)
+    return diff(c, schema, policy=policy)
+
+
+def read_source_schema(contract: Contract, source: str | None, *, fmt: str | None = None, conn: Any = None,
+                       table: str | None = None, query: str | None = None) -> SourceSchema:
+    if table or query:
+        if conn is None:
+            raise SourceError("a table or query source needs a database connection")
+        if query:
+            return introspect_query(conn, query, contract)
+        schema, name = validate_table_name(table)
+        return introspect_postgres(conn, name, schema, contract)
+    if not source:
+        raise SourceError("no source given: pass a file path, a table or a query")
+    return introspect(source, contract, fmt or detect_format(source))
+
+
+def columns_to_add(report: DriftReport, contract: Contract) -> list[tuple[str, str]]:
+    """``(name, type)`` of the columns ``evolve`` adds: the source's type, else text."""
+    out = []
+    for change in report.columns_to_add:
+        out.append((change.column, change.source_type or "text"))
+    return out

@@ -1,0 +1,99 @@
+"""SchemaContractCheckOperator: hold the source against its contract before a row moves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class SchemaContractCheckOperator(BaseOperator):
+    """Check a source against a data contract and apply the drift policy.
+
+    Every difference is classified (additive, compatible, breaking) and reported; the
+    policy decides: breaking drift always fails the task (``AirflowFailException``: a
+    retry cannot fix the data), additive drift fails under ``fail``, warns under
+    ``warn`` and is added to the target by the load under ``evolve``.
+
+    .. code-block:: python
+
+        check = SchemaContractCheckOperator(
+            task_id="check_contract",
+            contract="include/contracts/orders.yaml",
+            source="/data/orders/{{ ds }}.csv",
+        )
+
+    :param contract: path of the contract YAML (templated)
+    :param source: path of a CSV(.gz), Parquet or JSON lines file (templated)
+    :param source_format: ``csv``, ``parquet`` or ``jsonl``; guessed from the name if None
+    :param source_conn_id: Airflow connection of a PostgreSQL source (with ``source_table``
+        or ``source_query``)
+    :param source_table: ``schema.table`` to check (templated)
+    :param source_query: a query whose result is checked (templated)
+    :param policy: ``fail``, ``warn`` or ``evolve``; overrides the contract's (templated)
+
+    Returns (XCom) the report: ``decision``, ``passed``, ``changes`` and ``add_columns``.
+    """
+
+    template_fields: Sequence[str] = ("contract", "source", "source_table", "source_query", "policy")
+    ui_color = "#e8f4fd"
+
+    def __init__(
+        self,
+        *,
+        contract: str,
+        source: str | None = None,
+        source_format: str | None = None,
+        source_conn_id: str | None = None,
+        source_table: str | None = None,
+        source_query: str | None = None,
+        policy: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.contract = contract
+        self.source = source
+        self.source_format = source_format
+        self.source_conn_id = source_conn_id
+        self.source_table = source_table
+        self.source_query = source_query
+        self.policy = policy
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from safeload.contracts.check import check_source, columns_to_add
+        from safeload.contracts.model import load_contract
+        from safeload.errors import SafeloadError
+
+        try:
+            contract = load_contract(self.contract)
+            conn = None
+            if self.source_conn_id:
+                import psycopg
+
+                from safeload.hooks import warehouse_conninfo
+
+                conn = psycopg.connect(warehouse_conninfo(self.source_conn_id), autocommit=True)
+            try:
+                report = check_source(contract, self.source, fmt=self.source_format, policy=self.policy, conn=conn,
+                                      table=self.source_table, query=self.source_query)
+            finally:
+                if conn is not None:
+                    conn.close()
+        except SafeloadError as e:
+            raise AirflowFailException(str(e)) from None
+        summary = report.summary()
+        result = report.to_dict()
+        result["add_columns"] = [list(c) for c in columns_to_add(report, contract)]
+        if not report.passed:
+            # the report still reaches XCom, so the summary and alerts can show it
+            context["ti"].xcom_push(key="return_value", value=result)
+            raise AirflowFailException(summary)
+        (self.log.warning if report.changes else self.log.info)("%s", summary)
+        return result
+

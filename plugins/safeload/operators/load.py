@@ -1,0 +1,225 @@
+"""Operators that load one partition idempotently: stage, publish, or both in one task.
+
+Use :class:`StagePartitionOperator` >> a quality gate >> :class:`PublishPartitionOperator`
+to see write-audit-publish as three tasks (the reference DAG does), or
+:class:`PartitionOverwriteOperator` to drop one task into an existing DAG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from safeload.loads.loader import PartitionLoader
+
+
+class _PartitionOperator(BaseOperator):
+    """Arguments shared by the partition operators (see :class:`PartitionOverwriteOperator`)."""
+
+    template_fields: Sequence[str] = ("table", "partition_value", "source", "contract")
+    ui_color = "#e6f5e6"
+
+    def __init__(
+        self,
+        *,
+        table: str | None = None,
+        partition_column: str | None = None,
+        partition_value: str = "{{ ds }}",
+        source: str | None = None,
+        source_format: str | None = None,
+        contract: str | None = None,
+        postgres_conn_id: str = "warehouse",
+        max_bad_rows: int | None = 0,
+        max_bad_fraction: float | None = None,
+        allow_empty: bool = False,
+        lock_timeout: str = "30s",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.table = table
+        self.partition_column = partition_column
+        self.partition_value = partition_value
+        self.source = source
+        self.source_format = source_format
+        self.contract = contract
+        self.postgres_conn_id = postgres_conn_id
+        self.max_bad_rows = max_bad_rows
+        self.max_bad_fraction = max_bad_fraction
+        self.allow_empty = allow_empty
+        self.lock_timeout = lock_timeout
+
+    def _loader(self, context: Context) -> PartitionLoader:
+        from safeload.contracts.model import load_contract
+        from safeload.hooks import warehouse_connect
+        from safeload.loads.loader import PartitionLoader
+
+        table, column = self.table, self.partition_column
+        self._contract = load_contract(self.contract) if self.contract else None
+        if self._contract is not None:
+            table = table or self._contract.table
+            column = column or self._contract.partition_column
+        if not table or not column:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(f"{self.task_id}: give table and partition_column, or a contract that declares "
+                                       "target.table and target.partition_column")
+        ti = context["ti"]
+        return PartitionLoader(
+            warehouse_connect(self.postgres_conn_id), table=table, partition_column=column,
+            partition_value=self.partition_value, run_key=f"{ti.dag_id}/{ti.run_id}/{table}",
+            lock_timeout=self.lock_timeout, max_bad_rows=self.max_bad_rows,
+            max_bad_fraction=self.max_bad_fraction, allow_empty=self.allow_empty,
+            audit={"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "try_number": ti.try_number},
+        )
+
+    def _evolve(self, loader: PartitionLoader) -> None:
+        """Under ``schema_policy: evolve``, new source columns are added to the target on publish."""
+        if self._contract is None or self._contract.schema_policy != "evolve" or not self.source:
+            return
+        from safeload.contracts.check import check_source, columns_to_add
+
+        report = check_source(self._contract, self.source, fmt=self.source_format)
+        loader.add_columns = columns_to_add(report, self._contract)
+
+    def _stage(self, context: Context, loader: PartitionLoader):
+        if not self.source:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(f"{self.task_id}: no source given")
+        self._evolve(loader)
+        return loader.stage(self.source, self.source_format)
+
+    def _publish(self, context: Context, loader: PartitionLoader, staged) -> dict[str, Any]:
+        result = loader.publish(staged).to_dict()
+        meta = {k: result[k] for k in ("target", "partition_value", "rows", "rows_quarantined", "checksum")}
+        for outlet in self.outlets or []:
+            try:
+                context["outlet_events"][outlet].extra.update(meta)
+            except (KeyError, TypeError, AttributeError):
+                self.log.debug("outlet %r takes no event metadata", outlet)
+        return result
+
+
+def _raise_airflow(e: Exception) -> None:
+    """Map safeload's errors to Airflow's: bad data is not retried, lock timeouts are."""
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    from safeload.errors import SafeloadError
+
+    if isinstance(e, SafeloadError):
+        if e.retryable:
+            raise AirflowException(str(e)) from None
+        raise AirflowFailException(str(e)) from None
+    raise e
+
+
+class StagePartitionOperator(_PartitionOperator):
+    """Stream the source into a staging table (the *write* of write-audit-publish).
+
+    Returns (XCom) the staging result: ``staging_table`` (schema-qualified in
+    ``staging_fqn``), row counts, quarantine count and checksum. Parameters as for
+    :class:`PartitionOverwriteOperator`.
+    """
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from safeload.loads.metadata import STAGING_SCHEMA
+
+        loader = self._loader(context)
+        try:
+            staged = self._stage(context, loader)
+        except Exception as e:  # noqa: BLE001 - mapped, not swallowed
+            _raise_airflow(e)
+        out = staged.to_dict()
+        out["staging_fqn"] = f"{STAGING_SCHEMA}.{staged.staging_table}"
+        self.log.info("staged %s of %s source rows into %s (%s quarantined)", staged.rows_loaded,
+                      staged.rows_source, out["staging_fqn"], staged.rows_quarantined)
+        return out
+
+
+class PublishPartitionOperator(_PartitionOperator):
+    """Atomically replace the partition with what the stage task loaded (the *publish*).
+
+    :param stage_task_id: the :class:`StagePartitionOperator` whose XCom names the staging table
+    """
+
+    def __init__(self, *, stage_task_id: str = "stage", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.stage_task_id = stage_task_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from safeload.loads.loader import StageResult
+
+        pulled = context["ti"].xcom_pull(task_ids=self.stage_task_id)
+        if not pulled:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(f"{self.task_id}: no staging result from task {self.stage_task_id!r}")
+        pulled = {k: v for k, v in pulled.items() if k != "staging_fqn"}
+        staged = StageResult.from_dict(pulled)
+        loader = self._loader(context)
+        try:
+            return self._publish(context, loader, staged)
+        except Exception as e:  # noqa: BLE001
+            _raise_airflow(e)
+
+
+class PartitionOverwriteOperator(_PartitionOperator):
+    """Load one partition idempotently: stage with COPY, audit, publish atomically.
+
+    Re-runs, concurrent runs and crashes never duplicate, lose or half-write the
+    partition: see docs/decisions/002-write-audit-publish.md.
+
+    .. code-block:: python
+
+        load = PartitionOverwriteOperator(
+            task_id="load_orders",
+            table="public.orders",
+            partition_column="order_date",
+            partition_value="{{ ds }}",
+            source="/data/orders/{{ ds }}.csv",
+            quality_suite="include/expectations/orders.json",
+            max_bad_fraction=0.001,
+        )
+
+    :param table: target ``schema.table`` (templated); defaults to the contract's
+    :param partition_column: defaults to the contract's ``target.partition_column``
+    :param partition_value: the partition to replace (templated, default ``{{ ds }}``)
+    :param source: CSV(.gz), Parquet or JSON lines file (templated)
+    :param source_format: ``csv``, ``parquet`` or ``jsonl``; guessed from the name if None
+    :param contract: contract YAML (templated); its ``schema_policy: evolve`` adds new columns
+    :param postgres_conn_id: Airflow connection of the warehouse
+    :param max_bad_rows: quarantined rows above this refuse the load (default 0)
+    :param max_bad_fraction: quarantined fraction above this refuses the load
+    :param allow_empty: accept an empty source (default: refuse, nothing is deleted)
+    :param lock_timeout: bound on lock waits; past it the task fails and is retried
+    :param quality_suite: a GX suite JSON to run on staging before publishing (optional)
+    :param quality_engine: ``sql`` (default) or ``gx``
+    """
+
+    template_fields: Sequence[str] = (*_PartitionOperator.template_fields, "quality_suite")
+
+    def __init__(self, *, quality_suite: str | None = None, quality_engine: str = "sql", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.quality_suite = quality_suite
+        self.quality_engine = quality_engine
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        loader = self._loader(context)
+        try:
+            staged = self._stage(context, loader)
+            if self.quality_suite or self._contract is not None:
+                from safeload.operators.quality import run_gate_for
+
+                gate = run_gate_for(self, context, table=f"safeload_staging.{staged.staging_table}",
+                                    target=staged.target, partition_value=staged.partition_value)
+                context["ti"].xcom_push(key="quality", value=gate)
+            result = self._publish(context, loader, staged)
+        except Exception as e:  # noqa: BLE001
+            _raise_airflow(e)
+        result["stage"] = staged.to_dict()
+        return result
