@@ -1,0 +1,297 @@
+"""The loader against a real PostgreSQL: idempotence, concurrency, crashes, quarantine, guards."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import psycopg
+import pytest
+
+from safeload.errors import LoadRefusedError, LockTimeoutError, SourceError
+from safeload.loads.loader import PartitionLoader
+from safeload.loads.sql import partition_checksum
+
+PLAIN = """create table public.orders (order_id bigint not null, order_date date not null,
+           amount numeric(12,2) not null, status text)"""
+NATIVE = PLAIN + " partition by range (order_date)"
+HEADER = ["order_id", "order_date", "amount", "status"]
+
+
+def write_csv(path, day, n, start=1, bad=()):
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wt", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(HEADER)
+        for i in range(start, start + n):
+            w.writerow([i, day, f"{i % 1000}.{i % 100:02d}", "placed"])
+        for row in bad:
+            w.writerow(row)
+    return str(path)
+
+
+def loader(uri, day, run_key="r", table="public.orders", **kw):
+    return PartitionLoader(lambda: psycopg.connect(uri), table=table, partition_column="order_date",
+                           partition_value=day, run_key=run_key, **kw)
+
+
+def counts(pg):
+    return dict(pg.execute("select order_date::text, count(*) from public.orders group by 1").fetchall())
+
+
+@pytest.fixture(params=["plain", "native"])
+def orders(request, pg):
+    pg.execute(PLAIN if request.param == "plain" else NATIVE)
+    return request.param
+
+
+def test_same_partition_three_times_is_idempotent(orders, pg, pg_uri, tmp_path):
+    loader(pg_uri, "2024-05-01").run(write_csv(tmp_path / "d1.csv", "2024-05-01", 500))
+    loader(pg_uri, "2024-05-03").run(write_csv(tmp_path / "d3.csv", "2024-05-03", 300, start=9000))
+    neighbours = {d: partition_checksum(pg, "public.orders", "order_date", d) for d in ("2024-05-01", "2024-05-03")}
+    src = write_csv(tmp_path / "d2.csv", "2024-05-02", 1000, start=5000)
+    sums = []
+    for attempt in range(3):
+        result = loader(pg_uri, "2024-05-02", run_key=f"run{attempt}").run(src)
+        assert result.rows == 1000
+        sums.append(partition_checksum(pg, "public.orders", "order_date", "2024-05-02"))
+    assert sums[0] == sums[1] == sums[2]
+    assert sums[0][0] == 1000
+    for d, before in neighbours.items():
+        assert partition_checksum(pg, "public.orders", "order_date", d) == before
+    history = pg.execute("select status, rows_loaded from safeload.load_history where partition_value = '2024-05-02' "
+                         "order by id").fetchall()
+    assert history == [("published", 1000)] * 3
+    # staging is gone after publish
+    assert pg.execute("select count(*) from pg_tables where schemaname = 'safeload_staging'").fetchone()[0] == 0
+
+
+def test_native_partition_is_created_and_attached(pg, pg_uri, tmp_path):
+    pg.execute(NATIVE)
+    loader(pg_uri, "2024-05-02").run(write_csv(tmp_path / "a.csv", "2024-05-02", 10))
+    parts = pg.execute("select c.relname, pg_get_expr(c.relpartbound, c.oid) from pg_inherits i "
+                       "join pg_class c on c.oid = i.inhrelid where i.inhparent = 'public.orders'::regclass").fetchall()
+    assert parts == [("orders_p2024_05_02", "FOR VALUES FROM ('2024-05-02') TO ('2024-05-03')")]
+
+
+def test_gzip_source(pg, pg_uri, tmp_path):
+    pg.execute(PLAIN)
+    r = loader(pg_uri, "2024-05-02").run(write_csv(tmp_path / "a.csv.gz", "2024-05-02", 50))
+    assert (r.rows, r.rows_quarantined) == (50, 0)
+
+
+def test_malformed_rows_are_quarantined_with_reasons(pg, pg_uri, tmp_path):
+    pg.execute(PLAIN)
+    bad = [["x1", "2024-05-02", "1.00", "placed"],  # not a bigint
+           ["9001", "2024-05-02", "12,5O", "placed"],  # not numeric
+           ["9002", "2024-05-02"],  # ragged
+           ["9003", "2024-05-01", "1.00", "placed"],  # another partition
+           ["9004", "2024-05-02", "", "placed"]]  # NOT NULL
+    src = write_csv(tmp_path / "bad.csv", "2024-05-02", 100, bad=bad)
+    r = loader(pg_uri, "2024-05-02", run_key="q", max_bad_rows=10).run(src)
+    assert (r.rows_source, r.rows, r.rows_quarantined) == (105, 100, 5)
+    assert r.rows_source == r.rows + r.rows_quarantined
+    rows = pg.execute("select line, raw, reason from safeload.quarantine where run_key = 'q' order by line").fetchall()
+    assert [ln for ln, _, _ in rows] == [102, 103, 104, 105, 106]
+    reasons = [reason for _, _, reason in rows]
+    assert "'x1' is not a bigint" in reasons[0]
+    assert "'12,5O' is not a numeric(12,2)" in reasons[1]
+    assert "has 2 fields, the header has 4" in reasons[2]
+    assert "belongs to another partition" in reasons[3]
+    assert "NOT NULL" in reasons[4]
+    assert rows[1][1] == "9001,2024-05-02,\"12,5O\",placed"
+
+
+def test_bad_rows_over_threshold_refuse_and_keep_the_old_partition(pg, pg_uri, tmp_path):
+    pg.execute(PLAIN)
+    loader(pg_uri, "2024-05-02").run(write_csv(tmp_path / "good.csv", "2024-05-02", 100))
+    before = partition_checksum(pg, "public.orders", "order_date", "2024-05-02")
+    src = write_csv(tmp_path / "bad.csv", "2024-05-02", 100, bad=[["y", "2024-05-02", "1", "x"]] * 3)
+    with pytest.raises(LoadRefusedError, match=r"3 of 103 row\(s\) are malformed .*line 102: column 'order_id'"):
+        loader(pg_uri, "2024-05-02", run_key="bad", max_bad_fraction=0.01, max_bad_rows=None).run(src)
+    assert partition_checksum(pg, "public.orders", "order_date", "2024-05-02") == before
+    assert pg.execute("select count(*) from safeload.quarantine where run_key = 'bad'").fetchone()[0] == 3
+    assert pg.execute("select status from safeload.load_history order by id desc limit 1").fetchone()[0] == "refused"
+
+
+@pytest.mark.parametrize(
+    ("content", "error", "match"),
+    [
+        pytest.param(None, SourceError, "does not exist", id="missing"),
+        pytest.param("", SourceError, "the file is empty", id="empty-file"),
+        pytest.param(",".join(HEADER) + "\n", LoadRefusedError, "has a header but no rows", id="header-only"),
+        pytest.param(b"order_id,order_date\n\xff\xfe,2024\n", None, None, id="bad-encoding"),
+    ],
+)
+def test_missing_or_empty_source_deletes_nothing(pg, pg_uri, tmp_path, content, error, match):
+    pg.execute(PLAIN)
+    loader(pg_uri, "2024-05-02").run(write_csv(tmp_path / "good.csv", "2024-05-02", 100))
+    before = partition_checksum(pg, "public.orders", "order_date", "2024-05-02")
+    src = tmp_path / "src.csv"
+    if isinstance(content, bytes):
+        src.write_bytes(content)
+        error, match = (LoadRefusedError, SourceError), r"not valid UTF-8|malformed"
+    elif content is not None:
+        src.write_text(content)
+    with pytest.raises(error, match=match):
+        loader(pg_uri, "2024-05-02", run_key="x").run(str(src))
+    assert partition_checksum(pg, "public.orders", "order_date", "2024-05-02") == before
+
+
+def test_truncated_gzip_deletes_nothing(pg, pg_uri, tmp_path):
+    pg.execute(PLAIN)
+    loader(pg_uri, "2024-05-02").run(write_csv(tmp_path / "good.csv", "2024-05-02", 100))
+    before = partition_checksum(pg, "public.orders", "order_date", "2024-05-02")
+    full = write_csv(tmp_path / "full.csv.gz", "2024-05-02", 20000)
+    data = open(full, "rb").read()
+    trunc = tmp_path / "trunc.csv.gz"
+    trunc.write_bytes(data[: len(data) // 2])
+    with pytest.raises((SourceError, LoadRefusedError, EOFError)):
+        loader(pg_uri, "2024-05-02", run_key="t").run(str(trunc))
+    assert partition_checksum(pg, "public.orders", "order_date", "2024-05-02") == before
+
+
+def test_allow_empty_publishes_an_empty_partition(pg, pg_uri, tmp_path):
+    pg.execute(PLAIN)
+    loader(pg_uri, "2024-05-02").run(write_csv(tmp_path / "good.csv", "2024-05-02", 10))
+    empty = tmp_path / "empty.csv"
+    empty.write_text(",".join(HEADER) + "\n")
+    r = loader(pg_uri, "2024-05-02", allow_empty=True).run(str(empty))
+    assert (r.rows, r.rows_replaced) == (0, 10)
+
+
+@pytest.mark.parametrize("serialise", [True, False], ids=["with-lock", "lock-disabled"])
+def test_four_concurrent_loads_leave_exactly_one_copy(pg, pg_uri, tmp_path, serialise, monkeypatch):
+    """With the advisory lock, 4 concurrent publishes of one partition leave one copy. The
+    lock-disabled run shows the test can fail: without it, DELETE + INSERT races duplicate."""
+    pg.execute(PLAIN)
+    src = write_csv(tmp_path / "d.csv", "2024-05-02", 20000)
+    monkeypatch.setattr(PartitionLoader, "_serialise_publish", serialise)
+    # stage all four first, then release their publishes together to force the race
+    loaders = [loader(pg_uri, "2024-05-02", run_key=f"c{i}") for i in range(4)]
+    staged = [ld.stage(src) for ld in loaders]
+    barrier = threading.Barrier(4)
+    errors = []
+
+    def publish(ld, st):
+        barrier.wait(timeout=30)
+        try:
+            ld.publish(st)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=publish, args=(ld, st)) for ld, st in zip(loaders, staged)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    n = pg.execute("select count(*) from public.orders where order_date = '2024-05-02'").fetchone()[0]
+    if serialise:
+        assert not errors
+        assert n == 20000
+    else:
+        assert n > 20000, "without the lock the race should have duplicated rows; the test would not catch a bug"
+
+
+def test_different_partitions_load_in_parallel(pg, pg_uri, tmp_path):
+    pg.execute(NATIVE)
+    srcs = {d: write_csv(tmp_path / f"{d}.csv", d, 5000, start=i * 10000) for i, d in
+            enumerate(["2024-05-01", "2024-05-02", "2024-05-03", "2024-05-04"])}
+    errors = []
+
+    def run(d):
+        try:
+            loader(pg_uri, d, run_key=d, lock_timeout="5s").run(srcs[d])
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(d,)) for d in srcs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    assert counts(pg) == {d: 5000 for d in srcs}
+
+
+def test_lock_timeout_is_retryable_and_changes_nothing(pg, pg_uri, tmp_path):
+    pg.execute(PLAIN)
+    loader(pg_uri, "2024-05-02").run(write_csv(tmp_path / "a.csv", "2024-05-02", 100))
+    before = partition_checksum(pg, "public.orders", "order_date", "2024-05-02")
+    ld = loader(pg_uri, "2024-05-02", run_key="b", lock_timeout="500ms")
+    staged = ld.stage(write_csv(tmp_path / "b.csv", "2024-05-02", 100, start=1000))
+    with psycopg.connect(pg_uri) as holder:  # a reader holding a long transaction
+        holder.execute("lock table public.orders in access share mode")
+        holder.execute("select * from public.orders for update")  # row locks, as a long writer would hold
+        with pytest.raises(LockTimeoutError, match="lock_timeout=500ms") as exc:
+            ld.publish(staged)
+        assert exc.value.retryable
+        holder.rollback()
+    assert partition_checksum(pg, "public.orders", "order_date", "2024-05-02") == before
+    ld.publish(staged)  # the retry succeeds once the holder is gone
+    assert partition_checksum(pg, "public.orders", "order_date", "2024-05-02")[0] == 100
+
+
+def test_stale_staging_from_a_crashed_run_is_cleaned(pg, pg_uri, tmp_path):
+    pg.execute(PLAIN)
+    src = write_csv(tmp_path / "a.csv", "2024-05-02", 10)
+    loader(pg_uri, "2024-05-02", run_key="crashed").stage(src)  # staged, never published
+    pg.execute("update safeload.staging set created_at = now() - interval '2 days'")
+    loader(pg_uri, "2024-05-02", run_key="next").run(src)
+    assert pg.execute("select count(*) from pg_tables where schemaname = 'safeload_staging'").fetchone()[0] == 0
+    assert pg.execute("select count(*) from safeload.staging").fetchone()[0] == 0
+
+
+def _cli_load(uri, table, day, src, run_key):
+    return subprocess.Popen(
+        [sys.executable, "-m", "safeload.cli", "load", "--conn", uri, "--table", table, "--partition", day,
+         "--source", src, "--partition-column", "order_date", "--run-key", run_key, "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_query(pg, pattern, timeout=60.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:  # bounded
+        row = pg.execute("select 1 from pg_stat_activity where application_name like 'safeload%%' "
+                         "and state = 'active' and query ilike %s", (pattern,)).fetchone()
+        if row:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@pytest.mark.parametrize(("phase", "pattern"), [
+    pytest.param("copy", "copy %", id="mid-copy"),
+    pytest.param("publish", "insert into %", id="mid-publish"),
+])
+def test_killed_loader_leaves_the_old_partition(pg, pg_uri, tmp_path, phase, pattern):
+    pg.execute(PLAIN)
+    loader(pg_uri, "2024-05-02").run(write_csv(tmp_path / "old.csv", "2024-05-02", 1000))
+    before = partition_checksum(pg, "public.orders", "order_date", "2024-05-02")
+    big = write_csv(tmp_path / "new.csv", "2024-05-02", 400_000, start=10_000_000)
+    proc = _cli_load(pg_uri, "public.orders", "2024-05-02", big, "killed")
+    try:
+        assert _wait_for_query(pg, pattern), f"the loader never reached {phase}"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    # the server notices the dead client and rolls its transaction back
+    deadline = time.time() + 30
+    while time.time() < deadline and pg.execute(
+            "select count(*) from pg_stat_activity where application_name like 'safeload%%'").fetchone()[0]:
+        time.sleep(0.05)
+    assert partition_checksum(pg, "public.orders", "order_date", "2024-05-02") == before
+    assert pg.execute("select count(*) from pg_locks where locktype = 'advisory'").fetchone()[0] == 0
+    # and the next run succeeds, exactly once
+    proc = _cli_load(pg_uri, "public.orders", "2024-05-02", big, "killed")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert json.loads(out)["rows"] == 400_000
+    assert partition_checksum(pg, "public.orders", "order_date", "2024-05-02")[0] == 400_000
