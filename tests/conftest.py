@@ -22,25 +22,29 @@ _AIRFLOW_HOME = Path(os.environ.get("SAFELOAD_TEST_AIRFLOW_HOME") or tempfile.mk
 os.environ.setdefault("AIRFLOW_HOME", str(_AIRFLOW_HOME))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
-os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 os.environ.setdefault("SAFELOAD_HOME", str(ROOT))
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory) -> str:
+def pg_server() -> str:
     """URI of a running PostgreSQL server (superuser, database ``postgres``)."""
     uri = os.environ.get("SAFELOAD_TEST_PG_URI")
     if uri:
         yield uri
         return
+    import shutil
+
     from safeload.dev import embedded
 
-    pgdata = tmp_path_factory.mktemp("pg") / "data"
-    uri = embedded.start(pgdata)
+    # not under pytest's tmp dirs: pytest re-chmods those 0700 at each session start,
+    # and the server runs as another user when the tests run as root
+    base = Path(tempfile.mkdtemp(prefix="safeload-test-pg-"))
+    uri = embedded.start(base / "data")
     try:
         yield uri
     finally:
-        embedded.stop(pgdata, mode="immediate")
+        embedded.stop(base / "data", mode="immediate")
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

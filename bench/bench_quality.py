@@ -1,0 +1,183 @@
+"""Benchmark: the quality gate's ``sql`` and ``gx`` engines against one plain aggregate scan.
+
+For each size, a table of orders is generated in PostgreSQL with ``generate_series``
+(no indexes, like a staging table), then timed:
+
+- ``plain scan``: one plain aggregate statement over the columns the suites read
+  (``count(*)``, ``count(col)``, ``min``/``max``/``avg``), without the checks' predicates;
+- ``scan+distinct``: the same plus ``count(distinct order_id)``: the least any engine must
+  do to prove a column unique (a sort of the column, which PostgreSQL runs in a serial plan);
+- suite A (10 expectations, among them ``expect_column_values_to_be_unique`` and
+  ``expect_column_values_to_match_regex``) and suite B (the same with those two swapped for
+  a range and a null check: what is left is the engines' own cost), each with
+  ``run_gate(engine="sql")`` and ``run_gate(engine="gx")`` (Great Expectations 1.x itself;
+  its import is not timed).
+
+The baseline of A is scan+distinct, of B the plain scan; ratios to the plain scan are
+printed for both. Best of ``--runs`` (3) for the scans and the sql engine, of
+``--gx-runs`` (1) for GX.
+
+    python bench/bench_quality.py                      # 2M and 10M rows
+    python bench/bench_quality.py --quick              # 200k rows
+    python bench/bench_quality.py --sizes 2000000,10000000 --gx-runs 2 --work-mem 256MB
+
+Uses ``SAFELOAD_BENCH_PG_URI`` when set (a database the benchmark may create tables in),
+else starts an embedded PostgreSQL in a temporary directory. Prints what it measures.
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+SUITE_A = {
+    "name": "bench_orders_a",
+    "expectations": [
+        {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1, "max_value": 1_000_000_000}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "order_id"}},
+        {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "order_id"}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "customer_id"}},
+        {"type": "expect_column_values_to_be_between",
+         "kwargs": {"column": "amount", "min_value": 0, "max_value": 100000, "mostly": 0.999}},
+        {"type": "expect_column_values_to_be_in_set",
+         "kwargs": {"column": "currency", "value_set": ["EUR", "USD", "GBP"]}},
+        {"type": "expect_column_values_to_match_regex", "kwargs": {"column": "currency", "regex": "^[A-Z]{3}$"}},
+        {"type": "expect_column_values_to_be_in_set",
+         "kwargs": {"column": "status", "value_set": ["placed", "paid", "shipped", "delivered", "cancelled",
+                                                      "returned"]}},
+        {"type": "expect_column_mean_to_be_between", "kwargs": {"column": "amount", "min_value": 10, "max_value": 1000}},
+        {"type": "expect_column_max_to_be_between",
+         "kwargs": {"column": "order_date", "min_value": "2024-01-01", "max_value": "2024-12-31"}},
+    ],
+}
+# B: A without the two checks whose cost is inherent CPU rather than the engine's (the
+# sort behind uniqueness, a regular expression per row; GX runs the very same SQL for
+# them): swapped for a range check and a null check
+_SWAP = {"expect_column_values_to_be_unique": {"type": "expect_column_values_to_be_between",
+                                               "kwargs": {"column": "customer_id", "min_value": 0}},
+         "expect_column_values_to_match_regex": {"type": "expect_column_values_to_not_be_null",
+                                                 "kwargs": {"column": "status"}}}
+SUITE_B = {"name": "bench_orders_b", "expectations": [_SWAP.get(e["type"], e) for e in SUITE_A["expectations"]]}
+TABLE = "bench_orders"
+PLAIN_SCAN = ("select count(*), count(order_id), count(customer_id), count(amount), min(amount), max(amount), "
+              "avg(amount), count(currency), count(status), max(order_date) from public.bench_orders")
+DISTINCT_SCAN = PLAIN_SCAN.replace(" from public", ", count(distinct order_id) from public")
+
+
+def create_table(uri: str, rows: int) -> float:
+    started = time.perf_counter()
+    with psycopg.connect(uri, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(TABLE)))
+        conn.execute(sql.SQL("""
+            create unlogged table {} as
+            select g::bigint as order_id,
+                   (g % 100003)::bigint as customer_id,
+                   ((g * 7919) % 100000 / 100.0)::numeric(12,2) as amount,
+                   (array['EUR','USD','GBP'])[1 + g % 3]::char(3) as currency,
+                   (array['placed','paid','shipped','delivered','cancelled','returned'])[1 + g % 6] as status,
+                   date '2024-01-01' + (g % 300)::int as order_date
+            from generate_series(1::bigint, {}) as g
+        """).format(sql.Identifier(TABLE), sql.Literal(rows)))
+        conn.execute(sql.SQL("vacuum analyze {}").format(sql.Identifier(TABLE)))
+    return time.perf_counter() - started
+
+
+def time_query(uri: str, query: str, runs: int) -> float:
+    best = float("inf")
+    with psycopg.connect(uri) as conn:
+        for _ in range(runs):
+            started = time.perf_counter()
+            conn.execute(query).fetchall()
+            best = min(best, time.perf_counter() - started)
+            conn.rollback()
+    return best
+
+
+def time_gate(uri: str, suite: dict, engine: str, runs: int, work_mem: str | None) -> tuple[float, bool]:
+    from safeload.quality.gate import run_gate
+
+    best, ok = float("inf"), False
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = run_gate(uri, table=f"public.{TABLE}", suite=suite, engine=engine, work_mem=work_mem)
+        best = min(best, time.perf_counter() - started)
+        ok = result.success
+        assert all(r.engine_used == engine for r in result.results), "the bench suite must run on one engine"
+    return best, ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", default="2000000,10000000", help="comma-separated row counts")
+    p.add_argument("--quick", action="store_true", help="one small size (200k rows) for a fast check")
+    p.add_argument("--runs", type=int, default=3, help="runs of the scans and the sql engine (best is kept)")
+    p.add_argument("--gx-runs", type=int, default=1, help="runs of the gx engine (best is kept)")
+    p.add_argument("--work-mem", help="work_mem of the sql engine's transaction (default: the server's)")
+    p.add_argument("--no-gx", action="store_true", help="skip Great Expectations")
+    args = p.parse_args(argv)
+    sizes = [200_000] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
+
+    uri = os.environ.get("SAFELOAD_BENCH_PG_URI")
+    tmp = None
+    if not uri:
+        from safeload.dev import embedded
+
+        tmp = Path(tempfile.mkdtemp(prefix="safeload-bench-"))
+        print(f"starting an embedded PostgreSQL in {tmp} ...", file=sys.stderr)
+        uri = embedded.start(tmp / "data")
+    try:
+        if not args.no_gx:
+            started = time.perf_counter()
+            os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+            import great_expectations  # noqa: F401  (imported once, outside the timings)
+
+            print(f"(great_expectations import: {time.perf_counter() - started:.1f} s, not timed below)",
+                  file=sys.stderr)
+        with psycopg.connect(uri) as conn:
+            version = conn.execute("show server_version").fetchone()[0]
+            settings = dict(conn.execute("select name, setting from pg_settings where name in "
+                                         "('max_parallel_workers_per_gather', 'work_mem', 'shared_buffers')"))
+        print(f"PostgreSQL {version}; {os.cpu_count()} CPUs; {settings}")
+        print(f"suites: {len(SUITE_A['expectations'])} expectations each; best of {args.runs} (scans, sql), "
+              f"{args.gx_runs} (gx); sql engine work_mem: {args.work_mem or 'server default'}")
+        for rows in sizes:
+            build = create_table(uri, rows)
+            print(f"(built {rows:,} rows in {build:.1f} s)", file=sys.stderr)
+            time_query(uri, PLAIN_SCAN, 1)  # warm the cache
+            scan = time_query(uri, PLAIN_SCAN, args.runs)
+            dist = time_query(uri, DISTINCT_SCAN, args.runs)
+            print(f"\n{rows:,} rows: plain scan {scan:.3f} s; scan + count(distinct order_id) {dist:.3f} s")
+            head = f"  {'suite':<28} {'sql s':>8} {'gx s':>8} {'sql/plain':>10} {'sql/baseline':>13} " \
+                   f"{'gx/plain':>9} {'gx/sql':>7}"
+            print(head)
+            for label, suite, base in (("A: incl. unique + regex", SUITE_A, dist),
+                                       ("B: no unique, no regex", SUITE_B, scan)):
+                sql_s, sql_ok = time_gate(uri, suite, "sql", args.runs, args.work_mem)
+                if args.no_gx:
+                    gx_s, gx_ok = float("nan"), None
+                else:
+                    gx_s, gx_ok = time_gate(uri, suite, "gx", args.gx_runs, None)
+                assert sql_ok and (gx_ok is None or gx_ok), "the bench suites should pass on both engines"
+                print(f"  {label:<28} {sql_s:>8.3f} {gx_s:>8.3f} {sql_s / scan:>9.2f}x {sql_s / base:>12.2f}x "
+                      f"{gx_s / scan:>8.2f}x {gx_s / sql_s:>6.1f}x")
+                sys.stdout.flush()
+        print("\nbaseline: scan+distinct for suite A, plain scan for suite B")
+        with psycopg.connect(uri, autocommit=True) as conn:
+            conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(TABLE)))
+    finally:
+        if tmp is not None:
+            from safeload.dev import embedded
+
+            embedded.stop(tmp / "data")
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

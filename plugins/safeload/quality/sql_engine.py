@@ -1,0 +1,735 @@
+"""The ``sql`` engine: a suite compiled into one aggregate scan of the table.
+
+Great Expectations computes most of a suite's metrics in bundled queries, but still
+issues several statements per expectation (row counts, null counts, unexpected counts,
+window queries for uniqueness, samples of unexpected values). This engine compiles
+every supported expectation of a suite into **one** ``select count(*), count(a),
+count(*) filter (where ...), min(b), ... from t where <partition>`` statement, evaluates
+the results in Python with GX's own rules, and reads the catalogue once for column
+existence and types. Extra statements are issued only when a check needs them:
+
+- uniqueness: ``count(distinct c)`` in the scan proves "no duplicates" outright; only
+  when there are duplicates does a ``group by`` count the duplicated rows exactly as GX
+  does (every row of a repeated value is unexpected);
+- failed map checks: a ``limit``-ed query fetches a few unexpected values for the report.
+
+Results are GX-shaped dicts (``{"success", "result": {...}, "exception"}``) with the
+fields GX reports: ``observed_value`` for aggregate checks; ``element_count``,
+``unexpected_count``, ``unexpected_percent``, ``missing_count``... for map checks,
+with GX's null handling (nulls leave the denominator of every map check except
+``not_null``), its ``mostly`` rule, its results on empty tables and all-null columns.
+
+Expectation types not listed in :data:`SUPPORTED` (or using ``row_condition`` or
+suite parameters) are reported as unsupported; :func:`safeload.quality.gate.run_gate`
+hands them to the ``gx`` engine. Identifiers go through :class:`psycopg.sql.Identifier`,
+values through :class:`psycopg.sql.Literal`; the ``where`` partition filter is SQL
+written by the DAG's author and is used as given.
+
+No Airflow and no Great Expectations import.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from psycopg import sql
+
+from safeload.quality.suite import ExpectationSpec, comparable
+
+if TYPE_CHECKING:
+    import psycopg
+
+RawResult = dict[str, Any]
+
+NOT_NULL = "expect_column_values_to_not_be_null"
+UNIQUE = "expect_column_values_to_be_unique"
+BETWEEN = "expect_column_values_to_be_between"
+IN_SET = "expect_column_values_to_be_in_set"
+NOT_IN_SET = "expect_column_values_to_not_be_in_set"
+REGEX = "expect_column_values_to_match_regex"
+MIN = "expect_column_min_to_be_between"
+MAX = "expect_column_max_to_be_between"
+MEAN = "expect_column_mean_to_be_between"
+SUM = "expect_column_sum_to_be_between"
+ROW_COUNT = "expect_table_row_count_to_be_between"
+COMPOUND_UNIQUE = "expect_compound_columns_to_be_unique"
+EXISTS = "expect_column_to_exist"
+OF_TYPE = "expect_column_values_to_be_of_type"
+
+#: The expectation types this engine evaluates itself.
+SUPPORTED = frozenset({NOT_NULL, UNIQUE, BETWEEN, IN_SET, NOT_IN_SET, REGEX, MIN, MAX, MEAN, SUM, ROW_COUNT,
+                       COMPOUND_UNIQUE, EXISTS, OF_TYPE})
+_AGG_FN = {MIN: "min", MAX: "max", MEAN: "avg", SUM: "sum"}
+_CONDITION_TYPES = (BETWEEN, IN_SET, NOT_IN_SET, REGEX)
+
+
+# --------------------------------------------------------------------------- catalogue
+
+_SCALAR_TYPES = {
+    "smallint": "SMALLINT", "int2": "SMALLINT", "integer": "INTEGER", "int": "INTEGER", "int4": "INTEGER",
+    "bigint": "BIGINT", "int8": "BIGINT", "real": "REAL", "float4": "REAL", "double precision": "DOUBLE PRECISION",
+    "float8": "DOUBLE PRECISION", "text": "TEXT", "boolean": "BOOLEAN", "bool": "BOOLEAN", "date": "DATE",
+    "uuid": "UUID", "json": "JSON", "jsonb": "JSONB", "bytea": "BYTEA", "interval": "INTERVAL",
+    "timestamptz": "TIMESTAMP WITH TIME ZONE", "timetz": "TIME WITH TIME ZONE",
+}
+_PARAM_RE = re.compile(r"^(?P<base>[a-z ]+?)\s*(?:\((?P<args>[\d,\s]+)\))?(?P<rest>(?:\s+with(?:out)? time zone)?)$")
+
+
+def gx_type_name(pg_type: str) -> str:
+    """The name GX 1.x reports for a PostgreSQL column type (SQLAlchemy's compiled type).
+
+    ``expect_column_values_to_be_of_type`` compares ``type_`` with this name, ignoring
+    case. Takes ``format_type()`` output or a contract's type:
+
+    >>> gx_type_name("numeric(12,2)"), gx_type_name("character varying(40)"), gx_type_name("timestamptz")
+    ('NUMERIC(12, 2)', 'VARCHAR(40)', 'TIMESTAMP WITH TIME ZONE')
+    """
+    t = re.sub(r"\s+", " ", pg_type.strip().lower())
+    if t.endswith("[]"):
+        return gx_type_name(t[:-2]) + "[]"
+    if t in _SCALAR_TYPES:
+        return _SCALAR_TYPES[t]
+    m = _PARAM_RE.match(t)
+    if not m:
+        return pg_type.upper()
+    base, args, rest = m.group("base").strip(), m.group("args"), m.group("rest").strip()
+    nums = [a.strip() for a in args.split(",")] if args else []
+    arg = f"({', '.join(nums)})" if nums else ""
+    if base in ("numeric", "decimal"):
+        return f"NUMERIC{arg}"
+    if base in ("character varying", "varchar"):
+        return f"VARCHAR{arg}"
+    if base in ("character", "char", "bpchar"):
+        return f"CHAR{arg}"
+    if base in ("timestamp", "time"):
+        zone = "WITH TIME ZONE" if rest == "with time zone" else "WITHOUT TIME ZONE"
+        return f"{base.upper()}{arg} {zone}"
+    if base == "timestamptz":
+        return f"TIMESTAMP{arg} WITH TIME ZONE"
+    if base == "timetz":
+        return f"TIME{arg} WITH TIME ZONE"
+    if base in ("double precision", "float8"):
+        return "DOUBLE PRECISION"
+    if base == "float" and nums:  # float(p): real up to 24 bits, else double
+        return "REAL" if int(nums[0]) <= 24 else "DOUBLE PRECISION"
+    return t.upper()
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """A column as the catalogue describes it.
+
+    :param name: the column name
+    :param type: ``format_type()`` of its type, e.g. ``numeric(12,2)``
+    :param category: ``pg_type.typcategory`` (N numeric, S string, D date/time, B boolean, ...)
+    :param typname: the base type's name (``int4``, ``json``, ...)
+    """
+
+    name: str
+    type: str
+    category: str
+    typname: str
+
+    @property
+    def gx_type(self) -> str:
+        return gx_type_name(self.type)
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """A table's columns, in order, and the column sets its unique indexes guarantee.
+
+    :param unique_sets: key columns of each valid, non-partial unique index on plain
+        columns (primary key and unique constraints included): a uniqueness check on
+        those columns, or on any superset of them, cannot fail, so it costs nothing
+    """
+
+    schema: str
+    table: str
+    columns: tuple[ColumnInfo, ...]
+    unique_sets: tuple[frozenset[str], ...] = ()
+
+    def proven_unique(self, cols: Sequence[str]) -> bool:
+        return any(u <= set(cols) for u in self.unique_sets)
+
+    @property
+    def ident(self) -> sql.Identifier:
+        return sql.Identifier(self.schema, self.table)
+
+    @property
+    def name(self) -> str:
+        return f"{self.schema}.{self.table}"
+
+    def find(self, name: str) -> ColumnInfo | None:
+        """The column called ``name``; failing that, the only one equal to it ignoring case
+        (GX's PostgreSQL dialect matches column names without regard to case)."""
+        for c in self.columns:
+            if c.name == name:
+                return c
+        folded = [c for c in self.columns if c.name.casefold() == name.casefold()]
+        return folded[0] if len(folded) == 1 else None
+
+
+def read_table_info(conn: psycopg.Connection, schema: str, table: str) -> TableInfo | None:
+    """Read a table's (or view's) columns from the catalogue; None when it does not exist."""
+    rows = conn.execute(
+        """
+        select a.attname, format_type(a.atttypid, a.atttypmod),
+               coalesce(bt.typcategory, t.typcategory), coalesce(bt.typname, t.typname)
+        from pg_class c
+        join pg_namespace n on n.oid = c.relnamespace
+        join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+        join pg_type t on t.oid = a.atttypid
+        left join pg_type bt on t.typtype = 'd' and bt.oid = t.typbasetype
+        where n.nspname = %s and c.relname = %s and c.relkind in ('r', 'p', 'v', 'm', 'f')
+        order by a.attnum
+        """,
+        (schema, table),
+    ).fetchall()
+    if not rows:
+        exists = conn.execute(
+            "select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname = %s and c.relname = %s", (schema, table)).fetchone()
+        if not exists:
+            return None
+    unique = conn.execute(
+        """
+        select array_agg(a.attname::text)
+        from pg_index i
+        join pg_class c on c.oid = i.indrelid
+        join pg_namespace n on n.oid = c.relnamespace
+        join pg_attribute a on a.attrelid = i.indrelid
+             and a.attnum = any ((i.indkey::int2[])[0:i.indnkeyatts - 1])
+        where n.nspname = %s and c.relname = %s and i.indisunique and i.indisvalid
+              and i.indpred is null and i.indexprs is null
+        group by i.indexrelid
+        """,
+        (schema, table),
+    ).fetchall()
+    return TableInfo(schema, table, tuple(ColumnInfo(r[0], r[1], r[2], r[3]) for r in rows),
+                     tuple(frozenset(r[0]) for r in unique if r[0]))
+
+
+# --------------------------------------------------------------------------- results
+
+def _error(message: str) -> RawResult:
+    return {"success": False, "result": {}, "exception": message}
+
+
+def _plain(value: Any) -> Any:
+    """A database value as GX reports it: decimals as floats, NaN as None."""
+    if isinstance(value, Decimal):
+        if value.is_nan():
+            return None
+        return float(value)
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _mostly(considered: int, unexpected: int, mostly: float) -> bool:
+    # GX's _mostly_success, float for float
+    return (float(considered) - float(unexpected)) / float(considered) >= mostly
+
+
+def map_result(*, element_count: int, nonnull_count: int | None, unexpected_count: int | None,
+               mostly: float, samples: list | None = None) -> RawResult:
+    """GX's result of a map expectation (``ColumnMapExpectation._validate`` and
+    ``_format_map_output``, BASIC format).
+
+    ``nonnull_count`` None means the denominator is every row (``not_null``), and GX
+    then reports no ``missing_*`` fields.
+    """
+    n, u = element_count, unexpected_count
+    considered = n if nonnull_count is None else nonnull_count
+    if u is None or n == 0 or considered == 0:
+        success = True  # vacuously
+    else:
+        success = _mostly(considered, u, mostly)
+    result: dict[str, Any] = {"element_count": n, "unexpected_count": u, "unexpected_percent": None}
+    missing_percent = pct_total = pct_nonmissing = None
+    if u is not None and n > 0:
+        pct_total = u / n * 100
+        if nonnull_count is None:
+            pct_nonmissing = pct_total
+        else:
+            missing_percent = (n - nonnull_count) / n * 100
+            pct_nonmissing = u / nonnull_count * 100 if nonnull_count > 0 else None
+    result["unexpected_percent"] = pct_nonmissing
+    if samples is not None:
+        result["partial_unexpected_list"] = samples
+    if nonnull_count is not None:
+        result.update(missing_count=n - nonnull_count, missing_percent=missing_percent,
+                      unexpected_percent_total=pct_total, unexpected_percent_nonmissing=pct_nonmissing)
+    return {"success": success, "result": result, "exception": None}
+
+
+def metric_between(value: Any, kwargs: dict[str, Any], *, integer_bounds: bool = False) -> RawResult:
+    """GX's ``_validate_metric_value_between`` for an observed metric value.
+
+    A missing metric (empty table, all nulls, NaN) fails with ``observed_value`` None.
+    Bounds are coerced as GX's pydantic fields coerce them (numbers to float, ISO
+    strings to dates); comparing incomparable values (a date with a number) is an error,
+    as in GX.
+    """
+    value = _plain(value)
+    if value is None:
+        return {"success": False, "result": {"observed_value": None}, "exception": None}
+
+    def bound(v):
+        if integer_bounds and isinstance(v, (int, float)) and not isinstance(v, bool):
+            return int(v)  # row count bounds are pydantic ints in GX (5.5 -> 5)
+        return comparable(v)
+
+    lo, hi = bound(kwargs.get("min_value")), bound(kwargs.get("max_value"))
+    try:
+        above = True if lo is None else (value > lo if kwargs.get("strict_min") else value >= lo)
+        below = True if hi is None else (value < hi if kwargs.get("strict_max") else value <= hi)
+    except TypeError:
+        return {"success": False, "result": {"observed_value": value},
+                "exception": f"cannot compare the observed {type(value).__name__} {value!r} with the bounds "
+                             f"{kwargs.get('min_value')!r}..{kwargs.get('max_value')!r}; give bounds of the "
+                             "column's kind (numbers, or ISO dates for date columns)"}
+    return {"success": bool(above and below), "result": {"observed_value": value}, "exception": None}
+
+
+# --------------------------------------------------------------------------- compilation
+
+class _Scan:
+    """The aggregate expressions of the one scan, deduplicated by what they compute."""
+
+    def __init__(self) -> None:
+        self.exprs: dict[str, sql.Composable] = {}
+        self._names: dict[Any, str] = {}
+
+    def slot(self, key: Any, expr: sql.Composable) -> str:
+        name = self._names.get(key)
+        if name is None:
+            name = f"s{len(self._names)}"
+            self._names[key] = name
+            self.exprs[name] = expr
+        return name
+
+    def count_all(self) -> str:
+        return self.slot(("count",), sql.SQL("count(*)"))
+
+    def count(self, col: str) -> str:
+        return self.slot(("count", col), sql.SQL("count({})").format(sql.Identifier(col)))
+
+    def count_where(self, key: Any, pred: sql.Composable) -> str:
+        return self.slot(("count_where", key), sql.SQL("count(*) filter (where {})").format(pred))
+
+    def agg(self, fn: str, col: str) -> str:
+        return self.slot((fn, col), sql.SQL("{}({})").format(sql.SQL(fn), sql.Identifier(col)))
+
+
+@dataclass
+class _Check:
+    index: int
+    spec: ExpectationSpec
+    slots: list[str]
+    evaluate: Callable[[dict[str, Any], Callable[[sql.Composable], list]], RawResult]
+
+
+@dataclass
+class Plan:
+    """A compiled suite.
+
+    :param scan: the one aggregate statement (None when no check needs the data)
+    :param checks: the compiled checks, evaluated from the scan's values
+    :param static: results decided from the catalogue alone (existence, types, errors)
+    :param unsupported: indexes of expectations for another engine
+    """
+
+    table: TableInfo
+    where: str | None
+    scan: sql.Composable | None
+    checks: list[_Check]
+    static: dict[int, RawResult] = field(default_factory=dict)
+    unsupported: list[int] = field(default_factory=list)
+    _exprs: dict[str, sql.Composable] = field(default_factory=dict, repr=False)
+
+    @property
+    def queries(self) -> list[sql.Composable]:
+        """The statements that always run (the catalogue read aside): at most one scan."""
+        return [self.scan] if self.scan is not None else []
+
+    def scan_for(self, names: Sequence[str]) -> sql.Composable:
+        """A scan computing only ``names`` (used to isolate a check whose SQL fails)."""
+        return _select(self.table, self.where, {n: self._exprs[n] for n in names})
+
+
+def _from_where(table: TableInfo, where: str | None, *extra: sql.Composable) -> sql.Composable:
+    preds = ([sql.SQL("({})").format(sql.SQL(where))] if where else []) + list(extra)
+    if not preds:
+        return sql.SQL("from {}").format(table.ident)
+    return sql.SQL("from {} where {}").format(table.ident, sql.SQL(" and ").join(preds))
+
+
+def _select(table: TableInfo, where: str | None, exprs: dict[str, sql.Composable]) -> sql.Composable:
+    cols = sql.SQL(", ").join(sql.SQL("{} as {}").format(e, sql.Identifier(n)) for n, e in exprs.items())
+    return sql.SQL("select {} {}").format(cols, _from_where(table, where))
+
+
+def _is_param(v: Any) -> bool:
+    return isinstance(v, dict) and "$PARAMETER" in v
+
+
+def unsupported_reason(spec: ExpectationSpec) -> str | None:
+    """Why the ``sql`` engine hands ``spec`` to GX, or None when it evaluates it."""
+    if spec.type not in SUPPORTED:
+        return f"{spec.type} is not one of the sql engine's types"
+    if spec.kwargs.get("row_condition"):
+        return "row_condition is evaluated by GX's condition parser"
+    if any(_is_param(v) for v in spec.kwargs.values()):
+        return "suite parameters ($PARAMETER) are resolved by GX"
+    if isinstance(spec.kwargs.get("value_set"), list) and any(_is_param(v) for v in spec.kwargs["value_set"]):
+        return "suite parameters ($PARAMETER) are resolved by GX"
+    return None
+
+
+def _missing_column(name: str, table: TableInfo) -> RawResult:
+    cols = ", ".join(c.name for c in table.columns[:30]) or "(none)"
+    return _error(f"column {name!r} does not exist in {table.name}; its columns are: {cols}")
+
+
+def _literal(value: Any) -> sql.Composable:
+    return sql.Literal(value)
+
+
+_INT_TYPES = ("int2", "int4", "int8")
+
+
+def _bound_literal(value: Any, info: ColumnInfo | None) -> sql.Composable:
+    # GX's bounds are floats (5 -> 5.0), and "int_col >= 5.0" casts every row to numeric;
+    # against an integer column an integral bound means the same as an integer literal
+    if (info is not None and info.typname in _INT_TYPES and isinstance(value, float) and value.is_integer()
+            and abs(value) < 2**53):
+        return sql.Literal(int(value))
+    return _literal(value)
+
+
+def _condition(spec: ExpectationSpec, col: sql.Identifier, info: ColumnInfo | None = None) -> sql.Composable | bool:
+    """The expected condition of a map check: SQL, or True/False when constant (GX's
+    vacuous cases: ``value_set`` None or empty)."""
+    kw = spec.kwargs
+    if spec.type == BETWEEN:
+        lo, hi = comparable(kw.get("min_value")), comparable(kw.get("max_value"))
+        parts = []
+        if lo is not None:
+            parts.append(sql.SQL("{} {} {}").format(col, sql.SQL(">" if kw.get("strict_min") else ">="),
+                                                    _bound_literal(lo, info)))
+        if hi is not None:
+            parts.append(sql.SQL("{} {} {}").format(col, sql.SQL("<" if kw.get("strict_max") else "<="),
+                                                    _bound_literal(hi, info)))
+        return sql.SQL(" and ").join(parts)
+    if spec.type == REGEX:
+        return sql.SQL("{} ~ {}").format(col, _literal(kw["regex"]))
+    values = kw.get("value_set")
+    if spec.type == IN_SET:
+        if values is None:
+            return True
+        # NULL in the set can match nothing (rows with NULL are not considered); GX drops it
+        values = [v for v in values if v is not None]
+        if not values:
+            return False
+        return sql.SQL("{} in ({})").format(col, sql.SQL(", ").join(_literal(v) for v in values))
+    # NOT_IN_SET: GX counts NOT (c NOT IN (set)), i.e. c IN (the set's non-NULL values)
+    if not values:
+        return True
+    values = [v for v in values if v is not None]
+    if not values:
+        return True
+    return sql.SQL("not ({} in ({}))").format(col, sql.SQL(", ").join(_literal(v) for v in values))
+
+
+def _type_error(spec: ExpectationSpec, col: ColumnInfo) -> str | None:
+    """Errors GX (or PostgreSQL) would raise for this column's type, found before the scan
+    so that one bad check cannot take the others' scan down."""
+    gx_type = col.gx_type
+    if spec.type == BETWEEN and col.category in ("S", "B"):
+        return (f"ColumnValuesBetween metrics cannot be computed on column of type {gx_type} (column {col.name!r}); "
+                "use expect_column_values_to_be_in_set or _match_regex for text columns")
+    if spec.type == REGEX and col.category != "S":
+        return (f"column {col.name!r} is {gx_type}; regular expressions apply to text columns only "
+                "(cast it in a view, or use expect_column_values_to_be_between)")
+    if spec.type in (MEAN, SUM) and col.category not in ("N", "T"):
+        return f"column {col.name!r} is {gx_type}; {spec.type} needs a numeric column"
+    if spec.type in (MIN, MAX) and (col.category in ("B", "A") or col.typname in ("json", "xml", "point")):
+        return f"column {col.name!r} is {gx_type}, which has no min/max; {spec.type} needs an ordered type"
+    if spec.type in (UNIQUE, COMPOUND_UNIQUE) and col.typname in ("json", "xml", "point"):
+        return f"column {col.name!r} is {gx_type}, which has no equality operator; it cannot be checked for uniqueness"
+    return None
+
+
+def compile_plan(specs: Sequence[ExpectationSpec], table: TableInfo, where: str | None = None, *,
+                 sample_size: int = 5) -> Plan:
+    """Compile the supported expectations into one scan. Pure: no database access.
+
+    :param specs: the suite's expectations (their positions are the result indexes)
+    :param table: the table's catalogue information (:func:`read_table_info`)
+    :param where: a SQL predicate selecting the partition, or None
+    :param sample_size: unexpected values fetched for each failed map check (0: none)
+    """
+    scan = _Scan()
+    checks: list[_Check] = []
+    static: dict[int, RawResult] = {}
+    unsupported: list[int] = []
+    for i, spec in enumerate(specs):
+        if unsupported_reason(spec):
+            unsupported.append(i)
+            continue
+        kw = spec.kwargs
+        if spec.type == EXISTS:
+            static[i] = _exists(kw, table)
+            continue
+        if spec.type == ROW_COUNT:
+            n = scan.count_all()
+            checks.append(_Check(i, spec, [n], lambda v, q, n=n, kw=kw: metric_between(v[n], kw, integer_bounds=True)))
+            continue
+        names = spec.columns
+        infos = [table.find(c) for c in names]
+        missing = [c for c, info in zip(names, infos) if info is None]
+        if missing:
+            static[i] = _missing_column(missing[0], table)
+            continue
+        errors = [e for e in (_type_error(spec, info) for info in infos) if e]
+        if errors:
+            static[i] = _error(errors[0])
+            continue
+        if spec.type == OF_TYPE:
+            static[i] = _of_type(kw, infos[0])
+            continue
+        real = [info.name for info in infos]  # the catalogue's spelling
+        if spec.type == COMPOUND_UNIQUE:
+            checks.append(_compile_compound(i, spec, real, scan, table, where, sample_size))
+        elif spec.type == UNIQUE:
+            checks.append(_compile_unique(i, spec, real[0], scan, table, where, sample_size))
+        elif spec.type == NOT_NULL:
+            n, nn = scan.count_all(), scan.count(real[0])
+            mostly = kw.get("mostly", 1)
+
+            def ev(v, q, n=n, nn=nn, mostly=mostly):
+                u = None if v[n] == 0 else v[n] - v[nn]
+                return map_result(element_count=v[n], nonnull_count=None, unexpected_count=u, mostly=mostly)
+
+            checks.append(_Check(i, spec, [n, nn], ev))
+        elif spec.type in _CONDITION_TYPES:
+            checks.append(_compile_condition(i, spec, real[0], scan, table, where, sample_size))
+        else:  # MIN, MAX, MEAN, SUM
+            s = scan.agg(_AGG_FN[spec.type], real[0])
+            checks.append(_Check(i, spec, [s], lambda v, q, s=s, kw=kw: metric_between(v[s], kw)))
+    query = _select(table, where, scan.exprs) if checks else None
+    return Plan(table=table, where=where, scan=query, checks=checks, static=static, unsupported=unsupported,
+                _exprs=dict(scan.exprs))
+
+
+def _exists(kw: dict[str, Any], table: TableInfo) -> RawResult:
+    # GX: table.columns (case-insensitive names on PostgreSQL); a falsy column_index
+    # (None or 0) checks existence only, any other is a Python index into the column list
+    names = [c.name.casefold() for c in table.columns]
+    want = kw["column"].casefold()
+    idx = kw.get("column_index")
+    if idx:
+        try:
+            success = names[idx] == want
+        except IndexError:
+            success = False
+    else:
+        success = want in names
+    return {"success": success, "result": {}, "exception": None}
+
+
+def _of_type(kw: dict[str, Any], col: ColumnInfo) -> RawResult:
+    # GX on PostgreSQL: case-insensitive comparison with SQLAlchemy's compiled type name
+    expected = kw.get("type_")
+    observed = col.gx_type
+    success = True if expected is None else observed.casefold() == str(expected).casefold()
+    return {"success": success, "result": {"observed_value": observed}, "exception": None}
+
+
+def _not_null_all(cols: Sequence[str]) -> sql.Composable:
+    return sql.SQL(" and ").join(sql.SQL("{} is not null").format(sql.Identifier(c)) for c in cols)
+
+
+def _compile_condition(i: int, spec: ExpectationSpec, col: str, scan: _Scan, table: TableInfo,
+                       where: str | None, sample_size: int) -> _Check:
+    ident = sql.Identifier(col)
+    cond = _condition(spec, ident, table.find(col))
+    n, nn = scan.count_all(), scan.count(col)
+    if cond is True:
+        u_slot = None  # nothing is unexpected
+        unexpected_pred = None
+    elif cond is False:
+        u_slot = nn  # every non-null value is unexpected
+        unexpected_pred = sql.SQL("{} is not null").format(ident)
+    else:
+        unexpected_pred = sql.SQL("{} is not null and not ({})").format(ident, cond)
+        key = (spec.type, col, repr(sorted(spec.kwargs.items(), key=lambda kv: kv[0])))
+        u_slot = scan.count_where(key, unexpected_pred)
+    mostly = spec.kwargs.get("mostly", 1)
+    sample_q = None
+    if unexpected_pred is not None and sample_size > 0:
+        sample_q = sql.SQL("select {} {} limit {}").format(
+            ident, _from_where(table, where, unexpected_pred), sql.Literal(sample_size))
+
+    def ev(v, q):
+        if v[n] == 0:
+            u = None
+        else:
+            u = 0 if u_slot is None else v[u_slot]
+        res = map_result(element_count=v[n], nonnull_count=v[nn], unexpected_count=u, mostly=mostly)
+        if not res["success"] and sample_q is not None:
+            res["result"]["partial_unexpected_list"] = [_plain(r[0]) for r in q(sample_q)]
+        return res
+
+    return _Check(i, spec, [s for s in (n, nn, u_slot) if s], ev)
+
+
+def _duplicate_rows(table: TableInfo, where: str | None, cols: Sequence[str]) -> sql.Composable:
+    """Rows whose (non-null) value occurs more than once: GX's unexpected count for uniqueness."""
+    idents = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
+    return sql.SQL("select coalesce(sum(k), 0)::bigint from (select count(*) as k {} group by {} "
+                   "having count(*) > 1) as dup").format(_from_where(table, where, _not_null_all(cols)), idents)
+
+
+def _duplicate_samples(table: TableInfo, where: str | None, cols: Sequence[str], limit: int) -> sql.Composable:
+    idents = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
+    return sql.SQL("select {} {} group by {} having count(*) > 1 limit {}").format(
+        idents, _from_where(table, where, _not_null_all(cols)), idents, sql.Literal(limit))
+
+
+def _compile_unique(i: int, spec: ExpectationSpec, col: str, scan: _Scan, table: TableInfo,
+                    where: str | None, sample_size: int) -> _Check:
+    n, nn = scan.count_all(), scan.count(col)
+    mostly = spec.kwargs.get("mostly", 1)
+    if table.proven_unique([col]):  # a unique index: no duplicates, nothing to count
+        return _Check(i, spec, [n, nn], lambda v, q: map_result(
+            element_count=v[n], nonnull_count=v[nn], unexpected_count=0, mostly=mostly))
+    nd = scan.slot(("count_distinct", col), sql.SQL("count(distinct {})").format(sql.Identifier(col)))
+    dup_q = _duplicate_rows(table, where, [col])
+    sample_q = _duplicate_samples(table, where, [col], sample_size) if sample_size > 0 else None
+
+    def ev(v, q):
+        # as many distinct values as values: no duplicates, no second statement
+        u = 0 if v[nd] == v[nn] else int(q(dup_q)[0][0])
+        res = map_result(element_count=v[n], nonnull_count=v[nn], unexpected_count=u, mostly=mostly)
+        if not res["success"] and sample_q is not None:
+            res["result"]["partial_unexpected_list"] = [_plain(r[0]) for r in q(sample_q)]
+        return res
+
+    return _Check(i, spec, [n, nn, nd], ev)
+
+
+def _compile_compound(i: int, spec: ExpectationSpec, cols: list[str], scan: _Scan, table: TableInfo,
+                      where: str | None, sample_size: int) -> _Check:
+    # GX joins each row to its group's count on col = col, so a row with a NULL in any of
+    # the columns is never unexpected; ignore_row_if decides only which rows are counted
+    n = scan.count_all()
+    key = tuple(cols)
+    ignore = spec.kwargs.get("ignore_row_if", "all_values_are_missing")
+    proven = table.proven_unique(cols)
+    all_nn = scan.count_where(("all_not_null", key), _not_null_all(cols))
+    nd = None if proven else scan.slot(
+        ("count_distinct_row", key), sql.SQL("count(distinct ({})) filter (where {})").format(
+            sql.SQL(", ").join(sql.Identifier(c) for c in cols), _not_null_all(cols)))
+    if ignore == "never":
+        considered = n
+    elif ignore == "any_value_is_missing":
+        considered = all_nn
+    else:
+        any_nn = sql.SQL(" or ").join(sql.SQL("{} is not null").format(sql.Identifier(c)) for c in cols)
+        considered = scan.count_where(("any_not_null", key), any_nn)
+    dup_q = _duplicate_rows(table, where, cols)
+    sample_q = _duplicate_samples(table, where, cols, sample_size) if sample_size > 0 else None
+    mostly = spec.kwargs.get("mostly", 1)
+
+    def ev(v, q):
+        u = 0 if nd is None or v[nd] == v[all_nn] else int(q(dup_q)[0][0])
+        res = map_result(element_count=v[n], nonnull_count=v[considered], unexpected_count=u, mostly=mostly)
+        if not res["success"] and sample_q is not None:
+            res["result"]["partial_unexpected_list"] = [
+                {c: _plain(x) for c, x in zip(cols, r)} for r in q(sample_q)]
+        return res
+
+    return _Check(i, spec, [x for x in dict.fromkeys([n, all_nn, nd, considered]) if x], ev)
+
+
+# --------------------------------------------------------------------------- execution
+
+def execute_plan(conn: psycopg.Connection, plan: Plan, *, work_mem: str | None = None) -> dict[int, RawResult]:
+    """Run a compiled plan; return a GX-shaped result per supported expectation index.
+
+    Everything runs in one read-only snapshot (repeatable read), so the scan and any
+    follow-up statement see the same rows. When the scan fails (a value of the wrong
+    type in a ``value_set``, an invalid regular expression), each check is run on its
+    own, so one bad check reports its error and the others still report results.
+
+    :param work_mem: PostgreSQL's ``work_mem`` for this transaction only (e.g. ``256MB``):
+        uniqueness checks sort the column, and a sort that fits in memory is several
+        times faster than one that spills to disk; None keeps the server's setting
+    """
+    import psycopg
+
+    results: dict[int, RawResult] = dict(plan.static)
+    if not plan.checks:
+        return results
+
+    def followup(query: sql.Composable) -> list:
+        with conn.transaction():
+            return conn.execute(query).fetchall()
+
+    def fetch(query: sql.Composable) -> dict[str, Any]:
+        with conn.transaction():
+            cur = conn.execute(query)
+            row = cur.fetchone()
+            return {d.name: v for d, v in zip(cur.description, row)}
+
+    # a transaction we open ourselves gets one read-only snapshot; inside the caller's
+    # transaction we only add savepoints
+    fresh = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    with conn.transaction():
+        if fresh:
+            conn.execute("set transaction isolation level repeatable read, read only")
+        if work_mem:
+            conn.execute("select set_config('work_mem', %s, true)", (str(work_mem),))
+        try:
+            values = fetch(plan.scan)
+        except psycopg.Error:
+            values = None
+        for chk in plan.checks:
+            try:
+                v = values if values is not None else fetch(plan.scan_for(chk.slots))
+                results[chk.index] = chk.evaluate(v, followup)
+            except psycopg.Error as e:
+                results[chk.index] = _error(_pg_message(e, chk.spec))
+    return results
+
+
+def _pg_message(e: Exception, spec: ExpectationSpec) -> str:
+    diag = getattr(e, "diag", None)
+    msg = (diag.message_primary if diag is not None and diag.message_primary else str(e)).strip()
+    return f"{spec.label()}: PostgreSQL refused the check: {msg}"
+
+
+def run_sql(conn: psycopg.Connection, *, schema: str, table: str, specs: Sequence[ExpectationSpec],
+            where: str | None = None, sample_size: int = 5,
+            work_mem: str | None = None) -> tuple[dict[int, RawResult], list[int]]:
+    """Evaluate the supported expectations of ``specs`` on ``schema.table``.
+
+    See :func:`compile_plan` and :func:`execute_plan` for the arguments.
+
+    :returns: (results by index, indexes of the expectations left for the gx engine)
+    :raises LookupError: when the table does not exist
+    """
+    info = read_table_info(conn, schema, table)
+    if info is None:
+        raise LookupError(f"table {schema}.{table} does not exist; check the name (schema.table) and the "
+                          "connection's database")
+    plan = compile_plan(specs, info, where, sample_size=sample_size)
+    return execute_plan(conn, plan, work_mem=work_mem), plan.unsupported

@@ -1,0 +1,92 @@
+"""orders_daily end to end under dag.test(), against a real PostgreSQL, with its failure paths."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pendulum
+import psycopg
+import pytest
+
+from tests.dags.conftest import load_dag
+
+DAY = pendulum.datetime(2024, 5, 2, tz="UTC")
+
+
+def states(dr):
+    return {ti.task_id: ti.state for ti in dr.get_task_instances()}
+
+
+def published(uri):
+    with psycopg.connect(uri) as conn:
+        return dict(conn.execute("select order_date::text, count(*) from public.orders group by 1").fetchall())
+
+
+def alerts(path):
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_clean_day_publishes_and_rerun_changes_nothing(warehouse):
+    import generate_orders
+
+    from safeload.loads.sql import partition_checksum
+
+    generate_orders.write(warehouse["data"], dt.date(2024, 5, 2), 800, set())
+    dag = load_dag("orders_daily")
+    dr = dag.test(logical_date=DAY)
+    assert dr.state == "success", states(dr)
+    assert published(warehouse["uri"]) == {"2024-05-02": 800}
+    with psycopg.connect(warehouse["uri"]) as conn:
+        first = partition_checksum(conn, "public.orders", "order_date", "2024-05-02")
+    dr = load_dag("orders_daily").test(logical_date=DAY)
+    assert dr.state == "success", states(dr)
+    with psycopg.connect(warehouse["uri"]) as conn:
+        assert partition_checksum(conn, "public.orders", "order_date", "2024-05-02") == first
+        history = conn.execute("select status, rows_loaded from safeload.load_history order by id").fetchall()
+        results = conn.execute("select count(*), count(*) filter (where not success) from safeload.quality_results"
+                               ).fetchone()
+    assert history == [("published", 800), ("published", 800)]
+    assert results[0] > 5  # every check of both runs is in the history
+    kinds = [a.get("kind") for a in alerts(warehouse["alerts"])]
+    assert "summary" in kinds or any("summary" in str(a).lower() for a in alerts(warehouse["alerts"]))
+
+
+def test_bad_data_day_is_not_published_and_alerts(warehouse):
+    import generate_orders
+
+    generate_orders.write(warehouse["data"], dt.date(2024, 5, 2), 800, {"duplicates", "out_of_range"})
+    dr = load_dag("orders_daily").test(logical_date=DAY)
+    s = states(dr)
+    assert dr.state == "failed"
+    assert s["audit_staging"] == "failed"
+    assert s["publish"] == "upstream_failed"
+    assert published(warehouse["uri"]) == {}
+    failures = [a for a in alerts(warehouse["alerts"]) if "audit_staging" in json.dumps(a)]
+    assert failures, alerts(warehouse["alerts"])
+
+
+def test_breaking_drift_is_blocked_before_loading(warehouse):
+    import generate_orders
+
+    generate_orders.write(warehouse["data"], dt.date(2024, 5, 2), 300, {"drift_rename"})
+    dr = load_dag("orders_daily").test(logical_date=DAY)
+    s = states(dr)
+    assert dr.state == "failed"
+    assert s["check_contract"] == "failed"
+    assert s["stage"] == "upstream_failed"
+    with psycopg.connect(warehouse["uri"]) as conn:
+        assert conn.execute("select to_regclass('safeload.staging')").fetchone()[0] is None  # nothing ran
+
+
+def test_additive_drift_warns_and_loads(warehouse):
+    import generate_orders
+
+    generate_orders.write(warehouse["data"], dt.date(2024, 5, 2), 300, {"drift_add"})
+    dr = load_dag("orders_daily").test(logical_date=DAY)
+    assert dr.state == "success", states(dr)
+    assert published(warehouse["uri"]) == {"2024-05-02": 300}
+    with psycopg.connect(warehouse["uri"]) as conn:  # policy warn: the target did not grow
+        cols = [r[0] for r in conn.execute("select column_name from information_schema.columns "
+                                           "where table_name = 'orders' order by ordinal_position")]
+    assert "coupon_code" not in cols
