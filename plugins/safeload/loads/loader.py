@@ -174,7 +174,9 @@ class PartitionLoader:
                         raise AssertionError(f"row accounting broke: {rows_source} != {rows_loaded} + {bad}")
                     self._check_thresholds(source, rows_source, bad, quarantine)
                     cols = [c.name for c in info.columns] + [n for n, _ in self.add_columns]
-                    _n, checksum = conn.execute(q.checksum_sql(q.staging_ident(name), cols)).fetchone()
+                    n, checksum = conn.execute(q.checksum_sql(q.staging_ident(name), cols)).fetchone()
+                    if n != rows_loaded:
+                        raise AssertionError(f"staging holds {n} rows, COPY reported {rows_loaded}")
                     conn.execute(
                         """insert into safeload.staging (staging_table, target, partition_value, run_key,
                                rows_loaded, rows_quarantined, rows_source, checksum, source, add_columns)
@@ -269,6 +271,10 @@ class PartitionLoader:
         if self.partition_column not in mapping.values():
             conn.execute(sql.SQL("alter table {} alter column {} set default {}").format(
                 ident, sql.Identifier(self.partition_column), sql.Literal(self.partition_value)))
+        # Rows of another partition fail the COPY (and are quarantined by the checked path)
+        # without a scan of their own; the constraint also lets ATTACH skip its scan.
+        conn.execute(sql.SQL("alter table {} add constraint safeload_partition_check check ({} = {})").format(
+            ident, sql.Identifier(self.partition_column), sql.Literal(self.partition_value)))
 
     def _fill(self, conn, info, name, source, fmt, header, mapping, quarantine) -> tuple[str, int, int]:
         """COPY the source into staging. Returns (path, rows in source, rows loaded)."""
@@ -280,24 +286,19 @@ class PartitionLoader:
             # load at COPY speed; any error falls back to the checked path below.
             try:
                 with conn.transaction():
-                    with conn.cursor().copy(copy_sql + sql.SQL(" (format csv, header true)")) as copy:
+                    cur = conn.cursor()
+                    with cur.copy(copy_sql + sql.SQL(" (format csv, header true)")) as copy:
                         with _open_binary(source) as fh:
                             while block := fh.read(COPY_BLOCK):
                                 copy.write(block)
-                    rows = conn.execute(sql.SQL("select count(*) from {}").format(q.staging_ident(name))).fetchone()[0]
-                    if self.partition_column in mapping.values():
-                        wrong = conn.execute(sql.SQL("select count(*) from {} where {} is distinct from {}").format(
-                            q.staging_ident(name), sql.Identifier(self.partition_column),
-                            sql.Literal(self.partition_value))).fetchone()[0]
-                        if wrong:
-                            raise _FallBack(f"{wrong} row(s) of another partition")
+                    rows = cur.rowcount  # from COPY's command tag: no scan
                     if rows == 0 and not self.allow_empty:
                         raise LoadRefusedError(f"{source} has a header but no rows: refusing to replace partition "
                                                f"{self.partition_value} of {info.name} with nothing "
                                                "(allow_empty=True accepts an empty delivery)")
                     return "copy", rows, rows
             except (psycopg.errors.DataError, psycopg.errors.IntegrityError, psycopg.errors.BadCopyFileFormat,
-                    psycopg.errors.CharacterNotInRepertoire, _FallBack) as e:
+                    psycopg.errors.CharacterNotInRepertoire) as e:
                 log.info("straight COPY of %s refused (%s); loading row by row with quarantine",
                          source, str(e).splitlines()[0])
         return self._fill_checked(conn, info, copy_sql, source, fmt, header, mapping, quarantine)
@@ -404,10 +405,6 @@ class PartitionLoader:
                             "stale); stage the partition again")
                     rows_loaded, rows_quarantined, rows_source, checksum, add_columns, source = reg
                     stg = q.staging_ident(staged.staging_table)
-                    actual = conn.execute(sql.SQL("select count(*) from {}").format(stg)).fetchone()[0]
-                    if actual != rows_loaded:
-                        raise LoadRefusedError(f"{STAGING_SCHEMA}.{staged.staging_table} holds {actual} rows but "
-                                               f"{rows_loaded} were staged; it was modified, stage again")
                     added = []
                     for col, pg_type in add_columns:
                         if info.column(col) is None:
@@ -420,6 +417,9 @@ class PartitionLoader:
                         info.ident, q.partition_where(self.partition_column, self.partition_value))).rowcount
                     inserted = conn.execute(sql.SQL("insert into {} ({}) select {} from {}").format(
                         info.ident, cols, cols, stg)).rowcount
+                    if inserted != rows_loaded:  # staging was modified after the audit: publish nothing
+                        raise LoadRefusedError(f"{STAGING_SCHEMA}.{staged.staging_table} holds {inserted} rows but "
+                                               f"{rows_loaded} were staged and audited; stage the partition again")
                     history_id = self._history(
                         conn, info, "published", source=source, rows_loaded=inserted,
                         rows_quarantined=rows_quarantined, rows_source=rows_source, checksum=checksum,
@@ -506,10 +506,6 @@ def _partition_for(conn: psycopg.Connection, info: q.TargetInfo, value: str) -> 
 def _lock_timeout(conn: psycopg.Connection, value: str) -> None:
     """SET LOCAL lock_timeout (SET takes no parameters; set_config does)."""
     conn.execute("select set_config('lock_timeout', %s, true)", (value,))
-
-
-class _FallBack(Exception):
-    """Internal: the straight COPY path cannot take this file; use the checked path."""
 
 
 def _extra(name: str) -> str:
