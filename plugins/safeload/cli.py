@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--max-bad-fraction", type=float, help="quarantined fraction allowed, e.g. 0.001")
     load.add_argument("--allow-empty", action="store_true", help="accept an empty source (replaces with nothing)")
     load.add_argument("--lock-timeout", default="30s", help="bound on lock waits (default 30s)")
+    load.add_argument("--publish-strategy", choices=["delete_insert", "swap"], default="delete_insert",
+                      help="delete_insert (default, never blocks readers) or swap (natively partitioned "
+                           "targets: the staged table becomes the partition; briefly locks out readers)")
     load.add_argument("--run-key", help="names this load in the history (default: a new random key)")
     load.add_argument("--json", action="store_true", help="print the result as JSON")
     load.set_defaults(func=_load)
@@ -139,7 +142,8 @@ def _load(args) -> int:
                                  run_key=args.run_key or f"cli/{uuid.uuid4().hex[:12]}",
                                  lock_timeout=args.lock_timeout, max_bad_rows=args.max_bad_rows,
                                  max_bad_fraction=args.max_bad_fraction, allow_empty=args.allow_empty,
-                                 add_columns=add, audit={"dag_id": "safeload-cli"})
+                                 add_columns=add, publish_strategy=args.publish_strategy,
+                                 audit={"dag_id": "safeload-cli"})
         result = loader.run(args.source, args.format)
     except (LoadRefusedError, SourceError) as e:
         print(f"safeload: refused: {e}", file=sys.stderr)

@@ -106,6 +106,10 @@ class PartitionLoader:
     :param audit: dag_id, run_id, task_id, try_number for the load history
     :param stale_staging_after: staging left by other runs of the same partition longer
         ago than this is dropped by the next stage (a crashed or abandoned run)
+    :param publish_strategy: ``delete_insert`` (default: readers are never blocked) or,
+        for natively partitioned targets, ``swap``: the staging table becomes the
+        partition (DETACH old, ATTACH staging), so the rows are written once, at the price
+        of a short ACCESS EXCLUSIVE lock on the parent. See docs/decisions/002.
     """
 
     #: Publishes of one partition serialise on an advisory lock. Only the test that shows
@@ -127,6 +131,7 @@ class PartitionLoader:
         add_columns: list[tuple[str, str]] | None = None,
         audit: dict[str, Any] | None = None,
         stale_staging_after: str = "12 hours",
+        publish_strategy: str = "delete_insert",
     ):
         self.connect = connect
         self.table = table
@@ -140,6 +145,9 @@ class PartitionLoader:
         self.add_columns = [(validate_identifier(n, "column"), str(parse_type(t))) for n, t in (add_columns or [])]
         self.audit = audit or {}
         self.stale_staging_after = stale_staging_after
+        if publish_strategy not in ("delete_insert", "swap"):
+            raise ValueError(f"publish_strategy {publish_strategy!r}: use 'delete_insert' or 'swap'")
+        self.publish_strategy = publish_strategy
         self._started = time.time()
 
     def _connect(self) -> psycopg.Connection:
@@ -259,9 +267,19 @@ class PartitionLoader:
                 conn.execute(sql.SQL("drop table if exists {}").format(q.staging_ident(stale)))
                 conn.execute("delete from safeload.staging where staging_table = %s", (stale,))
 
+    def _swaps(self, info: q.TargetInfo) -> bool:
+        return self.publish_strategy == "swap" and info.partitioned
+
     def _create_staging(self, conn, info, name, header, mapping) -> None:
         ident = q.staging_ident(name)
-        conn.execute(sql.SQL("create unlogged table {} (like {} including defaults)").format(ident, info.ident))
+        if self._swaps(info):
+            # becomes the partition itself: permanent (ATTACH requires the parent's
+            # persistence) and with the parent's CHECK constraints
+            conn.execute(sql.SQL("create table {} (like {} including defaults including constraints)").format(
+                ident, info.ident))
+        else:
+            # only read once by INSERT ... SELECT: UNLOGGED skips the WAL
+            conn.execute(sql.SQL("create unlogged table {} (like {} including defaults)").format(ident, info.ident))
         for col, pg_type in self.add_columns:
             conn.execute(sql.SQL("alter table {} add column if not exists {} {}").format(
                 ident, sql.Identifier(col), sql.SQL(pg_type)))
@@ -385,8 +403,13 @@ class PartitionLoader:
         t0 = time.time()
         with self._connect() as conn:
             info = q.target_info(conn, self.table)
+            swap = self._swaps(info) and _persistence(conn, staged.staging_table) == "p"
             try:
-                if info.partitioned:
+                if swap:
+                    # Index builds happen here, before any lock on the target is taken,
+                    # so ATTACH finds matching indexes and only has to attach them.
+                    self._build_indexes(conn, info, staged.staging_table)
+                elif info.partitioned:
                     self._ensure_partition(conn, info)
                 with conn.transaction():
                     _lock_timeout(conn, self.lock_timeout)
@@ -411,12 +434,15 @@ class PartitionLoader:
                             conn.execute(sql.SQL("alter table {} add column if not exists {} {}").format(
                                 info.ident, sql.Identifier(col), sql.SQL(str(parse_type(pg_type)))))
                             added.append(col)
-                    cols = sql.SQL(", ").join(sql.Identifier(c) for c in
-                                              [c.name for c in info.columns] + [c for c, _ in add_columns])
-                    replaced = conn.execute(sql.SQL("delete from {} where {}").format(
-                        info.ident, q.partition_where(self.partition_column, self.partition_value))).rowcount
-                    inserted = conn.execute(sql.SQL("insert into {} ({}) select {} from {}").format(
-                        info.ident, cols, cols, stg)).rowcount
+                    if swap:
+                        replaced, inserted = self._swap(conn, info, staged.staging_table, rows_loaded)
+                    else:
+                        cols = sql.SQL(", ").join(sql.Identifier(c) for c in
+                                                  [c.name for c in info.columns] + [c for c, _ in add_columns])
+                        replaced = conn.execute(sql.SQL("delete from {} where {}").format(
+                            info.ident, q.partition_where(self.partition_column, self.partition_value))).rowcount
+                        inserted = conn.execute(sql.SQL("insert into {} ({}) select {} from {}").format(
+                            info.ident, cols, cols, stg)).rowcount
                     if inserted != rows_loaded:  # staging was modified after the audit: publish nothing
                         raise LoadRefusedError(f"{STAGING_SCHEMA}.{staged.staging_table} holds {inserted} rows but "
                                                f"{rows_loaded} were staged and audited; stage the partition again")
@@ -425,7 +451,8 @@ class PartitionLoader:
                         rows_quarantined=rows_quarantined, rows_source=rows_source, checksum=checksum,
                         schema_changes=json.dumps([{"added": c} for c in added]) if added else None,
                         message=f"replaced {replaced} row(s)")
-                    conn.execute(sql.SQL("drop table {}").format(stg))
+                    if not swap:
+                        conn.execute(sql.SQL("drop table {}").format(stg))
                     conn.execute("delete from safeload.staging where staging_table = %s", (staged.staging_table,))
             except psycopg.errors.LockNotAvailable as e:
                 raise LockTimeoutError(
@@ -436,6 +463,70 @@ class PartitionLoader:
                                checksum, history_id, added, round(time.time() - t0, 3))
         log.info("published %s partition %s: %s rows (replaced %s)", info.name, self.partition_value, inserted, replaced)
         return result
+
+    def _swap(self, conn: psycopg.Connection, info: q.TargetInfo, staging: str, rows_loaded: int) -> tuple[int, int]:
+        """Make the staging table the partition: DETACH and DROP the old one, ATTACH staging.
+
+        Metadata only: no row is copied. The staging table's CHECK constraint
+        (``partition = value``) implies the partition bound, so ATTACH skips its scan.
+        Returns (rows replaced, rows published).
+        """
+        stg = q.staging_ident(staging)
+        extras = [r[0] for r in conn.execute(
+            "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0 and not attisdropped "
+            "and attname like '\\_extra\\_%%'", (f"{STAGING_SCHEMA}.{staging}",)).fetchall()]
+        for col in extras:  # source columns the target does not have: ATTACH wants exactly the parent's
+            conn.execute(sql.SQL("alter table {} drop column {}").format(stg, sql.Identifier(col)))
+        old = _partition_for(conn, info, self.partition_value)
+        replaced = 0
+        name = q.partition_table_name(info, self.partition_value)
+        if old is not None:
+            old_schema, old_name = conn.execute(
+                "select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+                "where c.oid = %s::regclass", (old,)).fetchone()
+            old_ident = sql.Identifier(old_schema, old_name)
+            replaced = conn.execute(sql.SQL("select count(*) from {}").format(old_ident)).fetchone()[0]
+            conn.execute(sql.SQL("alter table {} detach partition {}").format(info.ident, old_ident))
+            conn.execute(sql.SQL("drop table {}").format(old_ident))
+            name = old_name if old_schema == info.schema else name
+        conn.execute(sql.SQL("alter table {} attach partition {} {}").format(
+            info.ident, stg, q.partition_bounds(info, self.partition_value)))
+        conn.execute(sql.SQL("alter table {} set schema {}").format(stg, sql.Identifier(info.schema)))
+        conn.execute(sql.SQL("alter table {} rename to {}").format(
+            sql.Identifier(info.schema, staging), sql.Identifier(name)))
+        return replaced, rows_loaded
+
+    def _build_indexes(self, conn: psycopg.Connection, info: q.TargetInfo, staging: str) -> None:
+        """Give the staging table the parent's primary key, unique constraints and plain
+        column indexes, so that ATTACH can adopt them instead of building them under lock.
+        (Expression and partial indexes are left for ATTACH to build.)"""
+        stg = q.staging_ident(staging)
+        existing = conn.execute("select count(*) from pg_index where indrelid = %s::regclass",
+                                (f"{STAGING_SCHEMA}.{staging}",)).fetchone()[0]
+        if existing:
+            return  # a retried publish: already built
+        rows = conn.execute(
+            """
+            select coalesce(con.contype, 'i'),
+                   array_agg(a.attname order by k.ord)
+            from pg_index i
+            cross join lateral unnest(i.indkey) with ordinality as k(attnum, ord)
+            join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+            left join pg_constraint con on con.conindid = i.indexrelid and con.contype in ('p', 'u')
+            where i.indrelid = %s::regclass and i.indexprs is null and i.indpred is null
+            group by i.indexrelid, con.contype
+            """,
+            (info.name,),
+        ).fetchall()
+        with conn.transaction():
+            for kind, cols in rows:
+                collist = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
+                if kind == "p":
+                    conn.execute(sql.SQL("alter table {} add primary key ({})").format(stg, collist))
+                elif kind == "u":
+                    conn.execute(sql.SQL("alter table {} add unique ({})").format(stg, collist))
+                else:
+                    conn.execute(sql.SQL("create index on {} ({})").format(stg, collist))
 
     def _ensure_partition(self, conn: psycopg.Connection, info: q.TargetInfo) -> None:
         """Create and attach the partition for the value when it is missing.
@@ -479,6 +570,12 @@ class PartitionLoader:
         if audit_hook is not None:
             audit_hook(staged)
         return self.publish(staged)
+
+
+def _persistence(conn: psycopg.Connection, staging: str) -> str | None:
+    row = conn.execute("select relpersistence from pg_class where oid = to_regclass(%s)",
+                       (f"{STAGING_SCHEMA}.{staging}",)).fetchone()
+    return row[0] if row else None
 
 
 def _partition_for(conn: psycopg.Connection, info: q.TargetInfo, value: str) -> str | None:

@@ -38,9 +38,11 @@ class _PartitionOperator(BaseOperator):
         max_bad_fraction: float | None = None,
         allow_empty: bool = False,
         lock_timeout: str = "30s",
+        publish_strategy: str = "delete_insert",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.publish_strategy = publish_strategy
         self.table = table
         self.partition_column = partition_column
         self.partition_value = partition_value
@@ -74,6 +76,7 @@ class _PartitionOperator(BaseOperator):
             partition_value=self.partition_value, run_key=f"{ti.dag_id}/{ti.run_id}/{table}",
             lock_timeout=self.lock_timeout, max_bad_rows=self.max_bad_rows,
             max_bad_fraction=self.max_bad_fraction, allow_empty=self.allow_empty,
+            publish_strategy=self.publish_strategy,
             audit={"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "try_number": ti.try_number},
         )
 
@@ -197,6 +200,9 @@ class PartitionOverwriteOperator(_PartitionOperator):
     :param max_bad_fraction: quarantined fraction above this refuses the load
     :param allow_empty: accept an empty source (default: refuse, nothing is deleted)
     :param lock_timeout: bound on lock waits; past it the task fails and is retried
+    :param publish_strategy: ``delete_insert`` (default; never blocks readers) or ``swap``
+        for natively partitioned targets (writes the rows once; briefly locks the parent
+        against readers). See docs/decisions/002-write-audit-publish.md.
     :param quality_suite: a GX suite JSON to run on staging before publishing (optional)
     :param quality_engine: ``sql`` (default) or ``gx``
     """

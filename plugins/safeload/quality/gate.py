@@ -170,7 +170,9 @@ def observed_text(r: ExpectationResult) -> str:
             text += f", e.g. {_values(sample, 5)[1:-1]}"
         return text
     if r.type == "volume_check" and isinstance(ov, dict):
-        return f"{_num(ov.get('rows'))} rows (history median {_num(ov.get('median'))}, {ov.get('history')} loads)"
+        verdict = {"drop": ", a drop", "spike": ", a spike"}.get(ov.get("verdict"), "")
+        return (f"{_num(ov.get('rows'))} rows{verdict} (history median {_num(ov.get('median'))}, "
+                f"{ov.get('history')} loads)")
     if ov is None and r.type == "expect_column_to_exist":
         return "column exists" if r.success else "column missing"
     if ov is None:
@@ -473,7 +475,8 @@ def write_history(conninfo: str, results: Iterable[ExpectationResult], *, store:
 
 # --------------------------------------------------------------------------- volume
 
-def volume_band(history: list[int], *, k: float = 4.0, floor_fraction: float = 0.1) -> tuple[float, float, float, float]:
+def volume_band(history: list[int], *, k: float = 4.0,
+                floor_fraction: float = 0.1) -> tuple[float, float, float, float]:
     """``(median, mad, lower, upper)`` of a row-count history: median ± k·MAD, where the
     MAD is floored at ``floor_fraction`` of the median (a perfectly steady history has a
     MAD of 0, and then any change at all would look like an anomaly)."""
@@ -523,11 +526,11 @@ def volume_check(conninfo: str, *, target: str, rows: int, last_n: int = 14, k: 
                                  engine_used="sql", details={"observed_value": observed, "history": history})
     med, mad, lo, hi = volume_band(history, k=k)
     ok = lo <= rows <= hi
-    observed = {"rows": rows, "median": med, "mad": mad, "lower": lo, "upper": hi, "history": len(history)}
-    direction = "" if ok else (" (a drop)" if rows < lo else " (a spike)")
+    observed = {"rows": rows, "median": med, "mad": mad, "lower": lo, "upper": hi, "history": len(history),
+                "verdict": "normal" if ok else ("drop" if rows < lo else "spike")}
     return ExpectationResult(
         type="volume_check", kwargs=kwargs, severity=severity, success=ok, observed_value=observed,
         expected=f"between {_num(math.ceil(lo))} and {_num(math.floor(hi))} rows (median {_num(med)} ± "
-                 f"{k:g}·MAD {_num(max(mad, 0.1 * med, 1.0))} of the last {len(history)} loads){direction}",
+                 f"{k:g}·MAD {_num(max(mad, 0.1 * med, 1.0))} of the last {len(history)} loads)",
         engine_used="sql", details={"observed_value": observed, "history": history})
 

@@ -295,3 +295,71 @@ def test_killed_loader_leaves_the_old_partition(pg, pg_uri, tmp_path, phase, pat
     assert proc.returncode == 0, err
     assert json.loads(out)["rows"] == 400_000
     assert partition_checksum(pg, "public.orders", "order_date", "2024-05-02")[0] == 400_000
+
+
+# ---------------------------------------------------------------- the swap strategy
+
+NATIVE_PK = NATIVE.replace("status text)", "status text, primary key (order_date, order_id))")
+
+
+def test_swap_is_idempotent_keeps_neighbours_and_adopts_indexes(pg, pg_uri, tmp_path):
+    pg.execute(NATIVE_PK)
+    loader(pg_uri, "2024-05-01", publish_strategy="swap").run(write_csv(tmp_path / "d1.csv", "2024-05-01", 200))
+    neighbour = partition_checksum(pg, "public.orders", "order_date", "2024-05-01")
+    src = write_csv(tmp_path / "d2.csv", "2024-05-02", 1000, start=5000)
+    sums = []
+    for attempt in range(3):
+        r = loader(pg_uri, "2024-05-02", run_key=f"s{attempt}", publish_strategy="swap").run(src)
+        assert (r.rows, r.rows_replaced) == (1000, 0 if attempt == 0 else 1000)
+        sums.append(partition_checksum(pg, "public.orders", "order_date", "2024-05-02"))
+    assert sums[0] == sums[1] == sums[2] and sums[0][0] == 1000
+    assert partition_checksum(pg, "public.orders", "order_date", "2024-05-01") == neighbour
+    parts = pg.execute("select n.nspname, c.relname, c.relpersistence from pg_inherits i join pg_class c on "
+                       "c.oid = i.inhrelid join pg_namespace n on n.oid = c.relnamespace "
+                       "where i.inhparent = 'public.orders'::regclass order by 2").fetchall()
+    assert parts == [("public", "orders_p2024_05_01", "p"), ("public", "orders_p2024_05_02", "p")]
+    # the staging table's primary key was adopted as the partition's: one index per partition
+    n_idx = pg.execute("select count(*) from pg_index where indrelid = 'public.orders_p2024_05_02'::regclass"
+                       ).fetchone()[0]
+    assert n_idx == 1
+    assert pg.execute("select count(*) from pg_tables where schemaname = 'safeload_staging'").fetchone()[0] == 0
+
+
+def test_swap_concurrent_loads_leave_one_copy(pg, pg_uri, tmp_path):
+    pg.execute(NATIVE)
+    src = write_csv(tmp_path / "d.csv", "2024-05-02", 5000)
+    loaders = [loader(pg_uri, "2024-05-02", run_key=f"w{i}", publish_strategy="swap") for i in range(4)]
+    staged = [ld.stage(src) for ld in loaders]
+    errors = []
+    barrier = threading.Barrier(4)
+
+    def publish(ld, st):
+        barrier.wait(timeout=30)
+        try:
+            ld.publish(st)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=publish, args=pair) for pair in zip(loaders, staged)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    assert counts(pg) == {"2024-05-02": 5000}
+
+
+def test_swap_waits_for_readers_within_lock_timeout(pg, pg_uri, tmp_path):
+    pg.execute(NATIVE)
+    loader(pg_uri, "2024-05-02", publish_strategy="swap").run(write_csv(tmp_path / "a.csv", "2024-05-02", 100))
+    before = partition_checksum(pg, "public.orders", "order_date", "2024-05-02")
+    ld = loader(pg_uri, "2024-05-02", run_key="b", lock_timeout="300ms", publish_strategy="swap")
+    staged = ld.stage(write_csv(tmp_path / "b.csv", "2024-05-02", 100, start=1000))
+    with psycopg.connect(pg_uri) as reader:  # a reader in a long transaction
+        reader.execute("select count(*) from public.orders")
+        with pytest.raises(LockTimeoutError):
+            ld.publish(staged)
+        reader.rollback()
+    assert partition_checksum(pg, "public.orders", "order_date", "2024-05-02") == before
+    ld.publish(staged)
+    assert partition_checksum(pg, "public.orders", "order_date", "2024-05-02") != before

@@ -150,7 +150,8 @@ def make_suite(rng: random.Random, rows: list[dict]) -> list[dict]:  # noqa: C90
         add(etype, column=col, **kw)
     n = len(rows)
     lo = max(0, n + rng.randint(-2, 1))
-    add("expect_table_row_count_to_be_between", min_value=lo, max_value=max(lo, n + rng.randint(-1, 2)), **{f: rng.random() < 0.5 for f in ("strict_min", "strict_max")})
+    add("expect_table_row_count_to_be_between", min_value=lo, max_value=max(lo, n + rng.randint(-1, 2)),
+        **{f: rng.random() < 0.5 for f in ("strict_min", "strict_max")})
     add("expect_table_row_count_to_be_between", min_value=n)
     for cols in (["b", "c"], ["b", "i"], ["c", "s", "b"]):
         add("expect_compound_columns_to_be_unique", column_list=cols,
@@ -215,7 +216,7 @@ def _run_both(conninfo: str, table: str, exps: list[dict], where: str | None = N
 SHAPES = {(0, 0): {"n_rows": 0}, (1, 0): {"n_rows": 7, "all_null": True}, (2, 0): {"n_rows": 1}}
 
 
-@pytest.mark.parametrize("seed", [pytest.param(s, id=f"seed{s}") for s in range(8)])
+@pytest.mark.parametrize("seed", [pytest.param(s, id=f"seed{s}") for s in range(6)])
 def test_sql_engine_agrees_with_gx(pg, pg_uri, seed):
     rng = random.Random(seed)
     tables = []

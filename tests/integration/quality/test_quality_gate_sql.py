@@ -140,7 +140,8 @@ def test_unsupported_types_go_to_gx(orders):
              {"type": "expect_column_median_to_be_between", "kwargs": {"column": "amount", "min_value": 20,
                                                                        "max_value": 21}},
              {"type": "expect_column_values_to_not_be_null",
-              "kwargs": {"column": "amount", "row_condition": 'status=="paid"', "condition_parser": "great_expectations"}}]
+              "kwargs": {"column": "amount", "row_condition": 'col("status")=="paid"',
+                         "condition_parser": "great_expectations"}}]
     result = run_gate(orders, table="public.orders", suite=suite)
     assert [r.engine_used for r in result.results] == ["sql", "gx", "gx"]
     assert [r.success for r in result.results] == [True, True, True]
