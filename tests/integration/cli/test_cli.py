@@ -1,0 +1,108 @@
+"""The `safeload` command as a user runs it: exit codes, messages, --json."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+CONTRACT = str(ROOT / "include" / "contracts" / "orders.yaml")
+sys.path.insert(0, str(ROOT / "include"))
+
+
+def safeload(*args, timeout=180):
+    return subprocess.run([sys.executable, "-m", "safeload.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture
+def day(tmp_path):
+    import datetime as dt
+
+    import generate_orders
+
+    def make(faults=(), rows=200):
+        return str(generate_orders.write(tmp_path / f"d{len(list(tmp_path.iterdir()))}", dt.date(2024, 5, 2), rows,
+                                         set(faults)))
+    return make
+
+
+@pytest.mark.parametrize(("faults", "code", "decision"), [
+    pytest.param((), 0, "ok", id="clean"),
+    pytest.param(("drift_add",), 0, "warn", id="additive-under-warn"),
+    pytest.param(("drift_rename",), 1, "fail", id="rename"),
+    pytest.param(("drift_type",), 1, "fail", id="type"),
+    pytest.param(("nulls",), 1, "fail", id="nulls"),
+])
+def test_contract_check_exit_codes_and_json(day, faults, code, decision):
+    proc = safeload("contract", "check", CONTRACT, "--source", day(faults), "--json")
+    assert proc.returncode == code, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["decision"] == decision
+    for change in report["changes"]:
+        assert {"column", "kind", "class"} <= set(change)
+
+
+def test_contract_check_policy_override(day):
+    proc = safeload("contract", "check", CONTRACT, "--source", day(("drift_add",)), "--policy", "fail")
+    assert proc.returncode == 1
+    assert "FAIL" in proc.stdout
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    pytest.param(["contract", "check", "nope.yaml", "--source", "x.csv"], "contract file not found", id="no-contract"),
+    pytest.param(["contract", "check", CONTRACT, "--source", "/nonexistent/x.csv"], "does not exist", id="no-source"),
+    pytest.param(["contract", "check", CONTRACT], "required: --source", id="usage"),
+    pytest.param(["contract", "check", CONTRACT, "--source", "x.xlsx"], "cannot tell the format", id="format"),
+])
+def test_usage_and_unreadable_input_exit_2_without_traceback(args, match):
+    proc = safeload(*args)
+    assert proc.returncode == 2
+    assert match in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_header_only_and_ragged_files(tmp_path):
+    empty = tmp_path / "e.csv"
+    empty.write_text("order_id,order_date\n")
+    proc = safeload("contract", "check", CONTRACT, "--source", str(empty))
+    assert proc.returncode == 2 and "no rows" in proc.stderr
+    bad = tmp_path / "b.csv"
+    bad.write_bytes(b"order_id,order_date\n1,\xff\n")
+    proc = safeload("contract", "check", CONTRACT, "--source", str(bad))
+    assert proc.returncode == 2 and "not valid UTF-8" in proc.stderr and "line" in proc.stderr
+
+
+def test_load_publishes_refuses_and_reports(pg, pg_uri, day):
+    pg.execute((ROOT / "include" / "sql" / "orders.sql").read_text())
+    src = day()
+    proc = safeload("load", "--conn", pg_uri, "--table", "public.orders", "--partition", "2024-05-02",
+                    "--source", src, "--contract", CONTRACT, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["rows"] == 200
+    # bad rows over the threshold: refused, exit 1, old partition kept
+    proc = safeload("load", "--conn", pg_uri, "--table", "public.orders", "--partition", "2024-05-02",
+                    "--source", day(("malformed",), rows=2000), "--partition-column", "order_date")
+    assert proc.returncode == 1 and "malformed" in proc.stderr
+    assert pg.execute("select count(*) from public.orders").fetchone()[0] == 200
+    # breaking drift with a contract: refused before loading
+    proc = safeload("load", "--conn", pg_uri, "--table", "public.orders", "--partition", "2024-05-02",
+                    "--source", day(("drift_rename",)), "--contract", CONTRACT)
+    assert proc.returncode == 1 and "renamed" in proc.stderr
+    # connection error: exit 2, one line, no traceback, no password echoed
+    proc = safeload("load", "--conn", "postgresql://u:s3cret@127.0.0.1:1/db", "--table", "public.orders",
+                    "--partition", "2024-05-02", "--source", src, "--partition-column", "order_date")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "s3cret" not in proc.stderr
+
+
+def test_load_help_documents_every_option():
+    proc = safeload("load", "--help")
+    assert proc.returncode == 0
+    for opt in ("--conn", "--table", "--partition", "--source", "--partition-column", "--contract", "--format",
+                "--max-bad-rows", "--max-bad-fraction", "--allow-empty", "--lock-timeout", "--publish-strategy",
+                "--json"):
+        assert opt in proc.stdout
