@@ -90,3 +90,17 @@ def test_check_value(value, type_, ok):
 
 def test_check_value_reason_names_value_and_type():
     assert check_value("12,5O", parse_type("numeric(12,2)")) == "'12,5O' is not a numeric(12,2)"
+
+
+@pytest.mark.parametrize("type_", ["bigint", "integer", "smallint", "numeric(12,2)", "numeric(5,0)", "date",
+                                   "timestamptz", "varchar(3)", "char(3)", "text", "boolean"])
+@pytest.mark.parametrize("value", ["42", "-7", "99999", "3000000000", "12.50", "12.505", "9.999", "99999.5", "1e5",
+                                   ".5", "5.", ".", "", "+", "2024-05-01", "2024-02-30", "2024-05-01T10:00:00+00:00",
+                                   "EUR", "EURO", "yes", "0042", "12,5O", "NaN", "a\x00b"])
+def test_compiled_checker_agrees_with_check_value(type_, value):
+    from safeload.contracts.types import make_checker
+
+    t = parse_type(type_)
+    check = make_checker(t)
+    assert (check(value) is None) == (check_value(value, t) is None)
+    assert (check(value) is None) == (check(value) is None)  # the cache changes nothing
