@@ -45,7 +45,7 @@ class Status:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-def RateLimited(retry_after: float | int | None = 1) -> Status:  # noqa: N802 - reads like a behaviour
+def RateLimited(retry_after: float | None = 1) -> Status:
     headers = (("Retry-After", str(retry_after)),) if retry_after is not None else ()
     return Status(429, body="rate_limited", headers=headers)
 
@@ -139,15 +139,17 @@ class FakeSlack:
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 fake._handle(self)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 fake._reply(self, 405, "method_not_allowed")
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -162,7 +164,7 @@ class FakeSlack:
     def __enter__(self) -> FakeSlack:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     @property
@@ -195,7 +197,11 @@ class FakeSlack:
     def webhook_conn(self, path: str | None = None) -> str:
         """``AIRFLOW_CONN_*`` value (JSON) for an incoming-webhook connection."""
         return json.dumps(
-            {"conn_type": "slackwebhook", "host": self.url, "password": (path or self.webhook_path).lstrip("/")}
+            {
+                "conn_type": "slackwebhook",
+                "host": self.url,
+                "password": (path or self.webhook_path).lstrip("/"),
+            }
         )
 
     def web_api_conn(self, token: str | None = None, **extra: Any) -> str:
@@ -213,7 +219,11 @@ class FakeSlack:
     def posts(self, endpoint: str | None = None) -> list[Request]:
         """Requests answered as successful posts, optionally of one endpoint."""
         with self._lock:
-            return [r for r in self.requests if r.delivered and (endpoint is None or r.endpoint == endpoint)]
+            return [
+                r
+                for r in self.requests
+                if r.delivered and (endpoint is None or r.endpoint == endpoint)
+            ]
 
     def wait_for(self, n: int, timeout: float = 5.0) -> list[Request]:
         """Wait (bounded) until ``n`` requests have arrived; return them."""
@@ -233,11 +243,17 @@ class FakeSlack:
             self._ts += 1
             return f"1700000000.{self._ts:06d}"
 
-    def _reply(self, handler: BaseHTTPRequestHandler, status: int, body: str | dict, headers: tuple = ()) -> None:
+    def _reply(
+        self, handler: BaseHTTPRequestHandler, status: int, body: str | dict, headers: tuple = ()
+    ) -> None:
         data = (json.dumps(body) if isinstance(body, dict) else body).encode()
         try:
             handler.send_response(status)
-            ctype = "application/json; charset=utf-8" if isinstance(body, dict) else "text/plain; charset=utf-8"
+            ctype = (
+                "application/json; charset=utf-8"
+                if isinstance(body, dict)
+                else "text/plain; charset=utf-8"
+            )
             handler.send_header("Content-Type", ctype)
             handler.send_header("Content-Length", str(len(data)))
             for k, v in headers:
@@ -265,7 +281,7 @@ class FakeSlack:
         except ValueError:
             body = None
         if path.startswith("/api/"):
-            endpoint = path[len("/api/"):]
+            endpoint = path[len("/api/") :]
         elif path.startswith("/services/"):
             endpoint = "webhook"
         else:
@@ -302,7 +318,9 @@ class FakeSlack:
 
         status, reply = self._normal(request)
         request.response_status = status
-        request.delivered = status == 200 and (reply == "ok" or (isinstance(reply, dict) and reply.get("ok") is True))
+        request.delivered = status == 200 and (
+            reply == "ok" or (isinstance(reply, dict) and reply.get("ok") is True)
+        )
         self._reply(handler, status, reply)
 
     def _normal(self, request: Request) -> tuple[int, str | dict]:
@@ -325,6 +343,10 @@ class FakeSlack:
                 "ok": True,
                 "channel": self.channel_id,
                 "ts": ts,
-                "message": {"text": request.body.get("text"), "ts": ts, "thread_ts": request.body.get("thread_ts")},
+                "message": {
+                    "text": request.body.get("text"),
+                    "ts": ts,
+                    "thread_ts": request.body.get("thread_ts"),
+                },
             }
         return 404, {"ok": False, "error": "unknown_method"}

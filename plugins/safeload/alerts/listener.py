@@ -88,13 +88,19 @@ def _context(task_instance: Any, error: Any) -> dict[str, Any]:
 
 
 @hookimpl
-def on_task_instance_failed(previous_state: Any, task_instance: Any, error: None | str | BaseException) -> None:
+def on_task_instance_failed(
+    previous_state: Any, task_instance: Any, error: None | str | BaseException
+) -> None:
     """Alert on a failed task instance of a DAG with a matching tag."""
     try:
         tags = listener_tags()
         if not tags or not matches(task_instance, tags):
             return
-        from safeload.alerts.notifiers import SafeloadFailureNotifier, SafeloadRetryNotifier, is_final
+        from safeload.alerts.notifiers import (
+            SafeloadFailureNotifier,
+            SafeloadRetryNotifier,
+            is_final,
+        )
 
         conn_id = os.environ.get(CONN_ENV) or "slack_alerts"
         channel = os.environ.get(CHANNEL_ENV) or None
@@ -107,7 +113,10 @@ def on_task_instance_failed(previous_state: Any, task_instance: Any, error: None
     except Exception as e:  # a listener must not break the task runner
         from safeload.alerts.transport import scrub
 
-        log.error("safeload listener failed; the task's own state is unchanged: %s", scrub(f"{type(e).__name__}: {e}"))
+        log.error(
+            "safeload listener failed; the task's own state is unchanged: %s",
+            scrub(f"{type(e).__name__}: {e}"),
+        )
 
 
 #: The module itself is the listener object Airflow registers.

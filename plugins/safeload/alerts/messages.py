@@ -234,13 +234,21 @@ def _value(value: Any, limit: int = 200) -> str:
 
 
 def header(text: str) -> dict[str, Any]:
-    return {"type": "header", "text": {"type": "plain_text", "text": cut(text, MAX_HEADER_TEXT), "emoji": True}}
+    return {
+        "type": "header",
+        "text": {"type": "plain_text", "text": cut(text, MAX_HEADER_TEXT), "emoji": True},
+    }
 
 
 def section(text: str, *, fields: Sequence[str] = ()) -> dict[str, Any]:
-    block: dict[str, Any] = {"type": "section", "text": {"type": "mrkdwn", "text": cut(text, MAX_SECTION_TEXT)}}
+    block: dict[str, Any] = {
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": cut(text, MAX_SECTION_TEXT)},
+    }
     if fields:
-        block["fields"] = [{"type": "mrkdwn", "text": cut(f, MAX_FIELD_TEXT)} for f in fields[:MAX_FIELDS]]
+        block["fields"] = [
+            {"type": "mrkdwn", "text": cut(f, MAX_FIELD_TEXT)} for f in fields[:MAX_FIELDS]
+        ]
     return block
 
 
@@ -252,7 +260,9 @@ def fields_section(fields: Sequence[str]) -> dict[str, Any]:
 
 
 def context(*parts: str) -> dict[str, Any]:
-    elements = [{"type": "mrkdwn", "text": cut(p, MAX_SECTION_TEXT)} for p in parts if p][:MAX_CONTEXT_ELEMENTS]
+    elements = [{"type": "mrkdwn", "text": cut(p, MAX_SECTION_TEXT)} for p in parts if p][
+        :MAX_CONTEXT_ELEMENTS
+    ]
     return {"type": "context", "elements": elements or [{"type": "mrkdwn", "text": SIGNATURE}]}
 
 
@@ -260,7 +270,9 @@ def divider() -> dict[str, Any]:
     return {"type": "divider"}
 
 
-def bullet_sections(title: str, lines: Sequence[str], *, max_blocks: int = 10) -> list[dict[str, Any]]:
+def bullet_sections(
+    title: str, lines: Sequence[str], *, max_blocks: int = 10
+) -> list[dict[str, Any]]:
     """``title`` followed by ``lines``, packed into as few sections as the text limit allows.
 
     A line longer than a section is cut; lines past ``max_blocks`` sections are counted
@@ -308,7 +320,9 @@ def fit(message: Message) -> Message:
     blocks = [dict(b) for b in message.blocks]
     if len(blocks) > MAX_BLOCKS:
         dropped = len(blocks) - (MAX_BLOCKS - 1)
-        blocks = blocks[: MAX_BLOCKS - 1] + [context(f"… {dropped} more blocks cut; see the task log")]
+        blocks = blocks[: MAX_BLOCKS - 1] + [
+            context(f"… {dropped} more blocks cut; see the task log")
+        ]
     text = cut(message.text, MAX_FALLBACK_TEXT)
     fitted = Message(text=text, blocks=blocks, kind=message.kind)
     # the total: cut the longest section texts until it fits (bounded by the block count)
@@ -316,13 +330,20 @@ def fit(message: Message) -> Message:
         if message_text_length(fitted) <= MAX_TOTAL_TEXT:
             break
         longest = max(
-            (b for b in fitted.blocks if b.get("type") == "section" and isinstance(b.get("text"), Mapping)),
+            (
+                b
+                for b in fitted.blocks
+                if b.get("type") == "section" and isinstance(b.get("text"), Mapping)
+            ),
             key=lambda b: len(b["text"]["text"]),
             default=None,
         )
         if longest is None or len(longest["text"]["text"]) <= 200:
             break
-        longest["text"] = {"type": "mrkdwn", "text": cut(longest["text"]["text"], len(longest["text"]["text"]) // 2)}
+        longest["text"] = {
+            "type": "mrkdwn",
+            "text": cut(longest["text"]["text"], len(longest["text"]["text"]) // 2),
+        }
     return fitted
 
 
@@ -337,10 +358,14 @@ def limit_violations(message: Message) -> list[str]:
         kind = b.get("type")
         text = b.get("text")
         if kind == "header" and len(text["text"]) > MAX_HEADER_TEXT:
-            problems.append(f"block {i}: header of {len(text['text'])} characters > {MAX_HEADER_TEXT}")
+            problems.append(
+                f"block {i}: header of {len(text['text'])} characters > {MAX_HEADER_TEXT}"
+            )
         if kind == "section":
             if text is not None and len(text["text"]) > MAX_SECTION_TEXT:
-                problems.append(f"block {i}: section text of {len(text['text'])} > {MAX_SECTION_TEXT}")
+                problems.append(
+                    f"block {i}: section text of {len(text['text'])} > {MAX_SECTION_TEXT}"
+                )
             if text is not None and not text["text"].strip():
                 problems.append(f"block {i}: empty section text")
             if text is None and not b.get("fields"):
@@ -356,7 +381,9 @@ def limit_violations(message: Message) -> list[str]:
                 problems.append(f"block {i}: {len(elements)} context elements")
             for e in elements:
                 if len(e["text"]) > MAX_SECTION_TEXT:
-                    problems.append(f"block {i}: context element of {len(e['text'])} > {MAX_SECTION_TEXT}")
+                    problems.append(
+                        f"block {i}: context element of {len(e['text'])} > {MAX_SECTION_TEXT}"
+                    )
     total = message_text_length(message)
     if total > MAX_TOTAL_TEXT:
         problems.append(f"{total} characters of text > {MAX_TOTAL_TEXT}")
@@ -380,7 +407,9 @@ def _error_block(event: TaskEvent) -> dict[str, Any]:
         body = cut(event.exception.strip(), MAX_EXCEPTION_TEXT, keep_tail=True)
         body = escape(body).replace("```", "ˋˋˋ")
         return section(f"*Error*\n```{body}```")
-    return section("*Error*\nNo exception was recorded (the worker may have been killed); see the task log.")
+    return section(
+        "*Error*\nNo exception was recorded (the worker may have been killed); see the task log."
+    )
 
 
 def _task_fields(event: TaskEvent) -> list[str]:
@@ -439,7 +468,9 @@ def failure_message(
     if count > 1:
         notes.append(f"{ordinal(count)} failure in {window_text(window)}")
     if incident_count and incident_count > count:
-        notes.append(f"{ordinal(incident_count)} failure since {utc_text(incident_start)}; still failing")
+        notes.append(
+            f"{ordinal(incident_count)} failure since {utc_text(incident_start)}; still failing"
+        )
     if not notes:
         notes.append(f"first failure in {window_text(window)}")
     folded = f"repeats within {window_text(window)} are folded into this message's thread"
@@ -453,9 +484,8 @@ def failure_message(
     ]
     state = "final" if event.final else "will retry"
     tries = f", try {event.tries}" if event.tries else ""
-    text = (
-        f"{verb}: {event.name} ({state}{tries}): {_short_error(event)}"
-        + (f" Log: {event.log_url}" if event.log_url else "")
+    text = f"{verb}: {event.name} ({state}{tries}): {_short_error(event)}" + (
+        f" Log: {event.log_url}" if event.log_url else ""
     )
     return fit(Message(text=text, blocks=blocks, kind="failure"))
 
@@ -465,9 +495,7 @@ def repeat_message(event: TaskEvent, *, count: int, window: float = 3600) -> Mes
     again = f"failed again, {ordinal(count)} time in {window_text(window)}"
     state = "final" if event.final else "will retry"
     tries = f"try {event.tries}, {state}" if event.tries else state
-    line = (
-        f"🔁 *{escape(event.name)}* {escape(again)} ({escape(tries)}): {code(_short_error(event, 500))}"
-    )
+    line = f"🔁 *{escape(event.name)}* {escape(again)} ({escape(tries)}): {code(_short_error(event, 500))}"
     blocks = [section(line), context(_log_line(event), SIGNATURE)]
     text = f"{event.name} {again} ({tries}): {_short_error(event)}" + (
         f" Log: {event.log_url}" if event.log_url else ""
@@ -515,7 +543,9 @@ def recovery_message(
     else:
         resolved = ""
     tries = f" on try {event.tries}" if event.task_id and event.tries else ""
-    line = f"✅ *Resolved: {escape(subject)}* succeeded{escape(tries)} after {escape(what)}.{resolved}"
+    line = (
+        f"✅ *Resolved: {escape(subject)}* succeeded{escape(tries)} after {escape(what)}.{resolved}"
+    )
     blocks = [section(line), context(_log_line(event), SIGNATURE)]
     text = f"Resolved: {subject} succeeded{tries} after {what}."
     return fit(Message(text=text, blocks=blocks, kind="recovery"))
@@ -559,7 +589,9 @@ def dag_failure_message(
     tasks = list(dict.fromkeys(list(failed_tasks) or ([event.task_id] if event.task_id else [])))
     if tasks:
         folded_set = set(folded)
-        lines = [f"• {code(t)}" + (" (no separate alert)" if t in folded_set else "") for t in tasks]
+        lines = [
+            f"• {code(t)}" + (" (no separate alert)" if t in folded_set else "") for t in tasks
+        ]
         blocks += bullet_sections(f"*Failed tasks* ({len(tasks)})", lines, max_blocks=5)
     if event.exception:
         blocks.append(_error_block(event))
@@ -573,7 +605,15 @@ def dag_failure_message(
 
 # --------------------------------------------------------------------------- quality summary
 
-_OK_STATUSES = {"published", "ok", "success", "succeeded", "loaded", "skipped_unchanged", "unchanged"}
+_OK_STATUSES = {
+    "published",
+    "ok",
+    "success",
+    "succeeded",
+    "loaded",
+    "skipped_unchanged",
+    "unchanged",
+}
 
 
 def _as_mapping(value: Any) -> Mapping[str, Any]:
@@ -585,7 +625,11 @@ def _check_line(result: Mapping[str, Any], icon: str) -> str:
     kwargs = _as_mapping(result.get("kwargs"))
     column = result.get("column") or kwargs.get("column")
     columns = result.get("columns") or kwargs.get("column_list")
-    target = f" on {code(column)}" if column else (f" on {code(', '.join(map(str, columns)))}" if columns else "")
+    target = (
+        f" on {code(column)}"
+        if column
+        else (f" on {code(', '.join(map(str, columns)))}" if columns else "")
+    )
     severity = result.get("severity")
     sev = f" ({escape(severity)})" if severity else ""
     observed = result.get("observed_value", result.get("observed"))
@@ -634,7 +678,11 @@ def quality_summary_message(summary: Mapping[str, Any]) -> Message:
     status = str(load.get("status") or "unknown")
     drift_decision = str(drift.get("decision") or ("none" if not changes else "unknown"))
 
-    bad = bool(failed) or quality.get("success") is False or (load and status.lower() not in _OK_STATUSES)
+    bad = (
+        bool(failed)
+        or quality.get("success") is False
+        or (load and status.lower() not in _OK_STATUSES)
+    )
     bad = bad or drift_decision.lower() in {"fail", "failed", "block", "blocked"}
     warn = bool(warned) or bool(changes) or drift_decision.lower() == "warn"
     icon = "❌" if bad else ("⚠️" if warn else "✅")
@@ -649,7 +697,11 @@ def quality_summary_message(summary: Mapping[str, Any]) -> Message:
     if rows_source is not None and rows_loaded is not None:
         loaded = f"{_number(rows_loaded)} of {_number(rows_source)}"
     quarantine = _number(quarantined) if quarantined is not None else "unknown"
-    if isinstance(quarantined, (int, float)) and isinstance(rows_source, (int, float)) and rows_source:
+    if (
+        isinstance(quarantined, (int, float))
+        and isinstance(rows_source, (int, float))
+        and rows_source
+    ):
         quarantine += f" ({quarantined / rows_source:.2%})"
     fields = [
         f"*Rows loaded*\n{escape(loaded)}",
@@ -705,10 +757,15 @@ def quality_summary_message(summary: Mapping[str, Any]) -> Message:
         blocks.append(section(f"*Schema drift*: none found (policy {code(policy or 'unknown')})"))
 
     log_url = summary.get("log_url")
-    blocks.append(section(link(log_url, "Open the task log") if log_url else "no log link available"))
+    blocks.append(
+        section(link(log_url, "Open the task log") if log_url else "no log link available")
+    )
     blocks.append(context(SIGNATURE))
 
-    parts = [f"Load summary {table} {partition}".strip() + ":", f"{loaded} rows loaded, {quarantine} quarantined"]
+    parts = [
+        f"Load summary {table} {partition}".strip() + ":",
+        f"{loaded} rows loaded, {quarantine} quarantined",
+    ]
     parts.append(f"quality: {len(failed)} failed, {len(warned)} warned")
     parts.append(f"drift: {len(changes)} change(s), decision {drift_decision}")
     text = "; ".join(parts[1:])

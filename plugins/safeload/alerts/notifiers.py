@@ -165,7 +165,9 @@ def event_from_context(context: Mapping[str, Any], *, final: bool | None = None)
         run_id=_text(run_id),
         logical_date=_text(logical),
         try_number=_int(_get(ti, "try_number")),
-        max_tries=_int(_get(ti, "max_tries")) if _int(_get(ti, "max_tries")) is not None else _int(_get(task, "retries")),
+        max_tries=_int(_get(ti, "max_tries"))
+        if _int(_get(ti, "max_tries")) is not None
+        else _int(_get(task, "retries")),
         duration=duration,
         exception=scrub(exception_text(error)) if error is not None else None,
         log_url=str(log_url) if log_url else None,
@@ -230,7 +232,11 @@ class _SafeloadNotifier(BaseNotifier):
     # Resolved at each alert, not cached: a callback in the long-lived DAG processor
     # must see a connection created after the DAG was parsed.
     def state(self) -> AlertState:
-        window = self.window if self.window is not None else float(os.environ.get(WINDOW_ENV) or DEFAULT_WINDOW)
+        window = (
+            self.window
+            if self.window is not None
+            else float(os.environ.get(WINDOW_ENV) or DEFAULT_WINDOW)
+        )
         posts = self.task_posts_per_run
         if posts is None:
             posts = int(os.environ.get(TASK_POSTS_ENV) or DEFAULT_TASK_POSTS_PER_RUN)
@@ -263,7 +269,10 @@ class _SafeloadNotifier(BaseNotifier):
             context = args[0] if len(args) == 1 else {"dag": args[0] if args else None}
             self.notify(context)
         except Exception as e:
-            log.error("safeload alert failed; the task's own state is unchanged: %s", scrub(exception_text(e)))
+            log.error(
+                "safeload alert failed; the task's own state is unchanged: %s",
+                scrub(exception_text(e)),
+            )
 
     def notify(self, context: Any) -> None:
         self._notified = True
@@ -282,7 +291,9 @@ class _SafeloadNotifier(BaseNotifier):
     def _report(self, what: str, event: TaskEvent, result: SendResult) -> None:
         where = result.path if result.transport == "file" else (result.channel or result.transport)
         if result.ok:
-            log.info("Posted %s alert for %s via %s (%s)", what, event.name, result.transport, where)
+            log.info(
+                "Posted %s alert for %s via %s (%s)", what, event.name, result.transport, where
+            )
 
 
 class SafeloadFailureNotifier(_SafeloadNotifier):
@@ -306,7 +317,9 @@ class SafeloadFailureNotifier(_SafeloadNotifier):
         event = event_from_context(context)
         state = self.state()
         if is_dag_level(context):
-            decision = state.record_dag_failure(dag_id=event.dag_id, run_id=event.run_id, reason=event.reason)
+            decision = state.record_dag_failure(
+                dag_id=event.dag_id, run_id=event.run_id, reason=event.reason
+            )
         else:
             decision = state.record_failure(
                 dag_id=event.dag_id,
@@ -317,7 +330,12 @@ class SafeloadFailureNotifier(_SafeloadNotifier):
                 final=event.final,
             )
         if not decision.send:
-            log.info("Slack alert for %s not posted (%s): %s", event.name, decision.action, decision.reason)
+            log.info(
+                "Slack alert for %s not posted (%s): %s",
+                event.name,
+                decision.action,
+                decision.reason,
+            )
             return None
         if decision.action != POST:
             message = repeat_message(event, count=decision.count, window=decision.window)
@@ -389,7 +407,12 @@ class SafeloadRetryNotifier(_SafeloadNotifier):
             map_index=event.map_index,
         )
         if not decision.send:
-            log.info("Retry alert for %s not posted (%s): %s", event.name, decision.action, decision.reason)
+            log.info(
+                "Retry alert for %s not posted (%s): %s",
+                event.name,
+                decision.action,
+                decision.reason,
+            )
             return None
         result = self.transport().send(retry_message(event))
         state.commit(decision, ok=result.ok, thread_ts=result.ts, channel=result.channel)
@@ -398,7 +421,7 @@ class SafeloadRetryNotifier(_SafeloadNotifier):
 
 
 class SafeloadRecoveryNotifier(_SafeloadNotifier):
-    """"Resolved" alert, as a task's or a DAG's ``on_success_callback``.
+    """ "Resolved" alert, as a task's or a DAG's ``on_success_callback``.
 
     Posts only when this task (a DAG callback: any task of this DAG, or the DAG run
     itself) had failed since its last success and that failure was announced; in the
@@ -415,7 +438,11 @@ class SafeloadRecoveryNotifier(_SafeloadNotifier):
         if resolution is None:
             return None
         message = recovery_message(
-            event, failures=resolution.failures, since=resolution.since, now=time.time(), tasks=resolution.tasks
+            event,
+            failures=resolution.failures,
+            since=resolution.since,
+            now=time.time(),
+            tasks=resolution.tasks,
         )
         transport = self.transport()
         threaded = transport.supports_threads and resolution.thread_ts
@@ -476,7 +503,10 @@ def send_quality_summary(
             data.setdefault("log_url", event.log_url)
         message = quality_summary_message(data)
         transport = resolve_transport(
-            slack_conn_id, channel=channel, policy=retry_policy or RetryPolicy.from_env(), fallback_path=fallback_path
+            slack_conn_id,
+            channel=channel,
+            policy=retry_policy or RetryPolicy.from_env(),
+            fallback_path=fallback_path,
         )
         return transport.send(message)
     except Exception as e:

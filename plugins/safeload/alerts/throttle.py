@@ -184,7 +184,9 @@ class AlertState:
         clock: Callable[[], float] = time.time,
     ) -> None:
         if window <= 0:
-            raise ValueError(f"window={window!r}: the storm-control window must be positive seconds, e.g. 3600")
+            raise ValueError(
+                f"window={window!r}: the storm-control window must be positive seconds, e.g. 3600"
+            )
         if task_posts_per_run < 1:
             raise ValueError(f"task_posts_per_run={task_posts_per_run!r}: must be at least 1")
         self.path = Path(path) if path is not None else default_state_path()
@@ -233,11 +235,20 @@ class AlertState:
             raise StateUnavailable(f"cannot read {self.path}: {e}") from e
         try:
             doc = json.loads(raw)
-            if not isinstance(doc, dict) or not isinstance(doc.get("keys"), dict) or not isinstance(doc.get("runs"), dict):
+            if (
+                not isinstance(doc, dict)
+                or not isinstance(doc.get("keys"), dict)
+                or not isinstance(doc.get("runs"), dict)
+            ):
                 raise ValueError("not a safeload alert state")
         except ValueError as e:
             corrupt = self.path.with_name(self.path.name + ".corrupt")
-            log.warning("Alert state %s is unreadable (%s); starting afresh, old file kept as %s", self.path, e, corrupt)
+            log.warning(
+                "Alert state %s is unreadable (%s); starting afresh, old file kept as %s",
+                self.path,
+                e,
+                corrupt,
+            )
             try:
                 os.replace(self.path, corrupt)
             except OSError:
@@ -251,7 +262,9 @@ class AlertState:
         for _ in range(6):  # bounded: each pass halves what is kept
             if len(data) <= MAX_STATE_BYTES:
                 break
-            self._prune(doc, max_keys=max(len(doc["keys"]) // 2, 1), max_runs=max(len(doc["runs"]) // 2, 1))
+            self._prune(
+                doc, max_keys=max(len(doc["keys"]) // 2, 1), max_runs=max(len(doc["runs"]) // 2, 1)
+            )
             data = json.dumps(doc, separators=(",", ":"), sort_keys=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
@@ -260,17 +273,25 @@ class AlertState:
         except OSError as e:
             raise StateUnavailable(f"cannot write {self.path}: {e}") from e
 
-    def _prune(self, doc: dict[str, Any], *, max_keys: int | None = None, max_runs: int | None = None) -> None:
+    def _prune(
+        self, doc: dict[str, Any], *, max_keys: int | None = None, max_runs: int | None = None
+    ) -> None:
         now = self.clock()
         max_keys = self.max_keys if max_keys is None else max_keys
         max_runs = self.max_runs if max_runs is None else max_runs
         keys: dict[str, Any] = doc["keys"]
         horizon = max(2 * self.window, 6 * 3600)
-        for k in [k for k, r in keys.items() if not r.get("incident_count") and now - r.get("updated", 0) > horizon]:
+        for k in [
+            k
+            for k, r in keys.items()
+            if not r.get("incident_count") and now - r.get("updated", 0) > horizon
+        ]:
             del keys[k]
         if len(keys) > max_keys:
             # closed keys go first, then the least recently updated
-            order = sorted(keys, key=lambda k: (bool(keys[k].get("incident_count")), keys[k].get("updated", 0)))
+            order = sorted(
+                keys, key=lambda k: (bool(keys[k].get("incident_count")), keys[k].get("updated", 0))
+            )
             for k in order[: len(keys) - max_keys]:
                 del keys[k]
         runs: dict[str, Any] = doc["runs"]
@@ -306,7 +327,13 @@ class AlertState:
     def _run(self, doc: dict[str, Any], run_key: str, now: float) -> dict[str, Any]:
         run = doc["runs"].get(run_key)
         if run is None:
-            run = doc["runs"][run_key] = {"posts": 0, "posted": [], "failed": [], "folded": [], "updated": now}
+            run = doc["runs"][run_key] = {
+                "posts": 0,
+                "posted": [],
+                "failed": [],
+                "folded": [],
+                "updated": now,
+            }
         run["updated"] = now
         return run
 
@@ -339,7 +366,14 @@ class AlertState:
 
     def _stateless(self, key: str, kind: str, error: Exception) -> Decision:
         log.warning("Alert storm control is off for this alert: %s", error)
-        return Decision(action=POST, key=key, kind=kind, reason=f"state unavailable: {error}", window=self.window, stateless=True)
+        return Decision(
+            action=POST,
+            key=key,
+            kind=kind,
+            reason=f"state unavailable: {error}",
+            window=self.window,
+            stateless=True,
+        )
 
     # ------------------------------------------------------------------ decisions
 
@@ -363,7 +397,9 @@ class AlertState:
                 rec = self._record(doc, key, now)
                 base = dict(key=key, kind="failure", window=self.window, run_key=run_key)
                 if self._seen(rec, event_id):
-                    return Decision(action=DUPLICATE, reason="this failure was reported already", **base)
+                    return Decision(
+                        action=DUPLICATE, reason="this failure was reported already", **base
+                    )
                 self._roll(rec, now)
                 rec["window_count"] += 1
                 self._open_incident(rec, now)
@@ -391,7 +427,9 @@ class AlertState:
                         run["posts"] += 1
                         run["posted"].append(task_id)
                     rec["last_run_id"], rec["last_final"] = run_id, final
-                    return Decision(action=POST, reason="first failure in the window", **base, **counts)
+                    return Decision(
+                        action=POST, reason="first failure in the window", **base, **counts
+                    )
                 thread = dict(thread_ts=rec["thread_ts"], channel=rec["channel"])
                 if final and rec["last_run_id"] == run_id and rec["last_final"] is False:
                     rec["last_final"] = True
@@ -404,11 +442,24 @@ class AlertState:
                         **thread,
                     )
                 if rec["last_run_id"] == run_id:
-                    return Decision(action=SUPPRESS, reason=f"run {run_id} was alerted already", **base, **counts)
+                    return Decision(
+                        action=SUPPRESS,
+                        reason=f"run {run_id} was alerted already",
+                        **base,
+                        **counts,
+                    )
                 if is_notify_count(rec["window_count"]):
                     rec["last_run_id"], rec["last_final"] = run_id, final
-                    return Decision(action=REPEAT, reason="repeat count worth a line", **base, **counts, **thread)
-                return Decision(action=SUPPRESS, reason="repeat within the window, counted", **base, **counts)
+                    return Decision(
+                        action=REPEAT,
+                        reason="repeat count worth a line",
+                        **base,
+                        **counts,
+                        **thread,
+                    )
+                return Decision(
+                    action=SUPPRESS, reason="repeat within the window, counted", **base, **counts
+                )
         except StateUnavailable as e:
             return self._stateless(key, "failure", e)
 
@@ -430,7 +481,9 @@ class AlertState:
                 rec = self._record(doc, key, now)
                 base = dict(key=key, kind="retry", window=self.window, run_key=f"{dag_id}|{run_id}")
                 if self._seen(rec, event_id):
-                    return Decision(action=DUPLICATE, reason="this retry was reported already", **base)
+                    return Decision(
+                        action=DUPLICATE, reason="this retry was reported already", **base
+                    )
                 self._roll(rec, now, prefix="retry_")
                 rec["retry_count"] += 1
                 self._open_incident(rec, now)
@@ -442,12 +495,18 @@ class AlertState:
                 if not rec["retry_posted"]:
                     rec["retry_posted"] = True
                     rec["last_run_id"], rec["last_final"] = run_id, False
-                    return Decision(action=POST, reason="first retry in the window", **base, **counts)
-                return Decision(action=SUPPRESS, reason="retries are posted once per window", **base, **counts)
+                    return Decision(
+                        action=POST, reason="first retry in the window", **base, **counts
+                    )
+                return Decision(
+                    action=SUPPRESS, reason="retries are posted once per window", **base, **counts
+                )
         except StateUnavailable as e:
             return self._stateless(key, "retry", e)
 
-    def record_dag_failure(self, *, dag_id: str, run_id: str | None, reason: str | None = None) -> Decision:
+    def record_dag_failure(
+        self, *, dag_id: str, run_id: str | None, reason: str | None = None
+    ) -> Decision:
         """Decide on the DAG-level message of a failed run (lists folded task failures)."""
         key = _key(dag_id, None)
         run_key = f"{dag_id}|{run_id}"
@@ -455,7 +514,12 @@ class AlertState:
             with self._document() as doc:
                 now = self.clock()
                 rec = self._record(doc, key, now)
-                run = doc["runs"].get(run_key) or {"posts": 0, "posted": [], "failed": [], "folded": []}
+                run = doc["runs"].get(run_key) or {
+                    "posts": 0,
+                    "posted": [],
+                    "failed": [],
+                    "folded": [],
+                }
                 base = dict(
                     key=key,
                     kind="dag_failure",
@@ -465,7 +529,9 @@ class AlertState:
                     folded=list(run["folded"]),
                 )
                 if self._seen(rec, f"dag_failure|{run_id}"):
-                    return Decision(action=DUPLICATE, reason="this run's failure was reported already", **base)
+                    return Decision(
+                        action=DUPLICATE, reason="this run's failure was reported already", **base
+                    )
                 if (reason in (None, "task_failure")) and run["posts"] > 0 and not run["folded"]:
                     return Decision(action=SKIP, reason="the run's task alerts said it all", **base)
                 self._roll(rec, now)
@@ -479,15 +545,32 @@ class AlertState:
                 if not rec["posted"]:
                     rec["posted"] = True
                     rec["last_run_id"], rec["last_final"] = run_id, True
-                    return Decision(action=POST, reason="first failed run in the window", **base, **counts)
+                    return Decision(
+                        action=POST, reason="first failed run in the window", **base, **counts
+                    )
                 thread = dict(thread_ts=rec["thread_ts"], channel=rec["channel"])
                 if is_notify_count(rec["window_count"]):
-                    return Decision(action=REPEAT, reason="repeat count worth a line", **base, **counts, **thread)
-                return Decision(action=SUPPRESS, reason="repeat within the window, counted", **base, **counts)
+                    return Decision(
+                        action=REPEAT,
+                        reason="repeat count worth a line",
+                        **base,
+                        **counts,
+                        **thread,
+                    )
+                return Decision(
+                    action=SUPPRESS, reason="repeat within the window, counted", **base, **counts
+                )
         except StateUnavailable as e:
             return self._stateless(key, "dag_failure", e)
 
-    def commit(self, decision: Decision, *, ok: bool, thread_ts: str | None = None, channel: str | None = None) -> None:
+    def commit(
+        self,
+        decision: Decision,
+        *,
+        ok: bool,
+        thread_ts: str | None = None,
+        channel: str | None = None,
+    ) -> None:
         """Remember how a decided alert went: delivered (and its Slack ``ts``) or not."""
         if decision.stateless or not decision.send:
             return
@@ -529,10 +612,16 @@ class AlertState:
             with self._document() as doc:
                 keys = doc["keys"]
                 if task_id:
-                    chosen = [k for k in (_key(dag_id, task_id),) if keys.get(k, {}).get("incident_count")]
+                    chosen = [
+                        k for k in (_key(dag_id, task_id),) if keys.get(k, {}).get("incident_count")
+                    ]
                 else:
                     prefix = f"{dag_id}|"
-                    chosen = [k for k, r in keys.items() if k.startswith(prefix) and r.get("incident_count")]
+                    chosen = [
+                        k
+                        for k, r in keys.items()
+                        if k.startswith(prefix) and r.get("incident_count")
+                    ]
                 if not chosen:
                     return None
                 previous = {k: copy.deepcopy(keys[k]) for k in chosen}
@@ -544,7 +633,9 @@ class AlertState:
                     return None
                 dag_key = _key(dag_id, None)
                 # the thread to answer in: the DAG-level message's, else the oldest incident's
-                ordered = sorted(announced, key=lambda k: (k != dag_key, previous[k].get("incident_start") or 0))
+                ordered = sorted(
+                    announced, key=lambda k: (k != dag_key, previous[k].get("incident_start") or 0)
+                )
                 thread_ts = channel = None
                 for k in ordered:
                     p = previous[k]
@@ -558,7 +649,11 @@ class AlertState:
                     failures = previous[dag_key]["incident_count"]
                 else:
                     failures = sum(previous[k]["incident_count"] for k in announced if k != dag_key)
-                starts = [previous[k]["incident_start"] for k in announced if previous[k].get("incident_start")]
+                starts = [
+                    previous[k]["incident_start"]
+                    for k in announced
+                    if previous[k].get("incident_start")
+                ]
                 tasks = sorted(k.split("|", 1)[1] for k in announced if k != dag_key)
                 return Resolution(
                     keys=announced,
@@ -570,7 +665,12 @@ class AlertState:
                     previous=previous,
                 )
         except StateUnavailable as e:
-            log.warning("Cannot tell whether %s.%s had failed before; no 'resolved' message: %s", dag_id, task_id, e)
+            log.warning(
+                "Cannot tell whether %s.%s had failed before; no 'resolved' message: %s",
+                dag_id,
+                task_id,
+                e,
+            )
             return None
 
     def reopen(self, resolution: Resolution) -> None:

@@ -64,7 +64,10 @@ _SECRET_PATTERNS = [
     (re.compile(r"(hooks\.slack(?:-gov)?\.com/)[^\s'\"<>|]+"), r"\1***"),
     (re.compile(r"/services/T[A-Za-z0-9_-]+/B[A-Za-z0-9_-]+/[A-Za-z0-9_-]+"), "/services/***"),
     (re.compile(r"(?i)(bearer\s+)[^\s'\"]+"), r"\1***"),
-    (re.compile(r"(?i)(\"?(?:token|password|authorization)\"?\s*[:=]\s*['\"]?)[^\s'\",}]+"), r"\1***"),
+    (
+        re.compile(r"(?i)(\"?(?:token|password|authorization)\"?\s*[:=]\s*['\"]?)[^\s'\",}]+"),
+        r"\1***",
+    ),
     (re.compile(r"(://[^/\s:@]+:)[^@\s/]+@"), r"\1***@"),
 ]
 _known_secrets: set[str] = set()
@@ -88,7 +91,9 @@ def scrub(text: Any, extra: Iterable[str | None] = ()) -> str:
     """``text`` with Slack tokens, webhook URLs, passwords and known secrets redacted."""
     out = str(text)
     with _secrets_lock:
-        secrets = sorted({*(_known_secrets), *(s for s in extra if s and len(s) >= 6)}, key=len, reverse=True)
+        secrets = sorted(
+            {*(_known_secrets), *(s for s in extra if s and len(s) >= 6)}, key=len, reverse=True
+        )
     for secret in secrets:
         out = out.replace(secret, "***")
     for pattern, replacement in _SECRET_PATTERNS:
@@ -149,7 +154,14 @@ class RetryPolicy:
     }
 
     def __post_init__(self) -> None:
-        for name in ("max_retries", "backoff", "max_backoff", "retry_after_cap", "timeout", "budget"):
+        for name in (
+            "max_retries",
+            "backoff",
+            "max_backoff",
+            "retry_after_cap",
+            "timeout",
+            "budget",
+        ):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0 or value != value:
                 raise ValueError(f"RetryPolicy {name}={value!r}: must be a number >= 0")
@@ -194,7 +206,9 @@ class _Attempts:
             self.gave_up = f"{problem}; no retries left ({self.policy.max_retries} max)"
             return False
         if time.monotonic() - self.started + wait > self.policy.budget:
-            self.gave_up = f"{problem}; a {wait:.1f} s wait would pass the {self.policy.budget:.0f} s budget"
+            self.gave_up = (
+                f"{problem}; a {wait:.1f} s wait would pass the {self.policy.budget:.0f} s budget"
+            )
             return False
         return True
 
@@ -333,13 +347,22 @@ class Transport:
     supports_threads = False
 
     def send(
-        self, message: Message, *, thread_ts: str | None = None, channel: str | None = None, broadcast: bool = False
+        self,
+        message: Message,
+        *,
+        thread_ts: str | None = None,
+        channel: str | None = None,
+        broadcast: bool = False,
     ) -> SendResult:
         started = time.monotonic()
         try:
             result = self._send(message, thread_ts=thread_ts, channel=channel, broadcast=broadcast)
         except Exception as e:  # never into Airflow
-            result = SendResult(ok=False, transport=self.name, error=scrub(f"{type(e).__name__}: {e}", self._secrets()))
+            result = SendResult(
+                ok=False,
+                transport=self.name,
+                error=scrub(f"{type(e).__name__}: {e}", self._secrets()),
+            )
         result.elapsed = time.monotonic() - started
         if not result.ok:
             log.error(
@@ -353,7 +376,9 @@ class Transport:
             )
         return result
 
-    def _send(self, message: Message, *, thread_ts: str | None, channel: str | None, broadcast: bool) -> SendResult:
+    def _send(
+        self, message: Message, *, thread_ts: str | None, channel: str | None, broadcast: bool
+    ) -> SendResult:
         raise NotImplementedError
 
     def _secrets(self) -> list[str]:
@@ -361,7 +386,9 @@ class Transport:
 
 
 class _HookTransport(Transport):
-    def __init__(self, conn_id: str, *, policy: RetryPolicy, secrets: Iterable[str | None] = ()) -> None:
+    def __init__(
+        self, conn_id: str, *, policy: RetryPolicy, secrets: Iterable[str | None] = ()
+    ) -> None:
         self.conn_id = conn_id
         self.policy = policy
         self.secrets = [s for s in secrets if s]
@@ -418,12 +445,20 @@ class WebhookTransport(_HookTransport):
         # a webhook posts where it was installed: channel, thread_ts and broadcast do not apply
         client = self.hook.client  # the hook's send() raises on non-200 without the status
         try:
-            response = client.send(text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False)
+            response = client.send(
+                text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False
+            )
         except Exception as e:
             return self._failed(f"{type(e).__name__}: {e}")
         if response.status_code == 200:
             a = self.attempts
-            return SendResult(ok=True, transport=self.name, attempts=a.retries + 1, status=200, retry_waits=a.waited)
+            return SendResult(
+                ok=True,
+                transport=self.name,
+                attempts=a.retries + 1,
+                status=200,
+                retry_waits=a.waited,
+            )
         body = (response.body or "")[:200]
         return self._failed(f"HTTP {response.status_code}: {body}", status=response.status_code)
 
@@ -434,7 +469,9 @@ class WebApiTransport(_HookTransport):
     name = "web_api"
     supports_threads = True
 
-    def __init__(self, conn_id: str, *, channel: str, policy: RetryPolicy, secrets: Iterable[str | None] = ()) -> None:
+    def __init__(
+        self, conn_id: str, *, channel: str, policy: RetryPolicy, secrets: Iterable[str | None] = ()
+    ) -> None:
         super().__init__(conn_id, policy=policy, secrets=secrets)
         self.channel = channel
 
@@ -471,7 +508,9 @@ class WebApiTransport(_HookTransport):
             status = getattr(e.response, "status_code", None)
             data = getattr(e.response, "data", None)
             detail = data.get("error") if isinstance(data, dict) else None
-            return self._failed(f"Slack API error {detail or ''} (HTTP {status})".replace("  ", " "), status=status)
+            return self._failed(
+                f"Slack API error {detail or ''} (HTTP {status})".replace("  ", " "), status=status
+            )
         except Exception as e:
             return self._failed(f"{type(e).__name__}: {e}")
         a = self.attempts
@@ -501,7 +540,9 @@ class FileTransport(Transport):
     name = "file"
     supports_threads = False
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, reason: str = "slack not configured") -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, *, reason: str = "slack not configured"
+    ) -> None:
         self.path = Path(path) if path is not None else default_fallback_path()
         self.reason = reason
 
@@ -519,7 +560,9 @@ class FileTransport(Transport):
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as f:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # appends of concurrent tasks stay whole lines
+                fcntl.flock(
+                    f.fileno(), fcntl.LOCK_EX
+                )  # appends of concurrent tasks stay whole lines
                 try:
                     if f.tell() > MAX_FALLBACK_BYTES:
                         os.replace(self.path, self.path.with_name(self.path.name + ".1"))
@@ -530,8 +573,14 @@ class FileTransport(Transport):
                 finally:
                     fcntl.flock(f.fileno(), fcntl.LOCK_UN)
         except OSError as e:
-            log.warning("%s %s", label.replace("alert written to", "could not write the alert to"), scrub(message.text))
-            return SendResult(ok=False, transport=self.name, attempts=1, error=scrub(f"{e}"), path=str(self.path))
+            log.warning(
+                "%s %s",
+                label.replace("alert written to", "could not write the alert to"),
+                scrub(message.text),
+            )
+            return SendResult(
+                ok=False, transport=self.name, attempts=1, error=scrub(f"{e}"), path=str(self.path)
+            )
         log.warning("%s %s", label, scrub(message.text))
         return SendResult(ok=True, transport=self.name, attempts=1, path=str(self.path))
 
@@ -555,7 +604,9 @@ def resolve_transport(
         conn = BaseHook.get_connection(conn_id)
     except Exception as e:
         if type(e).__name__ == "AirflowNotFoundException":
-            return FileTransport(fallback_path, reason=f"slack not configured (no connection {conn_id!r})")
+            return FileTransport(
+                fallback_path, reason=f"slack not configured (no connection {conn_id!r})"
+            )
         return FileTransport(
             fallback_path,
             reason=f"slack connection {conn_id!r} could not be read ({scrub(f'{type(e).__name__}: {e}')})",
@@ -573,7 +624,9 @@ def resolve_transport(
             secrets.append(f"{conn.host.rstrip('/')}/{password.strip().lstrip('/')}")
         return WebhookTransport(conn_id, policy=policy, secrets=secrets)
     if conn_type == "slack":
-        chosen = channel or extra.get("channel") or extra.get("extra__slack__channel") or DEFAULT_CHANNEL
+        chosen = (
+            channel or extra.get("channel") or extra.get("extra__slack__channel") or DEFAULT_CHANNEL
+        )
         return WebApiTransport(conn_id, channel=chosen, policy=policy, secrets=[password])
     return FileTransport(
         fallback_path,

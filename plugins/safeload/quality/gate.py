@@ -109,7 +109,10 @@ def _range(kw: dict[str, Any]) -> str:
 
 def expected_text(spec: ExpectationSpec) -> str:
     """What the check expects, for people: ``between 0 and 100000``, ``0 nulls``,
-    ``at most 1% unexpected``."""
+    ``at most 1% unexpected``.
+
+    :param spec: the expectation
+    """
     t, kw = spec.type, spec.kwargs
     mostly = kw.get("mostly", 1)
     tolerance = None
@@ -151,7 +154,10 @@ def _map_observed(res: dict[str, Any]) -> dict[str, Any]:
 
 
 def observed_text(r: ExpectationResult) -> str:
-    """The observed value, for people: ``3 nulls of 1,000 rows (0.3%)``."""
+    """The observed value, for people: ``3 nulls of 1,000 rows (0.3%)``.
+
+    :param r: the result
+    """
     if r.exception:
         return f"error: {r.exception}"
     ov = r.observed_value
@@ -212,6 +218,12 @@ class ExpectationResult:
 
     @classmethod
     def from_raw(cls, spec: ExpectationSpec, raw: dict[str, Any], engine: str) -> ExpectationResult:
+        """Build a result from an engine's GX-shaped result.
+
+        :param spec: the expectation
+        :param raw: ``{"success", "result": {...}, "exception"}`` from the sql or gx engine
+        :param engine: which engine produced it
+        """
         res = raw.get("result") or {}
         observed = res.get("observed_value") if "observed_value" in res else (
             _map_observed(res) if "unexpected_count" in res else None)
@@ -273,7 +285,10 @@ class GateResult:
         return [r for r in self.results if not r.success]
 
     def add(self, result: ExpectationResult) -> None:
-        """Add a result computed elsewhere (e.g. :func:`volume_check`)."""
+        """Add a result computed elsewhere (e.g. :func:`volume_check`).
+
+        :param result: the result; a critical failure makes the gate fail
+        """
         self.results.append(result)
 
     def statistics(self) -> dict[str, int]:
@@ -291,7 +306,10 @@ class GateResult:
 
     def summary(self, limit: int = 20) -> str:
         """A bounded report: a header line, then each failed check's observed vs expected
-        (critical first), at most ``limit`` lines of them."""
+        (critical first).
+
+        :param limit: at most this many failed checks are listed; the rest are counted
+        """
         on = self.table + (f" where {self.where}" if self.where else "")
         failed = sorted(self.failed, key=lambda r: SEVERITIES.index(r.severity) if r.severity in SEVERITIES else 9)
         n = len(self.results)
@@ -398,7 +416,8 @@ def run_gate(conninfo: str, *, table: str, suite: Any, where: str | None = None,
     gate = GateResult(results=results, table=f"{schema}.{name}", where=where, suite=s.name, engine=engine,
                       duration_s=time.monotonic() - started)
     if store is not None:
-        write_history(conninfo, gate.results, store={"suite": s.name, "target": f"{schema}.{name}", **store})
+        given = {k: v for k, v in store.items() if v is not None}
+        write_history(conninfo, gate.results, store={"suite": s.name, "target": f"{schema}.{name}", **given})
         run_key = store.get("run_key")
         gate.location = ("safeload.quality_results" + (f" where run_key = '{run_key}'" if run_key else
                                                        f" where target = '{store.get('target', gate.table)}'"))
@@ -407,47 +426,52 @@ def run_gate(conninfo: str, *, table: str, suite: Any, where: str | None = None,
 
 def _run_sql_part(conninfo, schema, name, specs, where, engine, sample_size, work_mem, raw, engines) -> list[int]:
     """Check the target, run the sql engine (when asked); return the indexes left for GX."""
-    with _connect(conninfo) as conn:
-        _check_target(conn, schema, name, where)
+    with _connect(conninfo, autocommit=True) as conn:
+        if where:
+            _check_where(conn, schema, name, where)
         if engine != "sql" or not specs:
+            if conn.execute("select to_regclass(%s) is null", (f'"{schema}"."{name}"',)).fetchone()[0]:
+                raise GateError(_no_table(schema, name))
             return list(range(len(specs)))
         from safeload.quality.sql_engine import run_sql
 
         try:
             got, unsupported = run_sql(conn, schema=schema, table=name, specs=specs, where=where,
                                        sample_size=sample_size, work_mem=work_mem)
-        except LookupError as e:
-            raise GateError(str(e)) from None
+        except LookupError:
+            raise GateError(_no_table(schema, name)) from None
     raw.update(got)
     engines.update({i: "sql" for i in got})
     return unsupported
 
 
-def _check_target(conn: Any, schema: str, name: str, where: str | None) -> None:
-    """Fail early, with one clear message, on a missing table or a broken ``where``
-    (otherwise every check would report the same error)."""
+def _no_table(schema: str, name: str) -> str:
+    return f"table {schema}.{name} does not exist; check the name (schema.table) and the connection's database"
+
+
+def _check_where(conn: Any, schema: str, name: str, where: str) -> None:
+    """Fail early, with one clear message, on a broken ``where`` (otherwise every check
+    would report the same error). Planning only: ``limit 0`` reads no rows."""
     import psycopg
     from psycopg import sql
 
-    if conn.execute("select to_regclass(%s) is not null", (f'"{schema}"."{name}"',)).fetchone()[0] is False:
-        raise GateError(f"table {schema}.{name} does not exist; check the name (schema.table) and the "
-                        "connection's database")
-    if where:
-        try:
-            with conn.transaction():  # planning only: limit 0 reads no rows
-                conn.execute(sql.SQL("select 1 from {} where ({}) limit 0").format(
-                    sql.Identifier(schema, name), sql.SQL(where)))
-        except psycopg.Error as e:
-            diag = getattr(e, "diag", None)
-            msg = diag.message_primary if diag is not None and diag.message_primary else str(e)
-            raise GateError(f"the where clause {where!r} is not valid on {schema}.{name}: {msg}; fix the "
-                            "partition filter") from None
-    conn.rollback()
+    try:
+        conn.execute(sql.SQL("select 1 from {} where ({}) limit 0").format(sql.Identifier(schema, name),
+                                                                            sql.SQL(where)))
+    except psycopg.errors.UndefinedTable:
+        raise GateError(_no_table(schema, name)) from None
+    except psycopg.Error as e:
+        diag = getattr(e, "diag", None)
+        msg = diag.message_primary if diag is not None and diag.message_primary else str(e)
+        raise GateError(f"the where clause {where!r} is not valid on {schema}.{name}: {msg}; fix the "
+                        "partition filter") from None
 
 
 def write_history(conninfo: str, results: Iterable[ExpectationResult], *, store: dict[str, Any]) -> int:
     """Append results to ``safeload.quality_results`` (creating safeload's tables if needed).
 
+    :param conninfo: libpq URI or ``key=value`` string of the warehouse
+    :param results: the results to write
     :param store: ``target`` (required), ``partition_value``, ``dag_id``, ``run_id``,
         ``task_id``, ``run_key``, ``suite``
     :returns: the number of rows written
@@ -478,8 +502,13 @@ def write_history(conninfo: str, results: Iterable[ExpectationResult], *, store:
 def volume_band(history: list[int], *, k: float = 4.0,
                 floor_fraction: float = 0.1) -> tuple[float, float, float, float]:
     """``(median, mad, lower, upper)`` of a row-count history: median ± k·MAD, where the
-    MAD is floored at ``floor_fraction`` of the median (a perfectly steady history has a
-    MAD of 0, and then any change at all would look like an anomaly)."""
+    MAD is floored at ``floor_fraction`` of the median, and at 1 row (a perfectly steady
+    history has a MAD of 0, and then any change at all would look like an anomaly).
+
+    :param history: row counts of earlier loads
+    :param k: width of the band in (floored) MADs
+    :param floor_fraction: the MAD's floor as a fraction of the median
+    """
     med = statistics.median(history)
     mad = statistics.median([abs(x - med) for x in history])
     spread = max(mad, floor_fraction * med, 1.0)

@@ -39,6 +39,8 @@ _INDEX_KEY = "safeload_index"
 def sqlalchemy_url(conninfo: str) -> str:
     """A ``postgresql+psycopg2://`` URL for a libpq URI or ``key=value`` connection string.
 
+    :param conninfo: the libpq connection string
+
     >>> sqlalchemy_url("postgresql://postgres@127.0.0.1:5432/db")
     'postgresql+psycopg2://postgres@127.0.0.1:5432/db'
     """

@@ -30,9 +30,10 @@ No Airflow and no Great Expectations import.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -84,7 +85,9 @@ def gx_type_name(pg_type: str) -> str:
     """The name GX 1.x reports for a PostgreSQL column type (SQLAlchemy's compiled type).
 
     ``expect_column_values_to_be_of_type`` compares ``type_`` with this name, ignoring
-    case. Takes ``format_type()`` output or a contract's type:
+    case.
+
+    :param pg_type: ``format_type()`` output or a contract's type
 
     >>> gx_type_name("numeric(12,2)"), gx_type_name("character varying(40)"), gx_type_name("timestamptz")
     ('NUMERIC(12, 2)', 'VARCHAR(40)', 'TIMESTAMP WITH TIME ZONE')
@@ -176,43 +179,43 @@ class TableInfo:
 
 
 def read_table_info(conn: psycopg.Connection, schema: str, table: str) -> TableInfo | None:
-    """Read a table's (or view's) columns from the catalogue; None when it does not exist."""
-    rows = conn.execute(
+    """Read a table's (or view's) columns and unique indexes from the catalogue, in one
+    statement; None when it does not exist.
+
+    :param conn: a psycopg connection
+    :param schema: the schema
+    :param table: the table
+    """
+    row = conn.execute(
         """
-        select a.attname, format_type(a.atttypid, a.atttypmod),
-               coalesce(bt.typcategory, t.typcategory), coalesce(bt.typname, t.typname)
+        select
+          (select coalesce(json_agg(json_build_array(
+                      a.attname, format_type(a.atttypid, a.atttypmod),
+                      coalesce(bt.typcategory, t.typcategory), coalesce(bt.typname, t.typname))
+                   order by a.attnum), '[]')
+           from pg_attribute a
+           join pg_type t on t.oid = a.atttypid
+           left join pg_type bt on t.typtype = 'd' and bt.oid = t.typbasetype
+           where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped),
+          (select coalesce(json_agg(u.cols), '[]')
+           from (select array_agg(a.attname::text) as cols
+                 from pg_index i
+                 join pg_attribute a on a.attrelid = i.indrelid
+                      and a.attnum = any ((i.indkey::int2[])[0:i.indnkeyatts - 1])
+                 where i.indrelid = c.oid and i.indisunique and i.indisvalid
+                       and i.indpred is null and i.indexprs is null
+                 group by i.indexrelid) as u)
         from pg_class c
         join pg_namespace n on n.oid = c.relnamespace
-        join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
-        join pg_type t on t.oid = a.atttypid
-        left join pg_type bt on t.typtype = 'd' and bt.oid = t.typbasetype
-        where n.nspname = %s and c.relname = %s and c.relkind in ('r', 'p', 'v', 'm', 'f')
-        order by a.attnum
+        where n.nspname = %s and c.relname = %s
         """,
         (schema, table),
-    ).fetchall()
-    if not rows:
-        exists = conn.execute(
-            "select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-            "where n.nspname = %s and c.relname = %s", (schema, table)).fetchone()
-        if not exists:
-            return None
-    unique = conn.execute(
-        """
-        select array_agg(a.attname::text)
-        from pg_index i
-        join pg_class c on c.oid = i.indrelid
-        join pg_namespace n on n.oid = c.relnamespace
-        join pg_attribute a on a.attrelid = i.indrelid
-             and a.attnum = any ((i.indkey::int2[])[0:i.indnkeyatts - 1])
-        where n.nspname = %s and c.relname = %s and i.indisunique and i.indisvalid
-              and i.indpred is null and i.indexprs is null
-        group by i.indexrelid
-        """,
-        (schema, table),
-    ).fetchall()
-    return TableInfo(schema, table, tuple(ColumnInfo(r[0], r[1], r[2], r[3]) for r in rows),
-                     tuple(frozenset(r[0]) for r in unique if r[0]))
+    ).fetchone()
+    if row is None:
+        return None
+    columns, unique = row
+    return TableInfo(schema, table, tuple(ColumnInfo(*c) for c in columns),
+                     tuple(frozenset(u) for u in unique if u))
 
 
 # --------------------------------------------------------------------------- results
@@ -242,8 +245,13 @@ def map_result(*, element_count: int, nonnull_count: int | None, unexpected_coun
     """GX's result of a map expectation (``ColumnMapExpectation._validate`` and
     ``_format_map_output``, BASIC format).
 
-    ``nonnull_count`` None means the denominator is every row (``not_null``), and GX
-    then reports no ``missing_*`` fields.
+    :param element_count: rows in the table (or partition)
+    :param nonnull_count: rows considered (non-null values; for compound uniqueness, rows
+        ``ignore_row_if`` keeps); None means every row (``not_null``), and GX then reports
+        no ``missing_*`` fields
+    :param unexpected_count: unexpected rows; None when GX's SQL sum had no rows to add
+    :param mostly: the fraction of considered rows that must be expected
+    :param samples: unexpected values to report, or None
     """
     n, u = element_count, unexpected_count
     considered = n if nonnull_count is None else nonnull_count
@@ -276,6 +284,10 @@ def metric_between(value: Any, kwargs: dict[str, Any], *, integer_bounds: bool =
     Bounds are coerced as GX's pydantic fields coerce them (numbers to float, ISO
     strings to dates); comparing incomparable values (a date with a number) is an error,
     as in GX.
+
+    :param value: the metric (min, max, mean, sum or row count)
+    :param kwargs: the expectation's ``min_value``, ``max_value``, ``strict_min``, ``strict_max``
+    :param integer_bounds: coerce bounds to int, as GX's row count expectation does
     """
     value = _plain(value)
     if value is None:
@@ -381,7 +393,10 @@ def _is_param(v: Any) -> bool:
 
 
 def unsupported_reason(spec: ExpectationSpec) -> str | None:
-    """Why the ``sql`` engine hands ``spec`` to GX, or None when it evaluates it."""
+    """Why the ``sql`` engine hands ``spec`` to GX, or None when it evaluates it.
+
+    :param spec: the expectation
+    """
     if spec.type not in SUPPORTED:
         return f"{spec.type} is not one of the sql engine's types"
     if spec.kwargs.get("row_condition"):
@@ -571,7 +586,9 @@ def _compile_condition(i: int, spec: ExpectationSpec, col: str, scan: _Scan, tab
     else:
         unexpected_pred = sql.SQL("{} is not null and not ({})").format(ident, cond)
         key = (spec.type, col, repr(sorted(spec.kwargs.items(), key=lambda kv: kv[0])))
-        u_slot = scan.count_where(key, unexpected_pred)
+        # GX's "c is not null and not (cond)": every cond here (comparisons, in, ~) is NULL
+        # for a NULL c, and filter counts only true, so the null test is redundant work
+        u_slot = scan.count_where(key, sql.SQL("not ({})").format(cond))
     mostly = spec.kwargs.get("mostly", 1)
     sample_q = None
     if unexpected_pred is not None and sample_size > 0:
@@ -665,6 +682,10 @@ def _compile_compound(i: int, spec: ExpectationSpec, cols: list[str], scan: _Sca
 def execute_plan(conn: psycopg.Connection, plan: Plan, *, work_mem: str | None = None) -> dict[int, RawResult]:
     """Run a compiled plan; return a GX-shaped result per supported expectation index.
 
+    :param conn: a psycopg connection (idle: a transaction is opened; in a transaction:
+        savepoints are used)
+    :param plan: from :func:`compile_plan`
+
     Everything runs in one read-only snapshot (repeatable read), so the scan and any
     follow-up statement see the same rows. When the scan fails (a value of the wrong
     type in a ``value_set``, an invalid regular expression), each check is run on its
@@ -681,34 +702,65 @@ def execute_plan(conn: psycopg.Connection, plan: Plan, *, work_mem: str | None =
         return results
 
     def followup(query: sql.Composable) -> list:
-        with conn.transaction():
+        with conn.transaction():  # a savepoint: a failing follow-up fails its check only
             return conn.execute(query).fetchall()
 
     def fetch(query: sql.Composable) -> dict[str, Any]:
-        with conn.transaction():
-            cur = conn.execute(query)
-            row = cur.fetchone()
-            return {d.name: v for d, v in zip(cur.description, row)}
+        cur = conn.execute(query)
+        row = cur.fetchone()
+        return {d.name: v for d, v in zip(cur.description, row)}
 
-    # a transaction we open ourselves gets one read-only snapshot; inside the caller's
-    # transaction we only add savepoints
-    fresh = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-    with conn.transaction():
-        if fresh:
-            conn.execute("set transaction isolation level repeatable read, read only")
-        if work_mem:
-            conn.execute("select set_config('work_mem', %s, true)", (str(work_mem),))
+    def evaluate(chk: _Check, values: dict[str, Any]) -> None:
         try:
+            results[chk.index] = chk.evaluate(values, followup)
+        except psycopg.Error as e:
+            results[chk.index] = _error(_pg_message(e, chk.spec))
+
+    values = None
+    try:
+        with _snapshot(conn, work_mem):
             values = fetch(plan.scan)
-        except psycopg.Error:
-            values = None
+            for chk in plan.checks:
+                evaluate(chk, values)
+        return results
+    except psycopg.OperationalError:
+        raise  # the connection, not a check
+    except psycopg.Error:
+        if values is not None:
+            raise
+    # the scan failed: isolate the check PostgreSQL refuses by running each on its own
+    with _snapshot(conn, work_mem):
         for chk in plan.checks:
             try:
-                v = values if values is not None else fetch(plan.scan_for(chk.slots))
-                results[chk.index] = chk.evaluate(v, followup)
+                with conn.transaction():
+                    v = fetch(plan.scan_for(chk.slots))
+            except psycopg.OperationalError:
+                raise
             except psycopg.Error as e:
                 results[chk.index] = _error(_pg_message(e, chk.spec))
+                continue
+            evaluate(chk, v)
     return results
+
+
+@contextlib.contextmanager
+def _snapshot(conn: psycopg.Connection, work_mem: str | None) -> Iterator[None]:
+    """One read-only, repeatable-read transaction (a single BEGIN), or, inside the
+    caller's transaction, a savepoint."""
+    import psycopg
+
+    fresh = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    saved = (conn.isolation_level, conn.read_only)
+    if fresh:
+        conn.isolation_level, conn.read_only = psycopg.IsolationLevel.REPEATABLE_READ, True
+    try:
+        with conn.transaction():
+            if work_mem:
+                conn.execute("select set_config('work_mem', %s, true)", (str(work_mem),))
+            yield
+    finally:
+        if fresh and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            conn.isolation_level, conn.read_only = saved
 
 
 def _pg_message(e: Exception, spec: ExpectationSpec) -> str:
@@ -722,7 +774,13 @@ def run_sql(conn: psycopg.Connection, *, schema: str, table: str, specs: Sequenc
             work_mem: str | None = None) -> tuple[dict[int, RawResult], list[int]]:
     """Evaluate the supported expectations of ``specs`` on ``schema.table``.
 
-    See :func:`compile_plan` and :func:`execute_plan` for the arguments.
+    :param conn: a psycopg connection to the warehouse
+    :param schema: the table's schema
+    :param table: the table (or view)
+    :param specs: the suite's expectations
+    :param where: a SQL predicate selecting the partition, or None
+    :param sample_size: unexpected values fetched per failed map check (0: none)
+    :param work_mem: ``work_mem`` for the transaction, or None (see :func:`execute_plan`)
 
     :returns: (results by index, indexes of the expectations left for the gx engine)
     :raises LookupError: when the table does not exist

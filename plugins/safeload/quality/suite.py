@@ -187,7 +187,10 @@ def load_suite(path: str | Path) -> Suite:
 def parse_suite(doc: Any, source: str = "<memory>", default_name: str = "suite") -> Suite:
     """Validate a suite already read into Python objects (see :func:`load_suite`).
 
-    ``doc`` is GX's suite dict, or just its list of expectations.
+    :param doc: GX's suite dict, or just its list of expectations
+    :param source: where it came from, for messages (a file name)
+    :param default_name: the suite's name when ``doc`` has none
+    :raises SuiteError: naming the source, the expectation index and the fix
     """
     if isinstance(doc, list):
         doc = {"name": default_name, "expectations": doc}
@@ -215,7 +218,12 @@ def parse_suite(doc: Any, source: str = "<memory>", default_name: str = "suite")
 
 
 def parse_expectation(doc: Any, source: str = "<memory>", index: int = 0) -> ExpectationSpec:
-    """Validate one expectation dict of a suite (``index`` is its position, for messages)."""
+    """Validate one expectation dict of a suite.
+
+    :param doc: the expectation, in GX's format (or an :class:`ExpectationSpec`, returned as is)
+    :param source: where the suite came from, for messages
+    :param index: the expectation's position in the suite, for messages
+    """
     where = f"{source}: expectations[{index}]"
 
     def fail(msg: str) -> SuiteError:
@@ -343,6 +351,8 @@ def _check_kwargs(etype: str, kwargs: dict, fail) -> None:  # noqa: C901
 def comparable(value: Any) -> Any:
     """Coerce a bound the way GX 1.x does (its pydantic ``Comparable`` field: float, then
     date, then datetime). Returns ``value`` itself when it is none of those.
+
+    :param value: a ``min_value``/``max_value`` as written in a suite
 
     >>> comparable(5), comparable("2024-05-01"), comparable("2024-05-01T10:00:00")
     (5.0, datetime.date(2024, 5, 1), datetime.datetime(2024, 5, 1, 10, 0))

@@ -12,7 +12,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, get_current_context, task
-
 from safeload.alerts.notifiers import send_failure_alert, send_recovery_alert, send_retry_alert
 
 SEEN: list[dict] = []
@@ -44,7 +43,10 @@ with DAG(
     default_args={"owner": "data-platform", "retries": 0},
 ) as single:
 
-    @task(on_failure_callback=[send_failure_alert(), record], on_success_callback=send_recovery_alert())
+    @task(
+        on_failure_callback=[send_failure_alert(), record],
+        on_success_callback=send_recovery_alert(),
+    )
     def load():
         if conf("fail", True):
             raise ValueError(ERROR)
@@ -58,7 +60,11 @@ with DAG(
     schedule=None,
     start_date=START,
     tags=["alerts-test"],
-    default_args={"owner": "data-platform", "retries": 0, "on_failure_callback": send_failure_alert()},
+    default_args={
+        "owner": "data-platform",
+        "retries": 0,
+        "on_failure_callback": send_failure_alert(),
+    },
     on_failure_callback=send_failure_alert(),
 ) as many:
     for name in ("extract", "load", "check"):
@@ -91,7 +97,9 @@ with DAG(
     flaky()
 
 
-with DAG("safeload_alerts_listened", schedule=None, start_date=START, tags=["alerts-listener"]) as listened:
+with DAG(
+    "safeload_alerts_listened", schedule=None, start_date=START, tags=["alerts-listener"]
+) as listened:
 
     @task(retries=0)
     def unguarded():
@@ -100,7 +108,9 @@ with DAG("safeload_alerts_listened", schedule=None, start_date=START, tags=["ale
     unguarded()
 
 
-with DAG("safeload_alerts_unlistened", schedule=None, start_date=START, tags=["other-team"]) as unlistened:
+with DAG(
+    "safeload_alerts_unlistened", schedule=None, start_date=START, tags=["other-team"]
+) as unlistened:
 
     @task(retries=0)
     def unguarded_too():

@@ -8,8 +8,6 @@ import json
 import time
 
 import pytest
-from slack_server import Close, RateLimited, Slow, Status
-
 from safeload.alerts.messages import TaskEvent, failure_message
 from safeload.alerts.transport import (
     FileTransport,
@@ -18,12 +16,22 @@ from safeload.alerts.transport import (
     WebhookTransport,
     resolve_transport,
 )
+from slack_server import Close, RateLimited, Slow, Status
 
 CONN = "slack_alerts"
 MESSAGE = failure_message(
-    TaskEvent(dag_id="orders_daily", task_id="load", try_number=1, max_tries=0, exception="ValueError: bad row")
+    TaskEvent(
+        dag_id="orders_daily",
+        task_id="load",
+        try_number=1,
+        max_tries=0,
+        exception="ValueError: bad row",
+    )
 )
-FAST = RetryPolicy(max_retries=2, backoff=0.05, max_backoff=0.2, retry_after_cap=2, timeout=2, budget=10)
+# generous per-attempt timeout: a loaded 2-core machine must not turn a normal reply into a timeout
+FAST = RetryPolicy(
+    max_retries=2, backoff=0.05, max_backoff=0.2, retry_after_cap=2, timeout=5, budget=10
+)
 
 
 def transport(policy: RetryPolicy = FAST, **kwargs):
@@ -49,11 +57,19 @@ def test_web_api_posts_to_the_channel_and_replies_in_threads(web_api_conn, no_se
     assert isinstance(t, WebApiTransport) and t.channel == "#data-alerts"
     first = t.send(MESSAGE)
     reply = t.send(MESSAGE, thread_ts=first.ts, channel=first.channel, broadcast=True)
-    assert (first.ok, first.ts, first.channel) == (True, "1700000000.000001", web_api_conn.channel_id)
+    assert (first.ok, first.ts, first.channel) == (
+        True,
+        "1700000000.000001",
+        web_api_conn.channel_id,
+    )
     assert reply.ok and reply.ts == "1700000000.000002"
     top, threaded = web_api_conn.posts("chat.postMessage")
     assert top.headers["Authorization"] == f"Bearer {web_api_conn.token}"
-    assert (top.body["channel"], top.thread_ts, top.body["blocks"]) == ("#data-alerts", None, MESSAGE.blocks)
+    assert (top.body["channel"], top.thread_ts, top.body["blocks"]) == (
+        "#data-alerts",
+        None,
+        MESSAGE.blocks,
+    )
     assert (threaded.body["channel"], threaded.thread_ts, threaded.body["reply_broadcast"]) == (
         web_api_conn.channel_id,
         first.ts,
@@ -74,7 +90,7 @@ def test_persistent_500_gives_up_after_the_retries_and_logs(web_api_conn, no_sec
     web_api_conn.always(Status(500), times=10)
     started = time.monotonic()
     result = transport().send(MESSAGE)
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 8
     assert (result.ok, result.attempts, result.status) == (False, 3, 500)
     assert result.error.startswith("HTTP 500; no retries left (2 max)")
     assert len(web_api_conn.requests) == 3
@@ -91,32 +107,32 @@ def test_429_waits_for_retry_after(conn, request):
     assert (result.ok, result.attempts) == (True, 2)
     first, second = server.requests
     assert (first.response_status, second.response_status) == (429, 200)
-    assert 0.95 <= second.at - first.at < 1.8
+    assert 0.95 <= second.at - first.at < 3
 
 
 def test_429_retry_after_is_capped(webhook_conn):
     webhook_conn.script(RateLimited(retry_after=120))
-    policy = RetryPolicy(max_retries=2, backoff=0.05, retry_after_cap=0.3, timeout=2, budget=10)
+    policy = RetryPolicy(max_retries=2, backoff=0.05, retry_after_cap=0.3, timeout=5, budget=10)
     result = transport(policy).send(MESSAGE)
     assert result.ok
     first, second = webhook_conn.requests
-    assert 0.28 <= second.at - first.at < 1.0
+    assert 0.28 <= second.at - first.at < 2.5  # not 120 s
 
 
 def test_429_without_retry_after_backs_off(webhook_conn):
     webhook_conn.script(RateLimited(retry_after=None))
-    policy = RetryPolicy(max_retries=1, backoff=0.05, retry_after_cap=1.5, timeout=2, budget=10)
+    policy = RetryPolicy(max_retries=1, backoff=0.05, retry_after_cap=1.5, timeout=5, budget=10)
     assert transport(policy).send(MESSAGE).ok
     first, second = webhook_conn.requests
-    assert 1.0 <= second.at - first.at < 1.6
+    assert 1.0 <= second.at - first.at < 3  # about 1 s: 1 + backoff, capped at 1.5
 
 
 def test_wait_beyond_the_budget_is_not_taken(webhook_conn):
     webhook_conn.script(RateLimited(retry_after=5))
-    policy = RetryPolicy(max_retries=3, retry_after_cap=5, timeout=2, budget=1)
+    policy = RetryPolicy(max_retries=3, retry_after_cap=5, timeout=5, budget=1)
     started = time.monotonic()
     result = transport(policy).send(MESSAGE)
-    assert time.monotonic() - started < 0.9
+    assert time.monotonic() - started < 3  # the 5 s wait was not taken
     assert not result.ok and len(webhook_conn.requests) == 1
     assert "a 5.0 s wait would pass the 1 s budget" in result.error
 
@@ -124,12 +140,12 @@ def test_wait_beyond_the_budget_is_not_taken(webhook_conn):
 @pytest.mark.parametrize("conn", ["webhook_conn", "web_api_conn"])
 def test_slow_response_times_out_and_is_retried(conn, request):
     server = request.getfixturevalue(conn)
-    server.script(Slow(3))
-    policy = RetryPolicy(max_retries=2, backoff=0.05, timeout=0.5, budget=10)
+    server.script(Slow(8))
+    policy = RetryPolicy(max_retries=2, backoff=0.05, timeout=1.5, budget=20)
     started = time.monotonic()
     result = transport(policy).send(MESSAGE)
     assert result.ok and result.attempts == 2
-    assert 0.5 <= time.monotonic() - started < 2.5
+    assert 1.5 <= time.monotonic() - started < 7  # one timeout, not the 8 s of the slow reply
     assert len(server.requests) == 2
 
 
@@ -142,11 +158,17 @@ def test_dropped_connection_is_retried(webhook_conn):
 def test_refused_connection_is_retried_then_given_up(monkeypatch, alert_env, closed_port, caplog):
     monkeypatch.setenv(
         "AIRFLOW_CONN_SLACK_ALERTS",
-        json.dumps({"conn_type": "slackwebhook", "host": f"http://127.0.0.1:{closed_port}", "password": "services/T1/B2/refusedSECRET1"}),
+        json.dumps(
+            {
+                "conn_type": "slackwebhook",
+                "host": f"http://127.0.0.1:{closed_port}",
+                "password": "services/T1/B2/refusedSECRET1",
+            }
+        ),
     )
     started = time.monotonic()
     result = transport().send(MESSAGE)
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 8
     assert (result.ok, result.attempts, result.status) == (False, 3, None)
     assert "Connection refused" in result.error
     assert caplog.text.count("Connection refused") >= 3  # two retries and the final error
@@ -165,10 +187,18 @@ def test_bad_token_is_not_retried(slack_server, alert_env, monkeypatch, no_secre
 
 @pytest.mark.parametrize(
     ("behaviour", "status"),
-    [pytest.param(None, 404, id="unknown-hook-404"), pytest.param(Status(403, "invalid_token"), 403, id="403")],
+    [
+        pytest.param(None, 404, id="unknown-hook-404"),
+        pytest.param(Status(403, "invalid_token"), 403, id="403"),
+    ],
 )
-def test_webhook_client_errors_are_not_retried(slack_server, alert_env, monkeypatch, behaviour, status, caplog):
-    monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS", slack_server.webhook_conn(path="/services/T9/B9/revokedSECRET9"))
+def test_webhook_client_errors_are_not_retried(
+    slack_server, alert_env, monkeypatch, behaviour, status, caplog
+):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SLACK_ALERTS",
+        slack_server.webhook_conn(path="/services/T9/B9/revokedSECRET9"),
+    )
     if behaviour:
         slack_server.script(behaviour)
     result = transport().send(MESSAGE)
@@ -179,7 +209,9 @@ def test_webhook_client_errors_are_not_retried(slack_server, alert_env, monkeypa
 
 
 def test_web_api_channel_from_connection_extra_and_parameter(slack_server, alert_env, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS", slack_server.web_api_conn(channel="#from-extra"))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SLACK_ALERTS", slack_server.web_api_conn(channel="#from-extra")
+    )
     assert transport().channel == "#from-extra"
     assert transport(channel="#from-param").channel == "#from-param"
     monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS", slack_server.web_api_conn())
@@ -194,7 +226,9 @@ def test_no_connection_writes_a_labelled_file(alert_env, caplog):
     assert (result.ok, result.transport, result.path) == (True, "file", str(path))
     [line] = [json.loads(x) for x in path.read_text().splitlines()]
     label = f"[slack not configured (no connection 'slack_alerts'): alert written to {path}]"
-    assert line["label"] == label and line["text"] == MESSAGE.text and line["blocks"] == MESSAGE.blocks
+    assert (
+        line["label"] == label and line["text"] == MESSAGE.text and line["blocks"] == MESSAGE.blocks
+    )
     assert label in caplog.text
 
 

@@ -24,11 +24,9 @@ def run(dag, **conf):
 
 
 def ti_states(dag_run) -> dict[str, str]:
-    return {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dag_run.get_task_instances()}
-
-
-def field_texts(post) -> str:
-    return post.all_text()
+    return {
+        ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dag_run.get_task_instances()
+    }
 
 
 @pytest.mark.parametrize("outage", ["http_500", "refused"])
@@ -40,19 +38,20 @@ def test_slack_down_leaves_the_task_failed_with_its_own_exception(
         slack_server.always(Status(500), times=20)
     else:
         monkeypatch.setenv(
-            "AIRFLOW_CONN_SLACK_ALERTS", slack_server.web_api_conn().replace(str(slack_server.port), str(closed_port))
+            "AIRFLOW_CONN_SLACK_ALERTS",
+            slack_server.web_api_conn().replace(str(slack_server.port), str(closed_port)),
         )
-    dag_run, elapsed = run(alert_dags.single)
+    dag_run, _ = run(alert_dags.single)
 
     assert str(getattr(dag_run.state, "value", dag_run.state)) == "failed"  # the run finished
     assert ti_states(dag_run) == {"load": "failed"}
     [seen] = alert_dags.SEEN  # the callback after safeload's saw the task's own outcome
     assert seen["state"] == "failed"
     assert type(seen["exception"]) is ValueError and str(seen["exception"]) == alert_dags.ERROR
-    # bounded: 1 + 2 retries within a second, then given up and logged
+    # bounded: 1 + 2 retries with short backoffs, then given up and logged
     if outage == "http_500":
         assert [r.response_status for r in slack_server.requests] == [500, 500, 500]
-        assert slack_server.requests[-1].at - slack_server.requests[0].at < 2
+        assert slack_server.requests[-1].at - slack_server.requests[0].at < 8
     else:
         assert slack_server.requests == []
         assert caplog.text.count("Connection refused") >= 3
@@ -66,7 +65,11 @@ def test_failure_then_repeat_in_thread_then_resolved(alert_dags, web_api_conn, n
     blocks = first.blocks
     assert blocks[0] == {
         "type": "header",
-        "text": {"type": "plain_text", "text": "🔴 Failed: safeload_alerts_single.load", "emoji": True},
+        "text": {
+            "type": "plain_text",
+            "text": "🔴 Failed: safeload_alerts_single.load",
+            "emoji": True,
+        },
     }
     text = first.all_text()
     for expected in (
@@ -80,7 +83,9 @@ def test_failure_then_repeat_in_thread_then_resolved(alert_dags, web_api_conn, n
         "first failure in the last hour",
     ):
         assert expected in text, expected
-    assert first.text.startswith("Failed: safeload_alerts_single.load (final, try 1 of 1): ValueError: the source")
+    assert first.text.startswith(
+        "Failed: safeload_alerts_single.load (final, try 1 of 1): ValueError: the source"
+    )
     assert first.thread_ts is None and first.body["channel"] == "#data-alerts"
 
     run(alert_dags.single)  # the same task fails again in a new run: one line, in the thread
@@ -92,14 +97,18 @@ def test_failure_then_repeat_in_thread_then_resolved(alert_dags, web_api_conn, n
     assert ti_states(dag_run) == {"load": "success"}
     *_, resolved = web_api_conn.posts()
     assert resolved.thread_ts == "1700000000.000001"
-    assert resolved.text.startswith("Resolved: safeload_alerts_single.load succeeded on try 1 of 1 after 2 failures")
+    assert resolved.text.startswith(
+        "Resolved: safeload_alerts_single.load succeeded on try 1 of 1 after 2 failures"
+    )
 
     run(alert_dags.single, fail=False)  # success after success: silent
     assert len(web_api_conn.posts()) == 3
     no_secrets(web_api_conn)
 
 
-def test_a_run_with_many_failed_tasks_gets_one_task_alert_and_one_dag_message(alert_dags, webhook_conn):
+def test_a_run_with_many_failed_tasks_gets_one_task_alert_and_one_dag_message(
+    alert_dags, webhook_conn
+):
     dag_run, _ = run(alert_dags.many)
     assert ti_states(dag_run) == {"extract": "failed", "load": "failed", "check": "failed"}
     posts = webhook_conn.posts()
@@ -125,10 +134,14 @@ def test_retry_alert_when_enabled_and_resolved_in_its_thread(alert_dags, web_api
     dag_run, _ = run(alert_dags.retrying, succeed_on_try=2)
     assert ti_states(dag_run) == {"flaky": "success"}
     retry, resolved = web_api_conn.posts()
-    assert retry.text.startswith("Retrying safeload_alerts_retry.flaky: try 1 of 2 failed: TimeoutError: lock on")
+    assert retry.text.startswith(
+        "Retrying safeload_alerts_retry.flaky: try 1 of 2 failed: TimeoutError: lock on"
+    )
     assert retry.thread_ts is None
     assert resolved.thread_ts == "1700000000.000001"
-    assert resolved.text.startswith("Resolved: safeload_alerts_retry.flaky succeeded on try 2 of 2 after 1 failure")
+    assert resolved.text.startswith(
+        "Resolved: safeload_alerts_retry.flaky succeeded on try 2 of 2 after 1 failure"
+    )
 
 
 def test_final_failure_after_retries_reads_final(alert_dags, webhook_conn):
@@ -145,6 +158,9 @@ def test_without_a_connection_alerts_go_to_the_log_and_a_file(alert_dags, alert_
     assert ti_states(dag_run) == {"load": "failed"}
     path = alert_env / "alerts.jsonl"
     [record] = [json.loads(line) for line in path.read_text().splitlines()]
-    assert record["label"] == f"[slack not configured (no connection 'slack_alerts'): alert written to {path}]"
+    assert (
+        record["label"]
+        == f"[slack not configured (no connection 'slack_alerts'): alert written to {path}]"
+    )
     assert record["text"].startswith("Failed: safeload_alerts_single.load")
     assert record["label"] in caplog.text

@@ -4,7 +4,6 @@ whatever callbacks they have, and stays silent for the others."""
 from __future__ import annotations
 
 import pytest
-
 from safeload.alerts import listener
 
 pytestmark = pytest.mark.timeout(240)
@@ -43,7 +42,9 @@ def test_listener_hook_matches_airflow_spec():
     )
 
 
-def test_listener_alerts_on_tagged_dags_only(alert_dags, webhook_conn, monkeypatch, registered_listener, no_secrets):
+def test_listener_alerts_on_tagged_dags_only(
+    alert_dags, webhook_conn, monkeypatch, registered_listener, no_secrets
+):
     monkeypatch.setenv(listener.TAGS_ENV, "alerts-listener")
     alert_dags.unlistened.test()
     assert webhook_conn.requests == []
@@ -71,5 +72,7 @@ def test_a_broken_listener_context_never_raises(alert_env, monkeypatch, caplog):
         def __getattr__(self, name):
             raise RuntimeError("xoxb-4444-5555-hostiletoken")
 
-    listener.on_task_instance_failed(previous_state=None, task_instance=Hostile(), error=ValueError("x"))
+    listener.on_task_instance_failed(
+        previous_state=None, task_instance=Hostile(), error=ValueError("x")
+    )
     assert "hostiletoken" not in caplog.text

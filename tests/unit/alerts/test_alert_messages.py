@@ -9,7 +9,6 @@ import sys
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from safeload.alerts import messages as m
 from safeload.alerts.messages import TaskEvent
 
@@ -72,7 +71,11 @@ SUMMARY = {
                 "observed_value": 4,
                 "expected": "0 duplicates",
             },
-            {"type": "expect_table_row_count_to_be_between", "success": True, "severity": "critical"},
+            {
+                "type": "expect_table_row_count_to_be_between",
+                "success": True,
+                "severity": "critical",
+            },
         ],
     },
     "log_url": "http://localhost:8080/dags/orders_daily/runs/r1/tasks/summary",
@@ -119,7 +122,9 @@ def test_failure_message_has_what_the_on_call_person_needs():
     ):
         assert expected in text, expected
     assert header_of(message) == "🔴 Failed: orders_daily.load"
-    assert message.text.startswith("Failed: orders_daily.load (final, try 3 of 3): LockTimeoutError")
+    assert message.text.startswith(
+        "Failed: orders_daily.load (final, try 3 of 3): LockTimeoutError"
+    )
     assert message.kind == "failure"
     assert m.limit_violations(message) == []
 
@@ -156,7 +161,13 @@ def test_failure_without_exception_says_where_to_look():
 
 
 def test_mapped_task_and_mrkdwn_escaping():
-    event = TaskEvent(dag_id="d", task_id="t", map_index=7, exception="bad <tag> & `tick` ```fence```", owner="a<b>")
+    event = TaskEvent(
+        dag_id="d",
+        task_id="t",
+        map_index=7,
+        exception="bad <tag> & `tick` ```fence```",
+        owner="a<b>",
+    )
     text = all_text(m.failure_message(event))
     assert "d.t[7]" in text
     assert "bad &lt;tag&gt; &amp;" in text
@@ -167,7 +178,9 @@ def test_mapped_task_and_mrkdwn_escaping():
 def test_long_exception_is_cut_with_a_marker_keeping_head_and_tail():
     exc = "ValueError: " + "x" * 20000 + " THE END"
     message = m.failure_message(TaskEvent(dag_id="d", task_id="t", exception=exc))
-    error = next(b["text"]["text"] for b in message.blocks if "*Error*" in b.get("text", {}).get("text", ""))
+    error = next(
+        b["text"]["text"] for b in message.blocks if "*Error*" in b.get("text", {}).get("text", "")
+    )
     assert "characters cut; the full text is in the task log" in error
     assert error.count("ValueError: ") == 1 and "THE END" in error
     assert len(error) < m.MAX_EXCEPTION_TEXT + 50
@@ -201,19 +214,28 @@ def test_recovery_message():
 
 
 def test_dag_recovery_lists_the_tasks_it_resolves():
-    message = m.recovery_message(TaskEvent(dag_id="orders_daily"), failures=1, since=None, now=0, tasks=["a", "b"])
+    message = m.recovery_message(
+        TaskEvent(dag_id="orders_daily"), failures=1, since=None, now=0, tasks=["a", "b"]
+    )
     assert "Resolves: `a`, `b`" in all_text(message)
 
 
 def test_dag_failure_message_lists_failed_and_folded_tasks():
-    event = TaskEvent(dag_id="orders_daily", run_id="r1", reason="task_failure", owner="data-platform")
-    message = m.dag_failure_message(event, failed_tasks=["extract", "load", "check"], folded=["load", "check"])
+    event = TaskEvent(
+        dag_id="orders_daily", run_id="r1", reason="task_failure", owner="data-platform"
+    )
+    message = m.dag_failure_message(
+        event, failed_tasks=["extract", "load", "check"], folded=["load", "check"]
+    )
     text = all_text(message)
     assert header_of(message) == "🔴 DAG run failed: orders_daily"
     assert "*Failed tasks* (3)" in text
     assert "• `extract`\n• `load` (no separate alert)\n• `check` (no separate alert)" in text
     assert "a task failed" in text
-    assert message.text == "DAG run failed: orders_daily (a task failed); failed tasks: extract, load, check"
+    assert (
+        message.text
+        == "DAG run failed: orders_daily (a task failed); failed tasks: extract, load, check"
+    )
 
 
 def test_dag_failure_with_thousands_of_tasks_stays_within_limits():
@@ -243,16 +265,26 @@ def test_quality_summary_has_rows_checks_and_drift():
         "<http://localhost:8080/dags/orders_daily/runs/r1/tasks/summary|Open the task log>",
     ):
         assert expected in text, expected
-    assert message.text.startswith("❌ Load summary public.orders 2024-05-01: 998 of 1,000 rows loaded, 2 (0.20%)")
+    assert message.text.startswith(
+        "❌ Load summary public.orders 2024-05-01: 998 of 1,000 rows loaded, 2 (0.20%)"
+    )
     assert m.limit_violations(message) == []
 
 
 @pytest.mark.parametrize(
     ("summary", "icon"),
     [
-        pytest.param({"load": {"status": "published"}, "quality": {"results": []}}, "✅", id="clean"),
-        pytest.param({"drift": {"decision": "warn", "changes": [{"kind": "added", "column": "c"}]}}, "⚠️", id="drift-warn"),
-        pytest.param({"quality": {"results": [{"success": False, "severity": "warning"}]}}, "⚠️", id="warned"),
+        pytest.param(
+            {"load": {"status": "published"}, "quality": {"results": []}}, "✅", id="clean"
+        ),
+        pytest.param(
+            {"drift": {"decision": "warn", "changes": [{"kind": "added", "column": "c"}]}},
+            "⚠️",
+            id="drift-warn",
+        ),
+        pytest.param(
+            {"quality": {"results": [{"success": False, "severity": "warning"}]}}, "⚠️", id="warned"
+        ),
         pytest.param({"load": {"status": "refused"}}, "❌", id="refused"),
         pytest.param({"drift": {"decision": "fail", "changes": []}}, "❌", id="drift-fail"),
     ],
@@ -267,8 +299,14 @@ def test_quality_summary_icon(summary, icon):
         pytest.param({}, id="empty"),
         pytest.param(None, id="none"),
         pytest.param("not a dict", id="string"),
-        pytest.param({"load": None, "drift": [], "quality": {"results": [None, 3, "x", {}]}}, id="junk-values"),
-        pytest.param({"quality": {"results": [{"success": False, "observed_value": {"a": [1] * 5000}}]}}, id="huge-observed"),
+        pytest.param(
+            {"load": None, "drift": [], "quality": {"results": [None, 3, "x", {}]}},
+            id="junk-values",
+        ),
+        pytest.param(
+            {"quality": {"results": [{"success": False, "observed_value": {"a": [1] * 5000}}]}},
+            id="huge-observed",
+        ),
     ],
 )
 def test_quality_summary_tolerates_missing_and_odd_keys(summary):
@@ -279,12 +317,22 @@ def test_quality_summary_tolerates_missing_and_odd_keys(summary):
 
 def test_quality_summary_with_many_results_is_bounded():
     results = [
-        {"type": f"expect_{i}_" + "z" * 100, "column": "c" * 200, "success": False, "observed_value": "o" * 500,
-         "expected": "e" * 500}
+        {
+            "type": f"expect_{i}_" + "z" * 100,
+            "column": "c" * 200,
+            "success": False,
+            "observed_value": "o" * 500,
+            "expected": "e" * 500,
+        }
         for i in range(500)
     ]
-    changes = [{"kind": "added", "column": f"col{i}", "detail": "d" * 400, "action": "a" * 400} for i in range(300)]
-    message = m.quality_summary_message({"quality": {"results": results}, "drift": {"changes": changes}})
+    changes = [
+        {"kind": "added", "column": f"col{i}", "detail": "d" * 400, "action": "a" * 400}
+        for i in range(300)
+    ]
+    message = m.quality_summary_message(
+        {"quality": {"results": results}, "drift": {"changes": changes}}
+    )
     assert m.limit_violations(message) == []
     text = all_text(message)
     assert "475 more failed or warned checks" in text
@@ -296,8 +344,20 @@ def test_quality_summary_with_many_results_is_bounded():
 
 @pytest.mark.parametrize(
     ("n", "text"),
-    [(1, "1st"), (2, "2nd"), (3, "3rd"), (4, "4th"), (11, "11th"), (12, "12th"), (13, "13th"), (21, "21st"),
-     (22, "22nd"), (101, "101st"), (111, "111th"), (1000, "1000th")],
+    [
+        (1, "1st"),
+        (2, "2nd"),
+        (3, "3rd"),
+        (4, "4th"),
+        (11, "11th"),
+        (12, "12th"),
+        (13, "13th"),
+        (21, "21st"),
+        (22, "22nd"),
+        (101, "101st"),
+        (111, "111th"),
+        (1000, "1000th"),
+    ],
 )
 def test_ordinal(n, text):
     assert m.ordinal(n) == text
@@ -305,8 +365,16 @@ def test_ordinal(n, text):
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(None, "unknown"), (-1, "unknown"), (0.25, "250 ms"), (42, "42 s"), (192, "3 min 12 s"),
-     (7500, "2 h 05 min"), (3 * 86400 + 4 * 3600, "3 d 4 h"), (float("nan"), "unknown")],
+    [
+        (None, "unknown"),
+        (-1, "unknown"),
+        (0.25, "250 ms"),
+        (42, "42 s"),
+        (192, "3 min 12 s"),
+        (7500, "2 h 05 min"),
+        (3 * 86400 + 4 * 3600, "3 d 4 h"),
+        (float("nan"), "unknown"),
+    ],
 )
 def test_human_duration(seconds, text):
     assert m.human_duration(seconds) == text
@@ -323,9 +391,11 @@ def test_fit_caps_blocks_and_total_text():
 def test_limit_violations_finds_each_problem():
     bad = m.Message(
         text="",
-        blocks=[{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}},
-                {"type": "section", "text": {"type": "mrkdwn", "text": "s" * 3001}},
-                {"type": "section", "fields": [{"type": "mrkdwn", "text": "f"}] * 11}]
+        blocks=[
+            {"type": "header", "text": {"type": "plain_text", "text": "h" * 151}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": "s" * 3001}},
+            {"type": "section", "fields": [{"type": "mrkdwn", "text": "f"}] * 11},
+        ]
         + [{"type": "divider"}] * 48,
     )
     problems = m.limit_violations(bad)
@@ -350,10 +420,20 @@ texts = st.text(min_size=0, max_size=6000)
     try_number=st.one_of(st.none(), st.integers(min_value=0, max_value=10**6)),
     max_tries=st.one_of(st.none(), st.integers(min_value=0, max_value=10**6)),
 )
-def test_every_builder_stays_within_slack_limits(dag_id, task_id, exception, log_url, owner, count, try_number, max_tries):
+def test_every_builder_stays_within_slack_limits(
+    dag_id, task_id, exception, log_url, owner, count, try_number, max_tries
+):
     event = TaskEvent(
-        dag_id=dag_id, task_id=task_id, run_id=dag_id * 3, logical_date=owner, exception=exception,
-        log_url=log_url, owner=owner, try_number=try_number, max_tries=max_tries, reason=owner,
+        dag_id=dag_id,
+        task_id=task_id,
+        run_id=dag_id * 3,
+        logical_date=owner,
+        exception=exception,
+        log_url=log_url,
+        owner=owner,
+        try_number=try_number,
+        max_tries=max_tries,
+        reason=owner,
     )
     built = [
         m.failure_message(event, count=count, incident_count=count * 2, incident_start=0.0),
@@ -362,10 +442,25 @@ def test_every_builder_stays_within_slack_limits(dag_id, task_id, exception, log
         m.recovery_message(event, failures=count, since=0.0, now=1.0, tasks=[dag_id] * 50),
         m.dag_failure_message(event, failed_tasks=[dag_id] * 100, folded=[dag_id]),
         m.quality_summary_message(
-            {"table": dag_id, "partition": owner, "load": {"status": exception}, "log_url": log_url,
-             "quality": {"results": [{"type": dag_id, "column": owner, "success": False,
-                                      "observed_value": exception, "expected": log_url}] * 40},
-             "drift": {"changes": [{"kind": dag_id, "column": owner, "detail": exception}] * 40}}
+            {
+                "table": dag_id,
+                "partition": owner,
+                "load": {"status": exception},
+                "log_url": log_url,
+                "quality": {
+                    "results": [
+                        {
+                            "type": dag_id,
+                            "column": owner,
+                            "success": False,
+                            "observed_value": exception,
+                            "expected": log_url,
+                        }
+                    ]
+                    * 40
+                },
+                "drift": {"changes": [{"kind": dag_id, "column": owner, "detail": exception}] * 40},
+            }
         ),
     ]
     for message in built:
@@ -375,5 +470,39 @@ def test_every_builder_stays_within_slack_limits(dag_id, task_id, exception, log
 
 def test_messages_module_imports_no_airflow():
     code = "import sys, safeload.alerts.messages, safeload.alerts.throttle; print(any(k == 'airflow' or k.startswith('airflow.') for k in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
     assert out.stdout.strip() == "False"
+
+
+#: What the alert modules may import when a DAG file imports them. Everything else
+#: (slack_sdk ~1 s, the Slack provider, GX, pandas) is imported inside the function
+#: that needs it, so parsing a DAG that uses the notifiers stays cheap.
+TOP_LEVEL_ALLOWED = {"airflow.sdk", "airflow.listeners", "safeload.alerts", "__future__"}
+
+
+@pytest.mark.parametrize("module", ["messages", "throttle", "transport", "notifiers", "listener"])
+def test_alert_modules_import_only_cheap_things_at_module_level(module):
+    import ast
+    from pathlib import Path
+
+    import safeload.alerts
+
+    path = Path(safeload.alerts.__file__).parent / f"{module}.py"
+    tree = ast.parse(path.read_text())
+    names = []
+    for node in tree.body:  # module level only; TYPE_CHECKING blocks are skipped
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names.append(node.module or "")
+    third_party = [
+        n
+        for n in names
+        if n.split(".")[0] not in sys.stdlib_module_names
+        and not any(n.startswith(a) for a in TOP_LEVEL_ALLOWED)
+    ]
+    assert third_party == [], f"{module}.py imports {third_party} at module level"
+    if module in ("messages", "throttle"):
+        assert not any(n.startswith("airflow") for n in names)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-
 from safeload.alerts import transport as tr
 
 
@@ -20,7 +19,11 @@ from safeload.alerts import transport as tr
             "T000/B000/XXXXSECRET",
             id="webhook-url",
         ),
-        pytest.param("POST http://127.0.0.1:5/services/T1A/B2B/sEcReT99 failed", "sEcReT99", id="webhook-path"),
+        pytest.param(
+            "POST http://127.0.0.1:5/services/T1A/B2B/sEcReT99 failed",
+            "sEcReT99",
+            id="webhook-path",
+        ),
         pytest.param("Authorization: Bearer abc.def.ghi", "abc.def.ghi", id="bearer"),
         pytest.param('{"token": "s3cr3t-value"}', "s3cr3t-value", id="json-token"),
         pytest.param("postgresql://user:hunter2pass@db:5432/x", "hunter2pass", id="uri-password"),
@@ -39,33 +42,54 @@ def test_scrub_redacts_registered_connection_passwords():
 
 
 def test_scrub_keeps_ordinary_text():
-    text = "Slack web_api: HTTP 500; retry 1 of 3 in 0.5 s; password authentication failed for user x"
+    text = (
+        "Slack web_api: HTTP 500; retry 1 of 3 in 0.5 s; password authentication failed for user x"
+    )
     assert tr.scrub(text) == text
 
 
 def test_sdk_logger_is_quiet_and_scrubbed(caplog):
     assert tr.sdk_logger.level == logging.CRITICAL
     with caplog.at_level(logging.CRITICAL, logger="safeload.alerts.slack_sdk"):
-        tr.sdk_logger.critical("Going to retry the same request: POST %s", "https://hooks.slack.com/services/T/B/SECRETX")
+        tr.sdk_logger.critical(
+            "Going to retry the same request: POST %s",
+            "https://hooks.slack.com/services/T/B/SECRETX",
+        )
     assert "SECRETX" not in caplog.text
     assert "hooks.slack.com/***" in caplog.text
 
 
 def test_retry_policy_from_env():
     policy = tr.RetryPolicy.from_env(
-        {"SAFELOAD_ALERT_MAX_RETRIES": "5", "SAFELOAD_ALERT_BACKOFF": "0.1", "SAFELOAD_ALERT_RETRY_AFTER_CAP": "2",
-         "SAFELOAD_ALERT_TIMEOUT": "3", "SAFELOAD_ALERT_BUDGET": "20", "SAFELOAD_ALERT_MAX_BACKOFF": ""}
+        {
+            "SAFELOAD_ALERT_MAX_RETRIES": "5",
+            "SAFELOAD_ALERT_BACKOFF": "0.1",
+            "SAFELOAD_ALERT_RETRY_AFTER_CAP": "2",
+            "SAFELOAD_ALERT_TIMEOUT": "3",
+            "SAFELOAD_ALERT_BUDGET": "20",
+            "SAFELOAD_ALERT_MAX_BACKOFF": "",
+        }
     )
-    assert policy == tr.RetryPolicy(max_retries=5, backoff=0.1, retry_after_cap=2, timeout=3, budget=20)
+    assert policy == tr.RetryPolicy(
+        max_retries=5, backoff=0.1, retry_after_cap=2, timeout=3, budget=20
+    )
     assert tr.RetryPolicy.from_env({}) == tr.RetryPolicy()
 
 
 @pytest.mark.parametrize(
     ("env", "match"),
     [
-        pytest.param({"SAFELOAD_ALERT_MAX_RETRIES": "three"}, "SAFELOAD_ALERT_MAX_RETRIES='three' is not a number", id="nan"),
-        pytest.param({"SAFELOAD_ALERT_TIMEOUT": "0"}, "timeout=0.0: must be > 0 seconds", id="zero-timeout"),
-        pytest.param({"SAFELOAD_ALERT_BACKOFF": "-1"}, "backoff=-1.0: must be a number >= 0", id="negative"),
+        pytest.param(
+            {"SAFELOAD_ALERT_MAX_RETRIES": "three"},
+            "SAFELOAD_ALERT_MAX_RETRIES='three' is not a number",
+            id="nan",
+        ),
+        pytest.param(
+            {"SAFELOAD_ALERT_TIMEOUT": "0"}, "timeout=0.0: must be > 0 seconds", id="zero-timeout"
+        ),
+        pytest.param(
+            {"SAFELOAD_ALERT_BACKOFF": "-1"}, "backoff=-1.0: must be a number >= 0", id="negative"
+        ),
     ],
 )
 def test_retry_policy_refuses_bad_values(env, match):
@@ -99,7 +123,9 @@ def test_file_transport_appends_labelled_json_lines(tmp_path, caplog):
     path = tmp_path / "deep" / "alerts.jsonl"
     transport = tr.FileTransport(path)
     with caplog.at_level(logging.WARNING, logger="safeload.alerts.transport"):
-        first = transport.send(Message(text="one xoxb-1-2-secret", blocks=[{"type": "divider"}], kind="failure"))
+        first = transport.send(
+            Message(text="one xoxb-1-2-secret", blocks=[{"type": "divider"}], kind="failure")
+        )
         transport.send(Message(text="two"))
     assert first.ok and first.transport == "file" and first.path == str(path)
     lines = [tr.json.loads(line) for line in path.read_text().splitlines()]

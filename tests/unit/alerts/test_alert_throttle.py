@@ -7,7 +7,6 @@ import multiprocessing
 import os
 
 import pytest
-
 from safeload.alerts import throttle as t
 from safeload.alerts.throttle import AlertState
 
@@ -33,9 +32,16 @@ def state(tmp_path, clock):
     return AlertState(tmp_path / "alerts-state.json", clock=clock)
 
 
-def fail(state, task="load", run="r1", try_number=1, final=True, dag="orders_daily", map_index=None):
+def fail(
+    state, task="load", run="r1", try_number=1, final=True, dag="orders_daily", map_index=None
+):
     return state.record_failure(
-        dag_id=dag, task_id=task, run_id=run, try_number=try_number, final=final, map_index=map_index
+        dag_id=dag,
+        task_id=task,
+        run_id=run,
+        try_number=try_number,
+        final=final,
+        map_index=map_index,
     )
 
 
@@ -56,8 +62,16 @@ def test_first_failure_posts_and_repeats_in_other_runs_are_counted(state, clock)
             posted(state, d, ts=f"9.{i}")
     # 2nd, 3rd, 5th and 10th are announced, in the first message's thread; the rest counted
     assert [(c, a) for c, a, _ in actions] == [
-        (2, t.REPEAT), (3, t.REPEAT), (4, t.SUPPRESS), (5, t.REPEAT), (6, t.SUPPRESS), (7, t.SUPPRESS),
-        (8, t.SUPPRESS), (9, t.SUPPRESS), (10, t.REPEAT), (11, t.SUPPRESS),
+        (2, t.REPEAT),
+        (3, t.REPEAT),
+        (4, t.SUPPRESS),
+        (5, t.REPEAT),
+        (6, t.SUPPRESS),
+        (7, t.SUPPRESS),
+        (8, t.SUPPRESS),
+        (9, t.SUPPRESS),
+        (10, t.REPEAT),
+        (11, t.SUPPRESS),
     ]
     assert {ts for _, a, ts in actions if a == t.REPEAT} == {"1.000001"}
 
@@ -120,10 +134,19 @@ def test_task_posts_per_run_is_configurable(tmp_path, clock):
 
 def test_dag_message_is_skipped_when_the_task_alerts_said_it_all(state):
     posted(state, fail(state, task="extract", run="r1"))
-    assert state.record_dag_failure(dag_id="orders_daily", run_id="r1", reason="task_failure").action == t.SKIP
+    assert (
+        state.record_dag_failure(dag_id="orders_daily", run_id="r1", reason="task_failure").action
+        == t.SKIP
+    )
     # ... but not when the run failed for another reason
-    assert state.record_dag_failure(dag_id="orders_daily", run_id="r1", reason="timed_out").action == t.DUPLICATE
-    assert state.record_dag_failure(dag_id="orders_daily", run_id="r2", reason="timed_out").action == t.POST
+    assert (
+        state.record_dag_failure(dag_id="orders_daily", run_id="r1", reason="timed_out").action
+        == t.DUPLICATE
+    )
+    assert (
+        state.record_dag_failure(dag_id="orders_daily", run_id="r2", reason="timed_out").action
+        == t.POST
+    )
 
 
 def test_dag_failures_are_storm_controlled_too(state, clock):
@@ -138,7 +161,9 @@ def test_dag_failures_are_storm_controlled_too(state, clock):
 
 
 def test_retries_post_once_per_window_and_open_the_incident(state):
-    r1 = posted(state, state.record_retry(dag_id="d", task_id="t", run_id="r1", try_number=1), ts="7.7")
+    r1 = posted(
+        state, state.record_retry(dag_id="d", task_id="t", run_id="r1", try_number=1), ts="7.7"
+    )
     r2 = state.record_retry(dag_id="d", task_id="t", run_id="r2", try_number=1)
     assert (r1.action, r2.action) == (t.POST, t.SUPPRESS)
     res = state.resolve(dag_id="d", task_id="t")
@@ -157,7 +182,12 @@ def test_resolve_answers_in_the_failure_thread_and_closes_the_incident(state, cl
     fail(state, run="r2")
     clock.advance(60)
     res = state.resolve(dag_id="orders_daily", task_id="load")
-    assert (res.failures, res.thread_ts, res.channel, res.since) == (2, "1.1", "C9", clock.now - 180)
+    assert (res.failures, res.thread_ts, res.channel, res.since) == (
+        2,
+        "1.1",
+        "C9",
+        clock.now - 180,
+    )
     assert state.resolve(dag_id="orders_daily", task_id="load") is None
     # a new failure after the recovery is a first failure again
     assert fail(state, run="r3").action == t.POST
@@ -220,7 +250,9 @@ def test_lock_held_elsewhere_times_out_into_stateless(tmp_path, clock):
     fd = os.open(str(path) + ".lock", os.O_RDWR | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
-        d = AlertState(path, clock=clock, lock_timeout=0.2).record_failure(dag_id="d", task_id="t", run_id="r")
+        d = AlertState(path, clock=clock, lock_timeout=0.2).record_failure(
+            dag_id="d", task_id="t", run_id="r"
+        )
         assert d.stateless and d.action == t.POST
     finally:
         os.close(fd)
@@ -228,15 +260,17 @@ def test_lock_held_elsewhere_times_out_into_stateless(tmp_path, clock):
 
 def test_state_file_is_bounded(tmp_path, clock):
     path = tmp_path / "s.json"
-    state = AlertState(path, clock=clock, max_keys=50, max_runs=30)
-    for i in range(400):
-        d = state.record_failure(dag_id=f"dag_{i}", task_id="t" * 200, run_id=f"run_{i}" + "r" * 200)
+    state = AlertState(path, clock=clock, max_keys=20, max_runs=10)
+    for i in range(60):
+        d = state.record_failure(
+            dag_id=f"dag_{i}", task_id="t" * 200, run_id=f"run_{i}" + "r" * 200
+        )
         state.commit(d, ok=True, thread_ts="1.1", channel="C1")
         clock.advance(1)
     doc = json.loads(path.read_text())
-    assert len(doc["keys"]) <= 50 and len(doc["runs"]) <= 30
+    assert len(doc["keys"]) <= 20 and len(doc["runs"]) <= 10
     assert path.stat().st_size <= t.MAX_STATE_BYTES
-    for _ in range(50):
+    for _ in range(30):
         state.record_failure(dag_id="d", task_id="t", run_id="r", try_number=_)
     assert len(state.snapshot()["keys"]["d|t"]["events"]) == t.MAX_EVENTS_PER_KEY
 
@@ -253,8 +287,12 @@ def test_old_closed_keys_are_dropped(tmp_path, clock):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        pytest.param({"window": 0}, "window=0: the storm-control window must be positive", id="window"),
-        pytest.param({"task_posts_per_run": 0}, "task_posts_per_run=0: must be at least 1", id="posts"),
+        pytest.param(
+            {"window": 0}, "window=0: the storm-control window must be positive", id="window"
+        ),
+        pytest.param(
+            {"task_posts_per_run": 0}, "task_posts_per_run=0: must be at least 1", id="posts"
+        ),
     ],
 )
 def test_bad_settings_are_refused(tmp_path, kwargs, match):
@@ -263,10 +301,12 @@ def test_bad_settings_are_refused(tmp_path, kwargs, match):
 
 
 def test_default_state_path(tmp_path):
-    assert t.default_state_path({"AIRFLOW_HOME": "/opt/af"}) == t.Path("/opt/af/safeload/alerts-state.json")
-    assert t.default_state_path({"SAFELOAD_ALERT_STATE_DIR": "/shared", "AIRFLOW_HOME": "/x"}) == t.Path(
-        "/shared/alerts-state.json"
+    assert t.default_state_path({"AIRFLOW_HOME": "/opt/af"}) == t.Path(
+        "/opt/af/safeload/alerts-state.json"
     )
+    assert t.default_state_path(
+        {"SAFELOAD_ALERT_STATE_DIR": "/shared", "AIRFLOW_HOME": "/x"}
+    ) == t.Path("/shared/alerts-state.json")
 
 
 def _hammer(path: str, worker: int, n: int) -> None:
