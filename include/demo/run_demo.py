@@ -159,6 +159,25 @@ def main() -> int:
     generate_orders.write(DATA_DIR, __import__("datetime").date(2024, 5, 4), 2000, set())
     results.append(("2024-05-04", "re-run after the fix", "success", run_dag("orders_daily", "2024-05-04")))
 
+    say("customers_scd2: a backfill of three days, run out of order (05-03, 05-01, 05-02)")
+    import generate_customers
+
+    for d in ("2024-05-01", "2024-05-02", "2024-05-03"):
+        generate_customers.write(DATA_DIR, __import__("datetime").date.fromisoformat(d), 500)
+    for d in ("2024-05-03", "2024-05-01", "2024-05-02"):
+        results.append((d, "customers_scd2 backfill, out of order", "success", run_dag("customers_scd2", d)))
+    with psycopg.connect(uri) as conn:
+        versions, current, changed = conn.execute(
+            "select count(*), count(*) filter (where is_current), count(distinct customer_id) filter (where not is_current)"
+            " from dim_customers").fetchone()
+        example = conn.execute(
+            """select customer_id, valid_from, valid_to, segment, country from dim_customers
+               where customer_id = (select customer_id from dim_customers group by 1 having count(*) > 1
+                                    order by 1 limit 1) order by valid_from""").fetchall()
+    print(f"   dim_customers: {versions} versions, {current} current, {changed} customers with history")
+    for cid, vf, vt, seg, country in example:
+        print(f"     customer {cid}: {vf} .. {vt}  {seg:<10} {country}")
+
     say("What each guard did (safeload.load_history)")
     with psycopg.connect(uri) as conn:
         rows = conn.execute(
