@@ -93,7 +93,7 @@ def run_gate_for(op: Any, context: Context, *, table: str, target: str, partitio
 
     from safeload.errors import SafeloadError
     from safeload.hooks import warehouse_conninfo
-    from safeload.quality.gate import run_gate, volume_check
+    from safeload.quality.gate import run_gate, volume_check, write_history
     from safeload.quality.suite import build_suite
 
     ti = context["ti"]
@@ -116,7 +116,9 @@ def run_gate_for(op: Any, context: Context, *, table: str, target: str, partitio
                     schema, _, name = table.rpartition(".")
                     rows = conn.execute(sql.SQL("select count(*) from {}").format(
                         sql.Identifier(schema or "public", name))).fetchone()[0]
-            result.add(volume_check(conninfo, target=target, rows=rows, **opts))
+            volume = volume_check(conninfo, target=target, rows=rows, **opts)
+            result.add(volume)
+            write_history(conninfo, [volume], store=store)
     except SafeloadError as e:
         raise AirflowFailException(str(e)) from None
     report = result.to_dict()
