@@ -3,7 +3,8 @@
 Each file is parsed in a fresh process after `import airflow.sdk` (which every DAG
 pays), so the figure is what a DAG file adds: its own imports and its top-level code.
 "cold" is the first parse in the process (safeload's modules imported then), "warm" a
-re-parse. Also lists which heavy modules (GX, pandas, pyarrow, numpy) parsing imported.
+re-parse. A DAG of six chained EmptyOperators is printed too: the cost of any DAG of the
+reference DAGs' shape, whatever its operators. Also lists which heavy modules (GX, pandas, pyarrow, numpy) parsing imported.
 """
 
 from __future__ import annotations
@@ -49,9 +50,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         empty = Path(tmp) / "empty_dag.py"
         empty.write_text("from airflow.sdk import DAG\n\nwith DAG('empty', schedule=None):\n    pass\n")
+        shape = Path(tmp) / "six_empty_tasks.py"
+        shape.write_text(
+            "from airflow.providers.standard.operators.empty import EmptyOperator\n"
+            "from airflow.sdk import DAG, chain\n\n"
+            "with DAG('shape', schedule=None, default_args={'owner': 'x', 'retries': 2}):\n"
+            "    chain(*[EmptyOperator(task_id=f't{i}') for i in range(6)])\n")
         base = measure(empty, runs)
+        same_shape = measure(shape, runs)
         print(f"{'DAG file':<24} {'cold ms':>9} {'x empty':>8} {'warm ms':>9} {'x empty':>8}  heavy imports")
         print(f"{'(empty DAG)':<24} {base['cold'] * 1e3:>9.1f} {1:>8.2f} {base['warm'] * 1e3:>9.1f} {1:>8.2f}  {base['heavy'] or '-'}")
+        print(f"{'(6 EmptyOperators)':<24} {same_shape['cold'] * 1e3:>9.1f} {same_shape['cold'] / base['cold']:>8.2f} "
+              f"{same_shape['warm'] * 1e3:>9.1f} {same_shape['warm'] / base['warm']:>8.2f}  {same_shape['heavy'] or '-'}")
         for path in sorted((ROOT / "dags").glob("*.py")):
             m = measure(path, runs)
             print(f"{path.name:<24} {m['cold'] * 1e3:>9.1f} {m['cold'] / base['cold']:>8.2f} {m['warm'] * 1e3:>9.1f} "
