@@ -363,3 +363,31 @@ def test_swap_waits_for_readers_within_lock_timeout(pg, pg_uri, tmp_path):
     assert partition_checksum(pg, "public.orders", "order_date", "2024-05-02") == before
     ld.publish(staged)
     assert partition_checksum(pg, "public.orders", "order_date", "2024-05-02") != before
+
+
+@pytest.mark.parametrize("strategy", ["delete_insert", "swap"])
+def test_evolve_adds_new_source_columns_in_the_publish_transaction(pg, pg_uri, tmp_path, strategy):
+    """schema_policy: evolve -> the additive column reaches the target, nullable, with its values."""
+    from safeload.contracts.check import check_source, columns_to_add
+    from safeload.contracts.model import parse_contract
+
+    pg.execute(NATIVE)
+    loader(pg_uri, "2024-05-01", publish_strategy=strategy).run(write_csv(tmp_path / "old.csv", "2024-05-01", 5))
+    src = tmp_path / "new.csv"
+    src.write_text("order_id,order_date,amount,status,coupon\n1,2024-05-02,1.00,placed,WELCOME\n2,2024-05-02,2.00,paid,\n")
+    contract = parse_contract({"dataset": "orders", "schema_policy": "evolve", "columns": [
+        {"name": "order_id", "type": "bigint"}, {"name": "order_date", "type": "date"},
+        {"name": "amount", "type": "numeric(12,2)"}, {"name": "status", "type": "text"}]})
+    report = check_source(contract, str(src))
+    assert report.decision == "evolve"
+    add = columns_to_add(report, contract)
+    assert add == [("coupon", "text")]
+    r = loader(pg_uri, "2024-05-02", add_columns=add, publish_strategy=strategy).run(str(src))
+    assert r.added_columns == ["coupon"]
+    rows = pg.execute("select order_id, coupon from public.orders where order_date = '2024-05-02' order by 1"
+                      ).fetchall()
+    assert rows == [(1, "WELCOME"), (2, None)]
+    assert pg.execute("select count(*) from public.orders where order_date = '2024-05-01' and coupon is null"
+                      ).fetchone()[0] == 5
+    hist = pg.execute("select schema_changes from safeload.load_history order by id desc limit 1").fetchone()[0]
+    assert hist == [{"added": "coupon"}]
