@@ -23,6 +23,11 @@ def published(uri):
         return dict(conn.execute("select order_date::text, count(*) from public.orders group by 1").fetchall())
 
 
+def history_checksum(uri):
+    with psycopg.connect(uri) as conn:
+        return conn.execute("select checksum from safeload.load_history order by id desc limit 1").fetchone()[0]
+
+
 def alerts(path):
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
@@ -47,6 +52,16 @@ def test_clean_day_publishes_and_rerun_changes_nothing(warehouse):
         results = conn.execute("select count(*), count(*) filter (where not success) from safeload.quality_results"
                                ).fetchone()
     assert history == [("published", 800), ("published", 800)]
+    # the publish emitted an asset event carrying the audited partition's metadata
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        event = session.query(AssetEvent).order_by(AssetEvent.id.desc()).first()
+        assert event is not None
+        assert event.extra["rows"] == 800
+        assert event.extra["partition_value"] == "2024-05-02"
+        assert event.extra["checksum"] == history_checksum(warehouse["uri"])
     assert results[0] > 5  # every check of both runs is in the history
     kinds = [a.get("kind") for a in alerts(warehouse["alerts"])]
     assert "summary" in kinds or any("summary" in str(a).lower() for a in alerts(warehouse["alerts"]))
