@@ -136,7 +136,7 @@ def _load(args) -> int:
             if not report.passed:
                 print(report.summary(), file=sys.stderr)
                 return EXIT_REFUSED
-            add = columns_to_add(report, contract)
+            add = columns_to_add(report)
         loader = PartitionLoader(lambda: psycopg.connect(args.conn, application_name="safeload-cli"),
                                  table=args.table, partition_column=column, partition_value=args.partition,
                                  run_key=args.run_key or f"cli/{uuid.uuid4().hex[:12]}",

@@ -53,9 +53,6 @@ def read_source_schema(contract: Contract, source: str | None, *, fmt: str | Non
     return introspect(source, contract, fmt or detect_format(source))
 
 
-def columns_to_add(report: DriftReport, contract: Contract) -> list[tuple[str, str]]:
+def columns_to_add(report: DriftReport) -> list[tuple[str, str]]:
     """``(name, type)`` of the columns ``evolve`` adds: the source's type, else text."""
-    out = []
-    for change in report.columns_to_add:
-        out.append((change.column, change.source_type or "text"))
-    return out
+    return [(change.column, change.source_type or "text") for change in report.columns_to_add]

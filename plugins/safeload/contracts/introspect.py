@@ -179,8 +179,7 @@ def _scan_csv(schema: SourceSchema, contract: Contract | None, reader: CsvReader
     scans = [ColumnScan() for _ in header]
     checks = [(i, make_checker(types[normalise(h)]), scans[i]) for i, h in enumerate(header)
               if normalise(h) in types]
-    unchecked = [scans[i] for i, h in enumerate(header) if normalise(h) not in types]
-    unchecked_idx = [i for i, h in enumerate(header) if normalise(h) not in types]
+    unchecked = [(i, scans[i]) for i, h in enumerate(header) if normalise(h) not in types]
     n = 0
     for line, row in reader:
         if len(row) != width:
@@ -197,7 +196,7 @@ def _scan_csv(schema: SourceSchema, contract: Contract | None, reader: CsvReader
                 scan.invalid += 1
                 if len(scan.examples) < MAX_EXAMPLES:
                     scan.examples.append((line, v[:80], reason))
-        for i, scan in zip(unchecked_idx, unchecked):
+        for i, scan in unchecked:
             if not row[i]:
                 scan.nulls += 1
     schema.rows = n

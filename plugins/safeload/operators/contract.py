@@ -89,7 +89,7 @@ class SchemaContractCheckOperator(BaseOperator):
             raise AirflowFailException(str(e)) from None
         summary = report.summary()
         result = report.to_dict()
-        result["add_columns"] = [list(c) for c in columns_to_add(report, contract)]
+        result["add_columns"] = [list(c) for c in columns_to_add(report)]
         if not report.passed:
             # the report still reaches XCom, so the summary and alerts can show it
             context["ti"].xcom_push(key="return_value", value=result)

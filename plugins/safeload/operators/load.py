@@ -87,7 +87,7 @@ class _PartitionOperator(BaseOperator):
         from safeload.contracts.check import check_source, columns_to_add
 
         report = check_source(self._contract, self.source, fmt=self.source_format)
-        loader.add_columns = columns_to_add(report, self._contract)
+        loader.add_columns = columns_to_add(report)
 
     def _stage(self, context: Context, loader: PartitionLoader):
         if not self.source:

@@ -380,7 +380,7 @@ def test_evolve_adds_new_source_columns_in_the_publish_transaction(pg, pg_uri, t
         {"name": "amount", "type": "numeric(12,2)"}, {"name": "status", "type": "text"}]})
     report = check_source(contract, str(src))
     assert report.decision == "evolve"
-    add = columns_to_add(report, contract)
+    add = columns_to_add(report)
     assert add == [("coupon", "text")]
     r = loader(pg_uri, "2024-05-02", add_columns=add, publish_strategy=strategy).run(str(src))
     assert r.added_columns == ["coupon"]
