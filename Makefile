@@ -31,6 +31,11 @@ test-unit: install
 bench: install
 	$(BIN)/python bench/run_all.py
 
+# The reliability suite at full strength (30+ crash trials, 8 writers, longer fuzzing);
+# `make test` runs the same tests with fewer trials. Prints a table of figures at the end.
+reliability: install
+	SAFELOAD_RELIABILITY=full $(BIN)/python -m pytest tests/reliability -p no:cacheprovider
+
 # Re-resolve requirements*.txt and pin every transitive version in constraints.txt.
 lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
