@@ -98,14 +98,24 @@ class Contract:
 
 
 def load_contract(path: str | Path) -> Contract:
-    """Read and validate a contract file.
+    """Read and validate a contract file: safeload's YAML, or an ODCS v3 data contract.
 
-    :param path: path to the YAML file
+    The format is told from the content: a document with ``apiVersion`` or ``kind`` is
+    read as ODCS (:mod:`safeload.contracts.odcs`), anything else as safeload's own
+    format. An ODCS file describing several tables takes the one to read after a
+    ``#``: ``contracts/shop.odcs.yaml#orders``. What an ODCS contract says that
+    safeload does not check is logged as a warning.
+
+    :param path: path to the YAML file (``path#object`` for one object of an ODCS file)
     :raises ContractError: naming the file, the field and the fix, when it is malformed
     """
     import yaml
 
     p = Path(path)
+    object_name = None
+    if "#" in str(path) and not p.exists():
+        file_part, object_name = str(path).rsplit("#", 1)
+        p = Path(file_part)
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -120,6 +130,15 @@ def load_contract(path: str | Path) -> Contract:
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e)
         raise ContractError(f"{p}{where}: invalid YAML: {problem}") from None
+    from safeload.contracts import odcs
+
+    if odcs.is_odcs(doc):
+        contract = odcs.parse_odcs(doc, source=str(p), object_name=object_name)
+        odcs.report_warnings(contract)
+        return contract
+    if object_name is not None:
+        raise ContractError(f"{p}: '#{object_name}' selects an object of an ODCS contract, but this is a safeload "
+                            "contract (no apiVersion/kind); drop the '#...' part")
     return parse_contract(doc, source=str(p))
 
 
