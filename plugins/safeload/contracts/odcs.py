@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
 import re
 from decimal import Decimal
 from typing import Any
@@ -238,8 +239,9 @@ def _pick_object(r: _Reader, schema: Any, object_name: str | None) -> tuple[int,
         i = names.index(object_name)
         return i, objects[i]
     if len(objects) > 1:
+        example = f"{os.path.basename(r.source)}#{names[0]}"
         raise r.fail("schema", f"describes {len(objects)} objects ({', '.join(names)}); a safeload contract is one "
-                               f"table: append '#<name>' to the contract path, e.g. 'contract.odcs.yaml#{names[0]}'")
+                               f"table: append '#<name>' to the contract path, e.g. '{example}'")
     return 0, objects[0]
 
 
