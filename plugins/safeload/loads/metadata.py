@@ -90,6 +90,38 @@ create table if not exists {SCHEMA}.quality_results (
 );
 create index if not exists quality_results_target_idx
     on {SCHEMA}.quality_results (target, checked_at desc);
+
+-- What the contract check saw (SchemaContractCheckOperator): the drift events of the UI.
+create table if not exists {SCHEMA}.contract_checks (
+    id              bigserial primary key,
+    target          text        not null,
+    contract        text,
+    source          text,
+    policy          text,
+    decision        text        not null,
+    passed          boolean     not null,
+    changes         jsonb       not null default '[]',
+    dag_id          text,
+    run_id          text,
+    task_id         text,
+    try_number      integer,
+    checked_at      timestamptz not null default now()
+);
+
+-- For the UI (safeload/ui, docs/ui.md): latest load per table and paging by id, the
+-- latest partition's checks, and everything one DAG run wrote, each one index probe.
+create index if not exists load_history_target_id_idx
+    on {SCHEMA}.load_history (target, id desc);
+create index if not exists load_history_run_idx
+    on {SCHEMA}.load_history (dag_id, run_id);
+create index if not exists quality_results_partition_idx
+    on {SCHEMA}.quality_results (target, partition_value, id);
+create index if not exists quality_results_run_idx
+    on {SCHEMA}.quality_results (dag_id, run_id);
+create index if not exists contract_checks_target_idx
+    on {SCHEMA}.contract_checks (target, id desc);
+create index if not exists contract_checks_run_idx
+    on {SCHEMA}.contract_checks (dag_id, run_id);
 """
 
 
@@ -98,6 +130,9 @@ def ensure_metadata(conn: Any) -> None:
     exists = conn.execute(
         "select to_regclass('safeload.load_history') is not null and to_regclass('safeload.staging') is not null"
         " and to_regclass('safeload.quality_results') is not null"
+        # the latest additions: a database created by an earlier version gets them too
+        " and to_regclass('safeload.contract_checks') is not null"
+        " and to_regclass('safeload.contract_checks_run_idx') is not null"
     ).fetchone()[0]
     if exists:
         return
