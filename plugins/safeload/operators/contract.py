@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from safeload.ui.links import SafeloadReportLink
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -35,12 +37,16 @@ class SchemaContractCheckOperator(BaseOperator):
     :param source_table: ``schema.table`` to check (templated)
     :param source_query: a query whose result is checked (templated)
     :param policy: ``fail``, ``warn`` or ``evolve``; overrides the contract's (templated)
+    :param history_conn_id: warehouse connection whose ``safeload.contract_checks`` keeps
+        the report (the drift events of the safeload page, docs/ui.md); None keeps nothing.
+        Only contracts that name ``target.table`` are kept.
 
     Returns (XCom) the report: ``decision``, ``passed``, ``changes`` and ``add_columns``.
     """
 
     template_fields: Sequence[str] = ("contract", "source", "source_table", "source_query", "policy")
     ui_color = "#e8f4fd"
+    operator_extra_links = (SafeloadReportLink(),)
 
     def __init__(
         self,
@@ -52,6 +58,7 @@ class SchemaContractCheckOperator(BaseOperator):
         source_table: str | None = None,
         source_query: str | None = None,
         policy: str | None = None,
+        history_conn_id: str | None = "warehouse",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -62,6 +69,7 @@ class SchemaContractCheckOperator(BaseOperator):
         self.source_table = source_table
         self.source_query = source_query
         self.policy = policy
+        self.history_conn_id = history_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
@@ -90,6 +98,7 @@ class SchemaContractCheckOperator(BaseOperator):
         summary = report.summary()
         result = report.to_dict()
         result["add_columns"] = [list(c) for c in columns_to_add(report)]
+        self._keep(context, contract, result)
         if not report.passed:
             # the report still reaches XCom, so the summary and alerts can show it
             context["ti"].xcom_push(key="return_value", value=result)
@@ -97,3 +106,19 @@ class SchemaContractCheckOperator(BaseOperator):
         (self.log.warning if report.changes else self.log.info)("%s", summary)
         return result
 
+    def _keep(self, context: Context, contract: Any, result: dict[str, Any]) -> None:
+        """Keep the report in ``safeload.contract_checks``. Evidence, not a gate: if the
+        warehouse cannot take it, the check's own outcome stands and the log says why."""
+        if not self.history_conn_id or not getattr(contract, "table", None):
+            return
+        from safeload.contracts.history import record_contract_check
+        from safeload.hooks import warehouse_conninfo
+
+        ti = context["ti"]
+        try:
+            record_contract_check(warehouse_conninfo(self.history_conn_id), result, table=contract.table,
+                                  audit={"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id,
+                                         "try_number": ti.try_number})
+        except Exception as e:  # noqa: BLE001 - see the docstring
+            self.log.warning("contract check report not kept in safeload.contract_checks of connection %r (%s); "
+                             "set history_conn_id=None to stop keeping it", self.history_conn_id, e)

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from safeload.ui.links import SafeloadReportLink
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -44,6 +46,7 @@ class QualityGateOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("table", "suite", "contract", "where")
     ui_color = "#f5eefc"
+    operator_extra_links = (SafeloadReportLink(),)
 
     def __init__(
         self,
