@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from safeload.ui.links import SafeloadReportLink
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -23,6 +25,7 @@ class _PartitionOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("table", "partition_value", "source", "contract")
     ui_color = "#e6f5e6"
+    operator_extra_links = (SafeloadReportLink(),)
 
     def __init__(
         self,
