@@ -1,7 +1,7 @@
 """The ``safeload`` command: the same checks and loads, outside Airflow.
 
     safeload contract check CONTRACT --source PATH [--policy P] [--json]
-    safeload load --conn URI --table SCHEMA.TABLE --partition VALUE --source PATH ...
+    safeload load --conn URI --table SCHEMA.TABLE --partition VALUE --source PATH|URI [--source-sql SQL] ...
     safeload gate run --suite SUITE.json --conn URI --table T [--where SQL] [--engine sql|gx] [--json]
 
 Exit codes: 0 success, 1 refused (breaking drift, bad data, failed critical check),
@@ -49,7 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--conn", required=True, help="PostgreSQL URI of the warehouse, e.g. postgresql://user@host/db")
     load.add_argument("--table", required=True, help="target table, schema.table")
     load.add_argument("--partition", required=True, help="the partition value to replace, e.g. 2024-05-01")
-    load.add_argument("--source", required=True, help="the file to load")
+    load.add_argument("--source", help="the file to load, or the PostgreSQL database a query runs on: "
+                                        "postgresql://user@host/db?query=SELECT... (URL-encoded), or with "
+                                        "--source-sql")
+    load.add_argument("--source-sql", metavar="SQL|@FILE",
+                      help="load the result of this query (or of the query in FILE) instead of a file; it runs "
+                           "on the postgresql:// --source, else on --conn. Streamed with COPY; result columns "
+                           "match the target's by name")
     load.add_argument("--partition-column", help="the partition column (or take it from --contract)")
     load.add_argument("--contract", help="a contract: checked before loading; gives the partition column")
     load.add_argument("--format", choices=["csv", "parquet", "jsonl"], help="source format (default: from the name)")
@@ -117,7 +123,7 @@ def _load(args) -> int:
 
     from safeload.contracts.check import check_source, columns_to_add
     from safeload.contracts.model import load_contract
-    from safeload.errors import ContractError, LoadRefusedError, SafeloadError, SourceError
+    from safeload.errors import ContractError, LoadRefusedError, SafeloadError, SourceError, SourceUnavailableError
     from safeload.loads.loader import PartitionLoader
 
     try:
@@ -129,10 +135,24 @@ def _load(args) -> int:
     if not column:
         print("safeload: give --partition-column, or a --contract with target.partition_column", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        source = _load_source(args)
+    except (SourceError, OSError) as e:
+        print(f"safeload: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if source is None:
+        print("safeload: give --source (a file, or a postgresql:// database with ?query= or --source-sql) "
+              "or --source-sql", file=sys.stderr)
+        return EXIT_USAGE
     add = []
     try:
         if contract is not None:
-            report = check_source(contract, args.source, fmt=args.format)
+            if isinstance(source, str):
+                report = check_source(contract, source, fmt=args.format)
+            else:  # the query's result columns and types, from the source database
+                with source.connect() as sconn:
+                    sconn.autocommit = True
+                    report = check_source(contract, conn=sconn, query=source.query)
             if not report.passed:
                 print(report.summary(), file=sys.stderr)
                 return EXIT_REFUSED
@@ -144,7 +164,10 @@ def _load(args) -> int:
                                  max_bad_fraction=args.max_bad_fraction, allow_empty=args.allow_empty,
                                  add_columns=add, publish_strategy=args.publish_strategy,
                                  audit={"dag_id": "safeload-cli"})
-        result = loader.run(args.source, args.format)
+        result = loader.run(source, args.format)
+    except SourceUnavailableError as e:
+        print(f"safeload: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except (LoadRefusedError, SourceError) as e:
         print(f"safeload: refused: {e}", file=sys.stderr)
         return EXIT_REFUSED
@@ -152,7 +175,8 @@ def _load(args) -> int:
         print(f"safeload: {e}", file=sys.stderr)
         return EXIT_USAGE
     except psycopg.Error as e:
-        print(f"safeload: database error: {str(e).strip().splitlines()[0]}", file=sys.stderr)
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"safeload: database error: {_scrub_password(message, args.conn, args.source)}", file=sys.stderr)
         return EXIT_USAGE
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -160,6 +184,59 @@ def _load(args) -> int:
         print(f"published {result.target} partition {result.partition_value}: {result.rows} rows "
               f"({result.rows_quarantined} quarantined, {result.rows_replaced} replaced), checksum {result.checksum}")
     return EXIT_OK
+
+
+def _load_source(args):
+    """The file path, a QuerySource (``--source postgresql://...?query=`` or ``--source-sql``), or None."""
+    from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+    from safeload.errors import SourceError
+    from safeload.loads.loader import QuerySource
+
+    source, query = args.source, args.source_sql
+    if query and query.startswith("@"):
+        with open(query[1:], encoding="utf-8") as fh:
+            query = fh.read()
+    conninfo = None
+    if source and source.startswith(("postgresql://", "postgres://")):
+        parts = urlsplit(source)
+        params = parse_qs(parts.query)
+        url_query = (params.get("query") or [None])[0]
+        table = (params.get("table") or [None])[0]
+        if url_query and query:
+            raise SourceError("give the query once: ?query= in --source or --source-sql, not both")
+        if table and not (url_query or query):
+            from psycopg import sql
+
+            from safeload.identifiers import validate_table_name
+
+            url_query = sql.SQL("select * from {}").format(sql.Identifier(*validate_table_name(table))).as_string()
+        query = query or url_query
+        if not query:
+            raise SourceError("a postgresql:// --source needs a query: ?query=..., ?table=schema.table or --source-sql")
+        rest = urlencode({k: v for k, v in params.items() if k not in ("query", "table")}, doseq=True)
+        conninfo = urlunsplit(parts._replace(query=rest))
+    elif query and source:
+        raise SourceError("--source-sql runs a query; --source must then be a postgresql:// URI (or left out to "
+                          "query --conn), not a file")
+    elif query:
+        conninfo = args.conn
+    if query is None:
+        return source
+    return QuerySource.from_conninfo(conninfo, query)
+
+
+def _scrub_password(message: str, *uris: str | None) -> str:
+    from psycopg.conninfo import conninfo_to_dict
+
+    for uri in uris:
+        try:
+            password = conninfo_to_dict(uri).get("password") if uri else None
+        except Exception:  # noqa: BLE001 - not a connection string (a file path)
+            password = None
+        if password:
+            message = message.replace(str(password), "***")
+    return message
 
 
 def main(argv: list[str] | None = None) -> int:

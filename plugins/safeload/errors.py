@@ -25,6 +25,12 @@ class SourceError(SafeloadError):
     """A source cannot be read: missing, empty, wrong encoding, ragged rows."""
 
 
+class SourceUnavailableError(SourceError):
+    """A source database could not be reached (refused, timed out, dropped): retry later."""
+
+    retryable = True
+
+
 class SchemaDriftError(SafeloadError):
     """The source broke its contract (breaking drift, or additive drift under ``fail``)."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,15 +99,35 @@ def partition_lock_key(target: str, partition_value: str) -> int:
     return h - (1 << 64) if h >= (1 << 63) else h
 
 
-def checksum_sql(relation: sql.Composable, columns: list[str], where: sql.Composable | None = None) -> sql.Composed:
+# Types with a default hash opclass (directly or, for varchar and cidr, through a
+# binary-coercible one): hash_record_extended() hashes their binary values. Anything
+# else (json, xml, geometric types, arrays, domains, user types) is hashed as text.
+_HASHABLE = frozenset({
+    "smallint", "integer", "bigint", "numeric", "real", "double precision", "boolean", "text", "character varying",
+    "character", '"char"', "name", "date", "time without time zone", "time with time zone",
+    "timestamp without time zone", "timestamp with time zone", "interval", "uuid", "bytea", "jsonb", "inet", "cidr",
+    "macaddr", "macaddr8", "oid", "pg_lsn",
+})
+
+
+def _hashable(type_name: str) -> bool:
+    """Whether a ``format_type()`` name is hashed by value (typmods such as ``(12,2)`` ignored)."""
+    return re.sub(r"\(\d+(,\d+)?\)", "", type_name).strip() in _HASHABLE
+
+
+def checksum_sql(relation: sql.Composable, columns: list[tuple[str, str]],
+                 where: sql.Composable | None = None) -> sql.Composed:
     """An order-independent checksum and row count of a relation (or of one partition of it).
 
-    The sum of a 64-bit hash of each row's text form: equal row multisets give equal
-    sums whatever their physical order, and it needs one scan and constant memory.
+    ``columns`` are ``(name, type)`` as ``format_type()`` prints the type. The checksum is
+    the sum of a 64-bit hash of each row: equal row multisets give equal sums whatever
+    their physical order, in one scan and constant memory. ``sum(bigint)`` accumulates
+    exactly (in 128 bits) and returns numeric. See docs/decisions/006-partition-checksum.md.
     """
-    row = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    row = sql.SQL(", ").join(
+        sql.Identifier(c) if _hashable(t) else sql.SQL("{}::text").format(sql.Identifier(c)) for c, t in columns)
     return sql.SQL(
-        "select count(*), coalesce(sum(hashtextextended(row({row})::text, 0)::numeric), 0)::text "
+        "select count(*), coalesce(sum(hash_record_extended(row({row}), 0)), 0)::text "
         "from {rel}{where}"
     ).format(row=row, rel=relation, where=sql.SQL(" where ") + where if where is not None else sql.SQL(""))
 
@@ -120,7 +141,7 @@ def partition_checksum(conn: Any, table: str, partition_column: str, value: str)
     """Row count and checksum of one published partition (what the demo and tests compare)."""
     info = target_info(conn, table)
     n, checksum = conn.execute(
-        checksum_sql(info.ident, [c.name for c in info.columns], partition_where(partition_column, value))
+        checksum_sql(info.ident, [(c.name, c.type) for c in info.columns], partition_where(partition_column, value))
     ).fetchone()
     return n, checksum
 

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 class _PartitionOperator(BaseOperator):
     """Arguments shared by the partition operators (see :class:`PartitionOverwriteOperator`)."""
 
-    template_fields: Sequence[str] = ("table", "partition_value", "source", "contract")
+    template_fields: Sequence[str] = ("table", "partition_value", "source", "source_sql", "contract")
+    template_ext: Sequence[str] = (".sql",)  # source_sql="sql/orders.sql" renders the file
     ui_color = "#e6f5e6"
     operator_extra_links = (SafeloadReportLink(),)
 
@@ -35,6 +36,8 @@ class _PartitionOperator(BaseOperator):
         partition_value: str = "{{ ds }}",
         source: str | None = None,
         source_format: str | None = None,
+        source_conn_id: str | None = None,
+        source_sql: str | None = None,
         contract: str | None = None,
         postgres_conn_id: str = "warehouse",
         max_bad_rows: int | None = 0,
@@ -51,6 +54,8 @@ class _PartitionOperator(BaseOperator):
         self.partition_value = partition_value
         self.source = source
         self.source_format = source_format
+        self.source_conn_id = source_conn_id
+        self.source_sql = source_sql
         self.contract = contract
         self.postgres_conn_id = postgres_conn_id
         self.max_bad_rows = max_bad_rows
@@ -85,20 +90,46 @@ class _PartitionOperator(BaseOperator):
 
     def _evolve(self, loader: PartitionLoader) -> None:
         """Under ``schema_policy: evolve``, new source columns are added to the target on publish."""
-        if self._contract is None or self._contract.schema_policy != "evolve" or not self.source:
+        if self._contract is None or self._contract.schema_policy != "evolve":
             return
         from safeload.contracts.check import check_source, columns_to_add
 
-        report = check_source(self._contract, self.source, fmt=self.source_format)
+        if self.source_sql:
+            import psycopg
+
+            from safeload.hooks import warehouse_conninfo
+
+            with psycopg.connect(warehouse_conninfo(self.source_conn_id), autocommit=True) as conn:
+                report = check_source(self._contract, conn=conn, query=self.source_sql)
+        elif self.source:
+            report = check_source(self._contract, self.source, fmt=self.source_format)
+        else:
+            return
         loader.add_columns = columns_to_add(report)
 
-    def _stage(self, context: Context, loader: PartitionLoader):
-        if not self.source:
-            from airflow.sdk.exceptions import AirflowFailException
+    def _source(self):
+        """The file path, or a :class:`~safeload.loads.loader.QuerySource` for ``source_sql``."""
+        from airflow.sdk.exceptions import AirflowFailException
 
-            raise AirflowFailException(f"{self.task_id}: no source given")
+        if self.source_sql and self.source:
+            raise AirflowFailException(f"{self.task_id}: give source (a file) or source_sql (a query), not both")
+        if self.source_sql:
+            if not self.source_conn_id:
+                raise AirflowFailException(f"{self.task_id}: source_sql needs source_conn_id, the connection of "
+                                           "the database the query runs on")
+            from safeload.hooks import warehouse_conninfo
+            from safeload.loads.loader import QuerySource
+
+            return QuerySource.from_conninfo(warehouse_conninfo(self.source_conn_id), self.source_sql)
+        if not self.source:
+            raise AirflowFailException(f"{self.task_id}: no source given: set source (a file) or "
+                                       "source_conn_id + source_sql (a query)")
+        return self.source
+
+    def _stage(self, context: Context, loader: PartitionLoader):
+        source = self._source()
         self._evolve(loader)
-        return loader.stage(self.source, self.source_format)
+        return loader.stage(source, self.source_format)
 
     def _publish(self, context: Context, loader: PartitionLoader, staged) -> dict[str, Any]:
         result = loader.publish(staged).to_dict()
@@ -197,6 +228,12 @@ class PartitionOverwriteOperator(_PartitionOperator):
     :param partition_value: the partition to replace (templated, default ``{{ ds }}``)
     :param source: CSV(.gz), Parquet or JSON lines file (templated)
     :param source_format: ``csv``, ``parquet`` or ``jsonl``; guessed from the name if None
+    :param source_conn_id: Airflow connection of a PostgreSQL database to run ``source_sql`` on
+        (another database or server than the warehouse, or the same)
+    :param source_sql: a query whose result is the source, instead of ``source`` (templated;
+        a value ending in ``.sql`` is a template file). Streamed with ``COPY (query) TO
+        STDOUT`` into staging; result columns match the target's by name. Make its result
+        deterministic for the partition (bounded by the data interval), so re-runs agree.
     :param contract: contract YAML (templated); its ``schema_policy: evolve`` adds new columns
     :param postgres_conn_id: Airflow connection of the warehouse
     :param max_bad_rows: quarantined rows above this refuse the load (default 0)
