@@ -387,8 +387,8 @@ def _typmod(d: Any) -> int:
     # psycopg exposes precision/scale/internal_size; format_type needs the raw typmod
     if d.precision is not None and d.scale is not None:
         return ((d.precision << 16) | d.scale) + 4
-    if d.internal_size and d.internal_size > 0 and d.type_code in (1043, 1042):
-        return d.internal_size + 4
+    if d.type_code in (1043, 1042) and d.display_size:  # char(n)/varchar(n): n is display_size, not internal_size
+        return d.display_size + 4
     return -1
 
 

@@ -104,5 +104,47 @@ def test_load_help_documents_every_option():
     assert proc.returncode == 0
     for opt in ("--conn", "--table", "--partition", "--source", "--partition-column", "--contract", "--format",
                 "--max-bad-rows", "--max-bad-fraction", "--allow-empty", "--lock-timeout", "--publish-strategy",
-                "--json"):
+                "--json", "--source-sql"):
         assert opt in proc.stdout
+
+
+
+def test_load_from_a_query(pg, pg_uri, day):
+    """--source postgresql://...?query=, --source-sql on --conn itself, --contract, errors, secrets."""
+    from urllib.parse import quote
+
+    pg.execute((ROOT / "include" / "sql" / "orders.sql").read_text())
+    pg.execute("create schema shop; create table shop.orders (like public.orders)")
+    with pg.cursor().copy("copy shop.orders from stdin (format csv, header true)") as copy:
+        copy.write(open(day(), "rb").read())
+    base = ["load", "--conn", pg_uri, "--table", "public.orders", "--partition", "2024-05-02"]
+    text = "select * from shop.orders where order_date = '2024-05-02'"
+    # the source as a URI with the query in it; contract checked against the query's result
+    proc = safeload(*base, "--source", f"{pg_uri}?query={quote(text)}", "--contract", CONTRACT, "--json")
+    assert proc.returncode == 0, proc.stderr
+    first = json.loads(proc.stdout)
+    assert first["rows"] == 200
+    # --source-sql alone runs on --conn; from a file with @; same rows, same checksum
+    sql_file = Path(pg_uri.split("/")[-1] + ".sql")
+    try:
+        sql_file.write_text(text + ";\n")
+        proc = safeload(*base, "--partition-column", "order_date", "--source-sql", f"@{sql_file}", "--json")
+    finally:
+        sql_file.unlink()
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["checksum"] == first["checksum"]
+    # an empty result is refused (exit 1), a bad query too, neither changes the partition
+    proc = safeload(*base, "--partition-column", "order_date", "--source-sql", text + " and false")
+    assert proc.returncode == 1 and "returned no rows" in proc.stderr
+    proc = safeload(*base, "--partition-column", "order_date", "--source-sql", "select nope from shop.orders")
+    assert proc.returncode == 1 and 'column "nope" does not exist' in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert pg.execute("select count(*) from public.orders").fetchone()[0] == 200
+    # an unreachable source: exit 2, no traceback, no password
+    proc = safeload(*base, "--partition-column", "order_date", "--source",
+                    "postgresql://reader:s3cret@127.0.0.1:1/shop?connect_timeout=5", "--source-sql", text)
+    assert proc.returncode == 2 and "127.0.0.1:1" in proc.stderr
+    assert "s3cret" not in proc.stderr and "Traceback" not in proc.stderr
+    # a file with --source-sql is a usage error
+    proc = safeload(*base, "--partition-column", "order_date", "--source", "x.csv", "--source-sql", text)
+    assert proc.returncode == 2 and "postgresql://" in proc.stderr
