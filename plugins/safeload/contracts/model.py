@@ -152,7 +152,8 @@ def parse_contract(doc: Any, source: str = "<memory>") -> Contract:
         raise fail("top level", "a contract is a YAML mapping with at least 'dataset' and 'columns'")
     unknown = set(doc) - _TOP_KEYS
     if unknown:
-        raise fail(", ".join(sorted(unknown)),
+        # YAML keys need not be strings (``1:``, ``null:``); sort and print them as text
+        raise fail(", ".join(sorted(map(str, unknown))),
                    f"unknown field; the fields are: {', '.join(sorted(_TOP_KEYS))}")
     for key in ("dataset", "columns"):
         if key not in doc:
@@ -177,7 +178,7 @@ def parse_contract(doc: Any, source: str = "<memory>") -> Contract:
             where = f"columns[{i}] ({c['name']})"
         unknown = set(c) - _COLUMN_KEYS
         if unknown:
-            raise fail(f"{where}.{sorted(unknown)[0]}",
+            raise fail(f"{where}.{sorted(map(str, unknown))[0]}",
                        f"unknown column field; the fields are: {', '.join(sorted(_COLUMN_KEYS))}")
         for key in ("name", "type"):
             if key not in c:
@@ -199,11 +200,19 @@ def parse_contract(doc: Any, source: str = "<memory>") -> Contract:
         allowed = c.get("allowed_values")
         if allowed is not None and (not isinstance(allowed, list) or not allowed):
             raise fail(f"{where}.allowed_values", "must be a non-empty list of values")
+        if allowed is not None and any(isinstance(v, (list, dict)) for v in allowed):
+            raise fail(f"{where}.allowed_values", "must list plain values (strings, numbers, dates), not lists "
+                                                  "or mappings")
         primary_key = c.get("primary_key", False)
         nullable = c.get("nullable", not primary_key)
         if primary_key and nullable:
             raise fail(f"{where}.nullable", "a primary key column cannot be nullable; drop 'nullable: true'")
+        if c.get("pattern") is not None and not isinstance(c["pattern"], str):
+            raise fail(f"{where}.pattern", f"must be a regular expression (a string), not {c['pattern']!r}")
         lo, hi = c.get("min"), c.get("max")
+        for bound, value in (("min", lo), ("max", hi)):
+            if isinstance(value, (list, dict)):
+                raise fail(f"{where}.{bound}", f"must be a plain value (a number, date or string), not {value!r}")
         if lo is not None and hi is not None:
             try:
                 if lo > hi:
@@ -221,13 +230,15 @@ def parse_contract(doc: Any, source: str = "<memory>") -> Contract:
     if not isinstance(target, dict):
         raise fail("target", "must be a mapping with 'table' and optionally 'partition_column'")
     table = target.get("table")
+    if table is not None and not isinstance(table, str):
+        raise fail("target.table", f"must be a table name like 'public.orders', not {table!r}")
     if table is not None:
         try:
             validate_table_name(str(table))
         except IdentifierError as e:
             raise fail("target.table", str(e)) from None
     partition_column = target.get("partition_column")
-    if partition_column is not None and partition_column not in seen:
+    if partition_column is not None and (not isinstance(partition_column, str) or partition_column not in seen):
         raise fail("target.partition_column",
                    f"{partition_column!r} is not one of the contract's columns ({', '.join(seen)})")
     return Contract(

@@ -50,6 +50,18 @@ def test_primary_key_implies_not_null():
         pytest.param(lambda d: d["columns"][0].update(nullable=True), r"primary key column cannot be nullable", id="nullable-pk"),
         pytest.param(lambda d: d["columns"][0].update(colour="red"), r"columns\[0\] \(order_id\)\.colour: unknown column field",
                      id="unknown-column-field"),
+        # found by tests/reliability/test_fuzz_contracts.py: each raised TypeError, not ContractError
+        pytest.param(lambda d: d.update({1: "x"}), r"c.yaml: 1: unknown field", id="non-string-top-key"),
+        pytest.param(lambda d: d["columns"][0].update({None: 1, 0: 2}), r"columns\[0\] \(order_id\)\.0: unknown column",
+                     id="mixed-type-column-keys"),
+        pytest.param(lambda d: d["target"].update(partition_column=[]), r"target.partition_column: \[\] is not one of",
+                     id="list-partition-column"),
+        pytest.param(lambda d: d["target"].update(table=True), r"target.table: must be a table name", id="bool-table"),
+        pytest.param(lambda d: d["columns"][2].update(allowed_values=[{"a": 1, 0: 2}]),
+                     r"allowed_values: must list plain values", id="mapping-in-allowed-values"),
+        pytest.param(lambda d: d["columns"][2].update(min=[1]), r"\.min: must be a plain value", id="list-min"),
+        pytest.param(lambda d: d["columns"][2].update(pattern=5), r"\.pattern: must be a regular expression",
+                     id="non-string-pattern"),
     ],
 )
 def test_malformed_contract_names_field_and_fix(mutate, match):
