@@ -281,7 +281,7 @@ def observed_number(expectation_type: str, kwargs: dict[str, Any],
         if "unexpected_percent" in observed:
             mostly = _num(kwargs.get("mostly"))
             return (_num(observed["unexpected_percent"]), None,
-                    (1.0 - mostly) * 100.0 if mostly is not None else 0.0, "% unexpected")
+                    round((1.0 - mostly) * 100.0, 9) if mostly is not None else 0.0, "% unexpected")
         return None, None, None, "value"
     return _num(observed), _num(kwargs.get("min_value")), _num(kwargs.get("max_value")), "value"
 
