@@ -23,3 +23,4 @@ def pytest_terminal_summary(terminalreporter):
         mode = "full" if figures.FULL else "fast (make test); make reliability runs the full trials"
         terminalreporter.write_sep("=", f"safeload reliability figures: {mode}")
         terminalreporter.write_line(figures.table())
+        terminalreporter.write_line(f"seed {figures.SEED} (replay: SAFELOAD_RELIABILITY_SEED={figures.SEED})")

@@ -16,6 +16,11 @@ from dataclasses import dataclass
 
 FULL = os.environ.get("SAFELOAD_RELIABILITY", "fast") == "full"
 
+#: Seed of the suite's random choices (crash points, kill delays). A fresh one per run, so
+#: repeated runs cover more points; printed with the table and in every failure message.
+#: ``SAFELOAD_RELIABILITY_SEED=N`` replays a run.
+SEED = int(os.environ.get("SAFELOAD_RELIABILITY_SEED") or int.from_bytes(os.urandom(4), "big"))
+
 
 @dataclass(frozen=True)
 class Figure:
