@@ -294,3 +294,63 @@ def make_checker(pg_type: PgType):
         return reason
 
     return cached
+
+
+# ------------------------------------------------------- vectorised pre-filter
+
+_YEAR = r"(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})"
+# days 29-31 are left to the exact checker: whether they exist depends on the month
+_DATE = _YEAR + r"-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])"
+_CLOCK = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{3}|\.[0-9]{6})?"
+_OFFSET = r"[+-](?:[01][0-9]|2[0-3]):[0-5][0-9]"
+_BOOL_SPELLINGS = tuple(sorted({s for w in _BOOL_TRUE | _BOOL_FALSE for s in (w, w.upper(), w.capitalize())}))
+
+
+def fast_filter(pg_type: PgType) -> tuple[str, object] | None:
+    """A test that a vectorised engine (Arrow) can run over a whole column to clear values.
+
+    Every value the test accepts is one :func:`make_checker` accepts too; the converse
+    need not hold. So a scan may clear the accepted values in bulk and hand only the rest
+    to :func:`make_checker`, which has the last word: the findings are the same as
+    checking every value one by one (tests/unit/contracts/test_scan_engines.py holds
+    both to it). Returns ``None`` when there is no such test (every value goes to the
+    checker), else one of:
+
+    - ``("all", None)``: every value fits;
+    - ``("no_nul", None)``: values without a NUL character fit;
+    - ``("max_length", n)``: values of at most ``n`` characters fit;
+    - ``("in", values)``: these exact strings fit;
+    - ``("regex", pattern)``: values matching the RE2 ``pattern`` (ASCII classes only) fit.
+    """
+    name = pg_type.name
+    if name == "text":
+        return ("no_nul", None)
+    if name in ("varchar", "char"):
+        return ("all", None) if pg_type.length is None else ("max_length", pg_type.length)
+    if name in _INT_RANGES:
+        # digits that always fit: 4 for smallint (max 32767), 9 for integer, 18 for bigint
+        digits = {"smallint": 4, "integer": 9, "bigint": 18}[name]
+        return ("regex", rf"^[+-]?[0-9]{{1,{digits}}}$")
+    if name == "numeric":
+        if pg_type.length is None:
+            return ("regex", r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$")
+        scale = pg_type.scale or 0
+        whole = pg_type.length - scale
+        int_part = rf"0*[0-9]{{1,{whole}}}" if whole > 0 else "0+"
+        alternatives = [int_part + (rf"(?:\.[0-9]{{0,{scale}}})?" if scale else r"\.?")]
+        if scale:
+            alternatives.append(rf"\.[0-9]{{1,{scale}}}")
+        return ("regex", rf"^[+-]?(?:{'|'.join(alternatives)})$")
+    if name in ("real", "double precision"):
+        return ("regex", r"^[+-]?(?:[0-9]{1,300}(?:\.[0-9]{0,300})?|\.[0-9]{1,300})$")
+    if name == "boolean":
+        return ("in", _BOOL_SPELLINGS)
+    if name == "date":
+        return ("regex", rf"^{_DATE}$")
+    if name == "timestamp":
+        return ("regex", rf"^{_DATE}[T ]{_CLOCK}$")
+    if name == "timestamptz":
+        return ("regex", rf"^{_DATE}[T ]{_CLOCK}{_OFFSET}$")
+    if name == "uuid":
+        return ("regex", r"^\{?[0-9a-fA-F]{8}-?(?:[0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}\}?$")
+    return None
