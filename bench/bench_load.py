@@ -1,18 +1,24 @@
-"""End-to-end load speed and memory: file -> published partition, against two baselines.
+"""End-to-end load speed and memory: source -> published partition, against baselines.
 
-For each size (default 1M and 5M rows), on the same CSV file and the same server:
+For each size (default 1M and 5M rows), on the same rows and the same server:
 
-* raw COPY: the file's bytes streamed with `COPY ... FROM STDIN` into an empty table
+* raw COPY: the CSV file's bytes streamed with ``COPY ... FROM STDIN`` into an empty table
   (the fastest anything can load it; no staging, no publish, no safety);
-* safeload: `PartitionLoader.run()` (stage with COPY, audit counts and checksum, publish
-  atomically under the partition lock), into a plain table (DELETE + INSERT) and into a
-  natively partitioned one (swap), in a fresh process whose peak RSS is read from the
-  kernel (ru_maxrss);
-* `PostgresHook.insert_rows` (what users write today), on a 100k-row prefix of the file:
+* raw pipe: ``COPY (SELECT * FROM source) TO STDOUT`` from a source database piped into
+  ``COPY ... FROM STDIN`` of an empty table in the warehouse, in 1 MiB blocks (the
+  fastest way to move a query's result; the baseline of the query source);
+* safeload: ``PartitionLoader`` stage + publish of the file and of the query (a
+  ``QuerySource`` on the source database, another database on the same server), into a
+  plain table (DELETE + INSERT) and into a natively partitioned one (swap), each in a
+  fresh process whose peak RSS is read from the kernel (ru_maxrss), replacing an already
+  published partition;
+* ``PostgresHook.insert_rows`` (what users write today), on a 100k-row prefix of the file:
   it is too slow to run on millions, and its rows/s does not depend on the size.
 
-Prints rows/s for each and safeload's speed as a ratio to both baselines, and peak
-memory at each size (it must not grow with the row count).
+The machine is shared, so each measurement is repeated (``--repeats``, default 3) with
+the baselines interleaved, and the table shows the median of the per-repeat ratios.
+Prints rows/s, ratios, safeload's stage/publish split, and peak memory at each size (it
+must not grow with the row count).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import argparse
 import csv
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,16 +38,23 @@ ROOT = Path(__file__).resolve().parents[1]
 DDL = """create table {name} (order_id bigint not null, order_date date not null, customer_id bigint not null,
          amount numeric(12,2) not null, currency char(3) not null, status text not null,
          created_at timestamptz not null)"""
+BLOCK = 1 << 20
 
 CHILD = r"""
 import json, resource, sys, time
 import psycopg
-from safeload.loads.loader import PartitionLoader
-uri, path, table = sys.argv[1:4]
+from safeload.loads.loader import PartitionLoader, QuerySource
+uri, source, table, key, strategy, source_uri = sys.argv[1:7]
+if source_uri != "-":
+    source = QuerySource.from_conninfo(source_uri, source)
+ld = PartitionLoader(lambda: psycopg.connect(uri), table=table, partition_column="order_date",
+                     partition_value="2024-05-01", run_key=key, publish_strategy=strategy)
 t0 = time.perf_counter()
-r = PartitionLoader(lambda: psycopg.connect(uri), table=table, partition_column="order_date",
-                    partition_value="2024-05-01", run_key=sys.argv[4], publish_strategy=sys.argv[5]).run(path)
-print(json.dumps({"seconds": time.perf_counter() - t0, "rows": r.rows,
+staged = ld.stage(source)
+t1 = time.perf_counter()
+r = ld.publish(staged)
+t2 = time.perf_counter()
+print(json.dumps({"seconds": t2 - t0, "stage": t1 - t0, "publish": t2 - t1, "rows": r.rows, "path": staged.path,
                   "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
 
@@ -64,16 +78,42 @@ def raw_copy(uri: str, path: Path) -> float:
         with conn.transaction():
             with conn.cursor().copy("copy raw_copy from stdin (format csv, header true)") as copy:
                 with open(path, "rb") as fh:
-                    while block := fh.read(1 << 20):
+                    while block := fh.read(BLOCK):
                         copy.write(block)
         dt = time.perf_counter() - t0
         conn.execute("drop table raw_copy")
     return dt
 
 
-def safeload_run(uri: str, path: Path, key: str, table: str, strategy: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, uri, str(path), table, key, strategy],
-                         capture_output=True, text=True, check=True, timeout=3600)
+def raw_pipe(uri: str, source_uri: str, query: str) -> float:
+    """COPY (query) TO STDOUT | COPY raw FROM STDIN, batched as safeload batches it."""
+    import psycopg
+
+    with psycopg.connect(uri, autocommit=True) as conn, psycopg.connect(source_uri) as src:
+        conn.execute("drop table if exists raw_pipe")
+        conn.execute(DDL.format(name="raw_pipe"))
+        t0 = time.perf_counter()
+        with conn.transaction():
+            with src.cursor().copy(f"copy ({query}) to stdout") as out, \
+                    conn.cursor().copy("copy raw_pipe from stdin") as copy:
+                buf = bytearray()
+                for data in out:
+                    buf += data
+                    if len(buf) >= BLOCK:
+                        copy.write(buf)
+                        buf = bytearray()
+                if buf:
+                    copy.write(buf)
+        dt = time.perf_counter() - t0
+        conn.execute("drop table raw_pipe")
+    return dt
+
+
+def safeload_run(uri: str, source: str, key: str, table: str, strategy: str, source_uri: str = "-") -> dict:
+    out = subprocess.run([sys.executable, "-c", CHILD, uri, source, table, key, strategy, source_uri],
+                         capture_output=True, text=True, timeout=3600)
+    if out.returncode:
+        raise RuntimeError(out.stderr[-2000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -104,27 +144,51 @@ def insert_rows(uri: str, path: Path, n: int) -> float:
     return dt
 
 
+# (label, source kind, target table, strategy)
+CASES = [
+    ("file  delete+insert", "file", "public.bench_orders", "delete_insert"),
+    ("file  swap", "file", "public.bench_orders_native", "swap"),
+    ("query delete+insert", "query", "public.bench_orders", "delete_insert"),
+    ("query swap", "query", "public.bench_orders_native", "swap"),
+]
+QUERY = "select * from public.orders"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1000000,5000000")
-    ap.add_argument("--quick", action="store_true", help="200k rows only")
+    ap.add_argument("--quick", action="store_true", help="200k rows, one repeat")
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--hook-rows", type=int, default=100_000)
     args = ap.parse_args()
     sizes = [200_000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    repeats = 1 if args.quick else args.repeats
     hook_rows = 20_000 if args.quick else args.hook_rows
 
     from safeload.dev import embedded
 
     tmp = Path(tempfile.mkdtemp(prefix="safeload-bench-"))
     uri = os.environ.get("SAFELOAD_BENCH_PG_URI") or embedded.start(tmp / "pg")
+    source_uri = uri.rsplit("/", 1)[0] + "/safeload_bench_source"
     import psycopg
 
     results = []
     try:
+        with psycopg.connect(uri, autocommit=True) as conn:
+            conn.execute("drop database if exists safeload_bench_source")
+            conn.execute("create database safeload_bench_source")
         for n in sizes:
             path = tmp / f"orders_{n}.csv"
             make_csv(path, n)
             size_mb = path.stat().st_size / 1e6
+            with psycopg.connect(source_uri, autocommit=True) as src:
+                src.execute("drop table if exists public.orders")
+                src.execute(DDL.format(name="public.orders"))
+                with src.cursor().copy("copy public.orders from stdin (format csv, header true)") as copy, \
+                        open(path, "rb") as fh:
+                    while block := fh.read(BLOCK):
+                        copy.write(block)
+                src.execute("vacuum analyze public.orders")
             with psycopg.connect(uri, autocommit=True) as conn:
                 for t in ("bench_orders", "bench_orders_native"):
                     conn.execute(f"drop table if exists {t} cascade")
@@ -132,14 +196,26 @@ def main() -> int:
                 conn.execute(DDL.format(name="bench_orders_native") + " partition by range (order_date)")
                 conn.execute("drop schema if exists safeload cascade")
                 conn.execute("drop schema if exists safeload_staging cascade")
-            copy_s = min(raw_copy(uri, path) for _ in range(2))
-            row = [n, size_mb, copy_s]
-            for table, strategy in (("public.bench_orders", "delete_insert"), ("public.bench_orders_native", "swap")):
-                # two runs: the first creates the partition, the second replaces it
-                runs = [safeload_run(uri, path, f"bench{i}", table, strategy) for i in range(2)]
-                assert all(r["rows"] == n for r in runs)
-                row += [min(r["seconds"] for r in runs), max(r["maxrss_kb"] for r in runs) / 1024]
-            results.append(tuple(row))
+
+            def run_case(kind, table, strategy, key):
+                if kind == "file":
+                    return safeload_run(uri, str(path), key, table, strategy)
+                return safeload_run(uri, QUERY, key, table, strategy, source_uri)
+
+            for label, kind, table, strategy in CASES:  # the first load of the day creates; not timed
+                run_case(kind, table, strategy, f"warm-{label}")
+            copies, pipes, runs = [], [], {c[0]: [] for c in CASES}
+            for rep in range(repeats):
+                copies.append(raw_copy(uri, path))
+                pipes.append(raw_pipe(uri, source_uri, QUERY))
+                for label, kind, table, strategy in CASES:
+                    r = run_case(kind, table, strategy, f"r{rep}-{label}")
+                    assert r["rows"] == n and r["path"] == "copy", r
+                    runs[label].append(r)
+                print(f"  {n:,} rows, repeat {rep + 1}/{repeats}: raw COPY {copies[-1]:.2f}s, raw pipe "
+                      f"{pipes[-1]:.2f}s, " + ", ".join(f"{k} {v[-1]['seconds']:.2f}s" for k, v in runs.items()),
+                      flush=True)
+            results.append((n, size_mb, copies, pipes, runs))
             path.unlink()
         sample = tmp / "hook.csv"
         make_csv(sample, hook_rows)
@@ -147,21 +223,36 @@ def main() -> int:
     finally:
         if not os.environ.get("SAFELOAD_BENCH_PG_URI"):
             embedded.stop(tmp / "pg", mode="immediate")
+        else:
+            with psycopg.connect(uri, autocommit=True) as conn:
+                conn.execute("drop database if exists safeload_bench_source with (force)")
         import shutil
 
         shutil.rmtree(tmp, ignore_errors=True)
 
+    med = statistics.median
     hook_rps = hook_rows / hook_s
-    print(f"PostgresHook.insert_rows: {hook_rows:,} rows in {hook_s:.2f}s = {hook_rps:,.0f} rows/s")
-    print(f"{'rows':>10} {'MB':>5} {'raw COPY r/s':>13} | {'delete+insert r/s':>17} {'x COPY':>6} {'x ins_rows':>10} "
-          f"{'RSS MB':>6} | {'swap r/s':>10} {'x COPY':>6} {'x ins_rows':>10} {'RSS MB':>6}")
-    for n, mb, copy_s, di_s, di_rss, sw_s, sw_rss in results:
-        print(f"{n:>10,} {mb:>5.0f} {n / copy_s:>13,.0f} | {n / di_s:>17,.0f} {copy_s / di_s:>6.2f} "
-              f"{(n / di_s) / hook_rps:>10.1f} {di_rss:>6.0f} | {n / sw_s:>10,.0f} {copy_s / sw_s:>6.2f} "
-              f"{(n / sw_s) / hook_rps:>10.1f} {sw_rss:>6.0f}")
-    print("delete+insert: plain table, the default strategy; swap: natively partitioned table, publish_strategy='swap'.")
-    print("x COPY: end-to-end speed (stage + audit + atomic publish, replacing a published partition) as a fraction "
-          "of raw COPY into an empty table (goal >= 0.7). RSS: peak of the loading process.")
+    print(f"\nPostgresHook.insert_rows: {hook_rows:,} rows in {hook_s:.2f}s = {hook_rps:,.0f} rows/s")
+    print(f"median of {repeats} repeat(s); 'x base' = safeload's speed / the baseline's, both measured in the same "
+          "repeat (file: raw COPY of the file; query: raw COPY TO | COPY FROM pipe)")
+    print(f"{'rows':>10} {'MB':>5} {'raw COPY r/s':>13} {'raw pipe r/s':>13}")
+    for n, mb, copies, pipes, _ in results:
+        print(f"{n:>10,} {mb:>5.0f} {n / med(copies):>13,.0f} {n / med(pipes):>13,.0f}")
+    print(f"\n{'rows':>10} {'case':<20} {'r/s':>10} {'x base':>7} {'min-max':>11} {'x ins_rows':>10} "
+          f"{'stage s':>8} {'publish s':>9} {'RSS MB':>6}")
+    for n, _, copies, pipes, runs in results:
+        for label, kind, _, _ in CASES:
+            rs = runs[label]
+            base = copies if kind == "file" else pipes
+            ratios = [b / r["seconds"] for b, r in zip(base, rs)]
+            secs = med(r["seconds"] for r in rs)
+            print(f"{n:>10,} {label:<20} {n / secs:>10,.0f} {med(ratios):>7.2f} "
+                  f"{min(ratios):>5.2f}-{max(ratios):<5.2f} {(n / secs) / hook_rps:>10.1f} "
+                  f"{med(r['stage'] for r in rs):>8.2f} {med(r['publish'] for r in rs):>9.2f} "
+                  f"{max(r['maxrss_kb'] for r in rs) / 1024:>6.0f}")
+    print("delete+insert: plain table, the default strategy; swap: natively partitioned table, "
+          "publish_strategy='swap'. Each replaces an already published partition (stage + audit counts and "
+          "checksum + atomic publish). Goal: x base >= 0.7. RSS: peak of the loading process.")
     return 0
 
 
