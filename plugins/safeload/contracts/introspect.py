@@ -85,6 +85,12 @@ def open_text(path: str | Path) -> io.TextIOBase:
     return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
 
 
+#: The longest CSV field read. Python's default (128 KiB) refuses fields PostgreSQL loads
+#: (up to 1 GB); 256 MiB still stops an unclosed quote from reading a whole file into memory.
+MAX_FIELD = 1 << 28
+csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD))
+
+
 class CsvReader:
     """Streams a CSV file as (line number, fields), with errors that name file and line.
 
@@ -110,7 +116,9 @@ class CsvReader:
         return header
 
     def _error(self, e: Exception) -> SourceError:
-        line = self._reader.line_num + 1
+        # csv.Error comes after the reader counted the offending line; a decoding error
+        # comes while reading the next one
+        line = self._reader.line_num + (0 if isinstance(e, csv.Error) else 1)
         if isinstance(e, UnicodeDecodeError):
             return SourceError(f"{self.path} near line {line}: not valid UTF-8 ({e.reason}: byte "
                                f"0x{e.object[e.start]:02x}); re-export the file as UTF-8")

@@ -561,6 +561,10 @@ class PartitionLoader:
             over.append(f"more than max_bad_rows={self.max_bad_rows}")
         if self.max_bad_fraction is not None and rows_source and bad / rows_source > self.max_bad_fraction:
             over.append(f"{bad / rows_source:.2%} of rows, more than max_bad_fraction={self.max_bad_fraction:.2%}")
+        if bad == rows_source and not self.allow_empty:
+            # no threshold may turn "every row is bad" into an empty partition: that is what
+            # allow_empty is for (found by tests/reliability/test_fuzz_csv.py)
+            over.append("every row, leaving nothing to publish (allow_empty=True accepts an empty partition)")
         if over:
             examples = "; ".join(f"line {ln}: {reason}" for ln, reason in quarantine.examples)
             raise LoadRefusedError(
@@ -807,7 +811,13 @@ def _try_type(text: str) -> PgType | None:
 
 def _same_partition(value: str, partition_value: str, t: PgType | None) -> bool:
     if t is not None and t.name == "date":
-        return value.strip()[:10] == str(partition_value)[:10]
+        import datetime as dt
+
+        # as dates: the check accepts the ISO basic form (20240502) too, and so does PostgreSQL
+        try:
+            return dt.date.fromisoformat(value.strip()) == dt.date.fromisoformat(str(partition_value).strip()[:10])
+        except ValueError:
+            return value.strip()[:10] == str(partition_value)[:10]
     return value.strip() == str(partition_value)
 
 

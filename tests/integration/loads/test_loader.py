@@ -391,3 +391,36 @@ def test_evolve_adds_new_source_columns_in_the_publish_transaction(pg, pg_uri, t
                       ).fetchone()[0] == 5
     hist = pg.execute("select schema_changes from safeload.load_history order by id desc limit 1").fetchone()[0]
     assert hist == [{"added": "coupon"}]
+
+
+# ---- regressions found by tests/reliability/test_fuzz_csv.py
+
+
+def test_every_row_bad_without_threshold_is_refused_not_published_empty(pg, pg_uri, tmp_path):
+    pg.execute(PLAIN)
+    loader(pg_uri, "2024-05-02").run(write_csv(tmp_path / "good.csv", "2024-05-02", 10))
+    before = partition_checksum(pg, "public.orders", "order_date", "2024-05-02")
+    src = write_csv(tmp_path / "bad.csv", "2024-05-02", 0, bad=[["x", "2024-05-02", "1", "a"]] * 2)
+    with pytest.raises(LoadRefusedError, match=r"2 of 2 row\(s\) are malformed \(every row, leaving nothing"):
+        loader(pg_uri, "2024-05-02", run_key="allbad", max_bad_rows=None).run(src)
+    assert partition_checksum(pg, "public.orders", "order_date", "2024-05-02") == before
+
+
+def test_iso_basic_date_belongs_to_its_partition(pg, pg_uri, tmp_path):
+    """20240502 is the date 2024-05-02 to the check and to PostgreSQL: loaded, not quarantined
+    as "another partition" (the bad row sends the file down the checked path)."""
+    pg.execute(PLAIN)
+    src = write_csv(tmp_path / "basic.csv", "20240502", 3, bad=[["x", "2024-05-02", "1", "a"]])
+    r = loader(pg_uri, "2024-05-02", max_bad_rows=1).run(src)
+    assert (r.rows, r.rows_quarantined) == (3, 1)
+
+
+def test_field_over_pythons_csv_limit_loads_on_the_checked_path(pg, pg_uri, tmp_path):
+    pg.execute(PLAIN)
+    huge = "h" * 200_000  # Python's csv module refuses fields over 128 KiB by default
+    src = write_csv(tmp_path / "huge.csv", "2024-05-02", 2,
+                    bad=[["3", "2024-05-02", "1.00", huge], ["x", "2024-05-02", "1", huge]])
+    r = loader(pg_uri, "2024-05-02", max_bad_rows=1).run(src)
+    assert (r.rows, r.rows_quarantined) == (3, 1)
+    assert pg.execute("select length(status) from public.orders where order_id = 3").fetchone()[0] == 200_000
+    assert pg.execute("select length(raw) > 200000 from safeload.quarantine").fetchone()[0]
