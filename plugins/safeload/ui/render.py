@@ -28,6 +28,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums} tr.mine{background:#f
 .warned,.warning,.warn,.evolve,.additive{background:#bf8700} .info,.compatible,.none{background:#8c959f}
 .muted{color:#57606a} .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(430px,1fr));gap:12px}
 .card{border:1px solid #d0d7de;border-radius:6px;padding:8px 10px} .small{font-size:12px}
+td.small{white-space:normal;min-width:150px}
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px}
 a{color:#0969da} .pager{margin:10px 0} .wrap{white-space:normal;max-width:520px}
 """
@@ -93,11 +94,11 @@ def task_cell(r: dict[str, Any], links: Links) -> str:
     if not r.get("dag_id"):
         return '<span class="muted">outside Airflow</span>'
     log = links.log(r.get("dag_id"), r.get("run_id"), r.get("task_id"), r.get("try_number"))
-    try_txt = f" try {r['try_number']}" if r.get("try_number") else ""
-    return (f'<a href="{e(log)}" target="_top" class="log" title="{e(r.get("run_id"))}">'
-            f'{e(r["dag_id"])} / {e(r.get("task_id"))}{e(try_txt)} log</a>'
+    try_txt = f" (try {r['try_number']})" if r.get("try_number") else ""
+    return (f'<span title="{e(r.get("run_id"))}">{e(r["dag_id"])}.{e(r.get("task_id"))}</span> '
+            f'<a href="{e(log)}" target="_top" class="log">log{e(try_txt)}</a>'
             f' · <a href="{e(links.task(r["dag_id"], r.get("run_id") or "", r.get("task_id") or ""))}"'
-            f' class="small">report</a>')
+            f' class="report">report</a>')
 
 
 # ------------------------------------------------------------------------- charts
@@ -245,6 +246,33 @@ def _changes_list(changes: list[dict[str, Any]]) -> str:
     return f'<ul class="small wrap">{items}{more}</ul>'
 
 
+def _status(p: dict[str, Any]) -> str:
+    if p["success"]:
+        return badge("passed")
+    return badge("failed") if p.get("severity") == "critical" else badge("warned")
+
+
+def _steady_pass(s: Any) -> bool:
+    values = {p.get("value") for p in s.points}
+    return all(p["success"] for p in s.points) and len(values) <= 1
+
+
+def _steady_text(s: Any) -> str:
+    v = s.points[-1].get("value")
+    return f"{_fmt_num(v)} {s.measure}" if v is not None and s.measure != "value" else (
+        _fmt_num(v) if v is not None else "")
+
+
+def dots(points: list[dict[str, Any]], *, step: int = 7) -> str:
+    """One dot per partition, green passed, red/amber failed (a strip, not a chart)."""
+    width = max(step * len(points), step)
+    circles = "".join(
+        f'<circle cx="{step * i + step / 2:.1f}" cy="6" r="2.5" fill="{OK if p["success"] else (BAD if p.get("severity") == "critical" else WARN)}">'
+        f'<title>{e(p["partition"])}: {"passed" if p["success"] else "failed"}</title></circle>'
+        for i, p in enumerate(points))
+    return f'<svg class="dots" width="{width}" height="12" viewBox="0 0 {width} 12">{circles}</svg>'
+
+
 def table_page(target: str, summary: dict[str, Any], history: list[dict[str, Any]], next_before: int | None,
                before: int | None, links: Links) -> str:
     latest = summary["latest"]
@@ -271,16 +299,27 @@ def table_page(target: str, summary: dict[str, Any], history: list[dict[str, Any
     series = summary["series"]
     parts.append('<h2>Quality checks</h2>')
     if series:
+        # A chart for every check that failed somewhere or whose value moves; the steady
+        # passes (a column exists, 0 % nulls every day) as one line each, so the few that
+        # matter are not lost among thirty identical charts.
+        charted = [s for s in series if not _steady_pass(s)]
+        steady = [s for s in series if _steady_pass(s)]
         cards = []
-        for s in series:
+        for s in charted:
             fails = sum(not p["success"] for p in s.points)
-            last = s.points[-1]
-            status = badge("passed") if last["success"] else badge("failed" if last["severity"] == "critical"
-                                                                   else "warned")
-            cards.append(f'<div class="card check" data-check="{e(s.key)}"><h3>{e(s.key)} {status} '
+            cards.append(f'<div class="card check" data-check="{e(s.key)}"><h3>{e(s.key)} {_status(s.points[-1])} '
                          f'<span class="muted small">{e(s.severity)}; failed on {fails} of {len(s.points)} '
                          f'partitions</span></h3>{line_chart(s.points, measure=s.measure)}</div>')
-        parts.append(f'<div class="grid" id="checks">{"".join(cards)}</div>')
+        if cards:
+            parts.append(f'<div class="grid" id="checks">{"".join(cards)}</div>')
+        if steady:
+            rows = "".join(
+                f'<tr class="check" data-check="{e(s.key)}"><td>{e(s.key)}</td><td>{badge(s.severity)}</td>'
+                f'<td>{_status(s.points[-1])}</td><td class="small muted">{e(_steady_text(s))}</td>'
+                f'<td>{dots(s.points)}</td></tr>' for s in steady)
+            parts.append(f'<h3 style="margin-top:14px">Passed on every partition shown ({len(steady)})</h3>'
+                         '<table id="steady-checks"><thead><tr><th>check</th><th>severity</th><th>latest</th>'
+                         f'<th>observed</th><th>partitions</th></tr></thead><tbody>{rows}</tbody></table>')
     else:
         parts.append('<p class="muted">No quality results for this table.</p>')
 
