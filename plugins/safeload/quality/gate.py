@@ -426,6 +426,8 @@ def run_gate(conninfo: str, *, table: str, suite: Any, where: str | None = None,
 
 def _run_sql_part(conninfo, schema, name, specs, where, engine, sample_size, work_mem, raw, engines) -> list[int]:
     """Check the target, run the sql engine (when asked); return the indexes left for GX."""
+    import psycopg
+
     with _connect(conninfo, autocommit=True) as conn:
         if where:
             _check_where(conn, schema, name, where)
@@ -437,7 +439,8 @@ def _run_sql_part(conninfo, schema, name, specs, where, engine, sample_size, wor
 
         try:
             got, unsupported = run_sql(conn, schema=schema, table=name, specs=specs, where=where,
-                                       sample_size=sample_size, work_mem=work_mem)
+                                       sample_size=sample_size, work_mem=work_mem,
+                                       connect=lambda: psycopg.connect(conninfo, autocommit=True))
         except LookupError:
             raise GateError(_no_table(schema, name)) from None
     raw.update(got)

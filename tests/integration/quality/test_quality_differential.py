@@ -9,7 +9,9 @@ and ``missing_count`` of map checks. Checks that GX refuses (between on a text c
 regex on an integer column, a missing column) must fail in both, with an error.
 
 GX is slow (a validation takes a second or more), so each random table gets one suite
-of many expectations, validated once by each engine.
+of many expectations, validated once by GX and by the sql engine in each of its ways of
+running (row by row; grouped by low-cardinality columns; distinct counts on a second
+connection), each held to GX's results.
 """
 
 from __future__ import annotations
@@ -24,14 +26,16 @@ import pytest
 from psycopg import sql
 
 from safeload.quality.gx_engine import run_gx
-from safeload.quality.sql_engine import SUPPORTED, run_sql
+from safeload.quality.sql_engine import SUPPORTED, compile_plan, read_table_info, run_sql
 from safeload.quality.suite import parse_suite
 
 COLUMNS = {  # name -> type
     "i": "integer", "n": "numeric(8,2)", "f": "double precision", "s": "text", "d": "date",
-    "b": "smallint", "c": "varchar(4)", "g": "integer",
+    "b": "smallint", "c": "varchar(4)", "g": "integer", "k": "char(3)",
 }
-WORDS = ["A", "B", "AB", "x", "yy", "Q1", "", "ZZZ"]
+# LIKE's wildcards and a regex metacharacter among the words: a regex rewritten as LIKE
+# must escape them
+WORDS = ["A", "B", "AB", "x", "yy", "Q1", "", "ZZZ", "a_b", "5%", "a.b"]
 
 
 def _value(rng: random.Random, col: str, null_rate: float):
@@ -51,6 +55,8 @@ def _value(rng: random.Random, col: str, null_rate: float):
         return rng.randint(0, 2)
     if col == "c":
         return rng.choice(["p", "q", "r"])
+    if col == "k":  # char(3): stored padded ('A  '), and both ~ and like see the padding
+        return rng.choice(["A", "AB", "x", "Q1", "ZZZ", "a_b"])
     return rng.randint(1, 2)  # g: the partition column
 
 
@@ -126,14 +132,16 @@ def make_suite(rng: random.Random, rows: list[dict]) -> list[dict]:  # noqa: C90
             kw["min_value"] = _bound(rng, rows, col)
         add("expect_column_values_to_be_between", column=col, **kw, **_mostly(rng))
     for etype in ("expect_column_values_to_be_in_set", "expect_column_values_to_not_be_in_set"):
-        col = rng.choice(["s", "i", "c"])
-        universe = {"s": WORDS, "i": list(range(-5, 6)), "c": ["p", "q", "r", "zz"]}[col]
+        col = rng.choice(["s", "i", "c", "k"])
+        universe = {"s": WORDS, "i": list(range(-5, 6)), "c": ["p", "q", "r", "zz"], "k": ["A", "AB", "x", "Q1"]}[col]
         vs = rng.sample(universe, rng.randint(0, min(4, len(universe))))
         if rng.random() < 0.25:
             vs.append(None)
         add(etype, column=col, value_set=vs, **_mostly(rng))
-    for regex in rng.sample(["^A", "B$", "^[A-Z]+$", "x", "^$", "^[A-Z][0-9]?$", "Z{2,}"], 2):
-        add("expect_column_values_to_match_regex", column=rng.choice(["s", "c"]), regex=regex, **_mostly(rng))
+    # literal patterns (run as LIKE) and real ones (run as ~, per row or per group)
+    for regex in rng.sample(["^A", "B$", "^[A-Z]+$", "x", "^$", "^[A-Z][0-9]?$", "Z{2,}", "_", "%$", r"^a\.b$",
+                             "a.b", "A $", "^AB $"], 3):
+        add("expect_column_values_to_match_regex", column=rng.choice(["s", "c", "k"]), regex=regex, **_mostly(rng))
     for etype, cols in (("expect_column_min_to_be_between", ["i", "n", "f", "d"]),
                         ("expect_column_max_to_be_between", ["i", "n", "f", "d"]),
                         ("expect_column_mean_to_be_between", ["i", "n", "f", "b"]),
@@ -161,7 +169,7 @@ def make_suite(rng: random.Random, rows: list[dict]) -> list[dict]:  # noqa: C90
     add("expect_column_to_exist", column="s", column_index=rng.choice([0, 1, 3, -5, 12]))
     for col in rng.sample(list(COLUMNS), 3):
         right = {"i": "INTEGER", "n": "NUMERIC(8, 2)", "f": "DOUBLE PRECISION", "s": "TEXT", "d": "DATE",
-                 "b": "SMALLINT", "c": "VARCHAR(4)", "g": "INTEGER"}[col]
+                 "b": "SMALLINT", "c": "VARCHAR(4)", "g": "INTEGER", "k": "CHAR(3)"}[col]
         add("expect_column_values_to_be_of_type", column=col,
             type_=rng.choice([right, right.lower(), "BIGINT", "numeric(8,2)"]))
     # checks GX refuses: both engines must fail them with an error
@@ -203,13 +211,29 @@ def compare(specs, sql_res, gx_res) -> list[str]:
 
 
 def _run_both(conninfo: str, table: str, exps: list[dict], where: str | None = None):
+    """GX's results, and the sql engine's in each of its ways of running: row by row with
+    the distinct counts after the scan on one connection; grouped by every column it can
+    group by with the distinct counts on a second connection; grouped by some."""
     specs = list(parse_suite({"name": "diff", "expectations": exps}).expectations)
     assert all(s.type in SUPPORTED for s in specs)
     with psycopg.connect(conninfo) as conn:
-        sql_res, unsupported = run_sql(conn, schema="public", table=table, specs=specs, where=where, sample_size=0)
-    assert unsupported == []
+        info = read_table_info(conn, "public", table)
+        candidates = sorted(compile_plan(specs, info, where).group_candidates())
+        assert candidates, "the random suites have per-row checks on groupable columns"
+        ways = {"rows": {"group_by": ()},
+                "grouped+concurrent": {"group_by": candidates, "connect": lambda: psycopg.connect(conninfo)},
+                "grouped-by-some": {"group_by": candidates[::2]}}
+        sql_res = {}
+        for way, kw in ways.items():
+            sql_res[way], unsupported = run_sql(conn, schema="public", table=table, specs=specs, where=where,
+                                                sample_size=0, **kw)
+            assert unsupported == []
     gx_res = run_gx(conninfo, schema="public", table=table, specs=specs, where=where)
     return specs, sql_res, gx_res
+
+
+def compare_ways(specs, sql_res, gx_res) -> list[str]:
+    return [f"({way}) {p}" for way, res in sql_res.items() for p in compare(specs, res, gx_res)]
 
 
 # the first tables are the edge cases: empty, and every column null
@@ -227,7 +251,7 @@ def test_sql_engine_agrees_with_gx(pg, pg_uri, seed):
     problems = []
     for name, exps in tables:
         specs, sql_res, gx_res = _run_both(pg_uri, name, exps)
-        problems += [f"{name}: {p}" for p in compare(specs, sql_res, gx_res)]
+        problems += [f"{name}: {p}" for p in compare_ways(specs, sql_res, gx_res)]
     assert not problems, "\n".join(problems)
 
 
@@ -238,5 +262,5 @@ def test_sql_engine_agrees_with_gx_on_a_partition(pg, pg_uri, seed):
     rows = make_table(pg, rng, "p")
     exps = make_suite(rng, [r for r in rows if r["g"] == 1])
     specs, sql_res, gx_res = _run_both(pg_uri, "p", exps, where="g = 1")
-    problems = compare(specs, sql_res, gx_res)
+    problems = compare_ways(specs, sql_res, gx_res)
     assert not problems, "\n".join(problems)

@@ -58,18 +58,30 @@ def render(q) -> str:
 
 def test_every_aggregate_check_compiles_to_one_scan():
     plan = compile_plan(specs(SUITE), TABLE)
-    assert len(plan.queries) == 1
     q = render(plan.scan)
     assert q.count("select ") == 1 and q.count(" from ") == 1
     assert q.endswith('from "public"."orders"')
+    assert "distinct" not in q  # a distinct count would make the whole scan serial
     assert len(plan.checks) == len(SUITE) and not plan.unsupported and not plan.static
 
 
+def test_distinct_counts_are_one_statement_of_their_own():
+    plan = compile_plan(specs(SUITE), TABLE)
+    assert plan.queries == [plan.scan, plan.distinct]
+    d = render(plan.distinct)
+    assert d.count("select ") == 1 and d.count(" from ") == 1
+    assert 'count(distinct "order_id") as' in d
+    assert 'count(distinct ("order_id", "status")) filter (where "order_id" is not null and "status" is not null)' in d
+    no_unique = [e for e in SUITE if "unique" not in e["type"]]
+    assert compile_plan(specs(no_unique), TABLE).queries == [compile_plan(specs(no_unique), TABLE).scan]
+
+
 def test_shared_aggregates_are_computed_once():
-    q = render(compile_plan(specs(SUITE), TABLE).scan)
+    plan = compile_plan(specs(SUITE), TABLE)
+    q = render(plan.scan)
     assert q.count("count(*) as") == 1
     assert q.count('count("amount") as') == 1  # not_null, between, mean... share it
-    assert q.count('count(distinct "order_id")') == 1
+    assert render(plan.distinct).count('count(distinct "order_id")') == 1
 
 
 def test_identifiers_quoted_and_values_literal():
@@ -194,6 +206,7 @@ def test_unique_index_proves_uniqueness_without_counting():
     table = TableInfo(TABLE.schema, TABLE.table, TABLE.columns, unique_sets=(frozenset({"order_id"}),))
     plan = compile_plan(specs([SUITE[2], SUITE[12]]), table)
     assert "distinct" not in render(plan.scan)
+    assert plan.distinct is None and plan.queries == [plan.scan]
     values = {"s0": 10, "s1": 10, "s2": 10}
     values.update({k: 10 for k in plan._exprs})
     res = plan.checks[0].evaluate(values, lambda q: pytest.fail("no second statement"))
