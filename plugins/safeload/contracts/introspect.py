@@ -2,8 +2,10 @@
 
 Each reader streams: memory stays flat whatever the file size. Text formats (CSV,
 JSON lines) carry no types, so they are scanned against the contract: every value is
-checked with :func:`safeload.contracts.types.check_value`, and the first few offenders
-per column are kept with their line numbers. Typed formats (Parquet, a PostgreSQL
+checked as :func:`safeload.contracts.types.check_value` would, and the first few
+offenders per column are kept with their line numbers. CSV is scanned by Arrow where it
+can vouch for the result and by Python's csv module elsewhere, with the same findings
+either way (:func:`_scan_csv_arrow`, decision 013). Typed formats (Parquet, a PostgreSQL
 table) report their declared types; Parquet is read from its footer only.
 """
 
@@ -261,6 +263,33 @@ def _lone_cr(block: bytes) -> bool:
     return b"\r" in block and block.count(b"\r") != block.count(b"\r\n")
 
 
+def arrow_clear(col: Any, flt: tuple[str, Any] | None) -> Any:
+    """Run a :func:`~safeload.contracts.types.fast_filter` test over an Arrow string column.
+
+    Returns a boolean array (true: the value certainly fits), ``True`` (all fit) or
+    ``None`` (no test: every value goes to the checker).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if flt is None:
+        return None
+    kind, arg = flt
+    if kind == "all":
+        return True
+    if kind == "no_nul":
+        return pc.invert(pc.match_substring(col, "\x00"))
+    if kind == "max_length":
+        return pc.less_equal(pc.utf8_length(col), arg)
+    if kind == "in":
+        return pc.is_in(col, value_set=pa.array(arg, pa.string()))
+    if kind == "digits":  # ascii_is_decimal is false for "" (counted as null anyway)
+        return pc.and_(pc.ascii_is_decimal(col), pc.less_equal(pc.binary_length(col), arg))
+    if kind == "regex":
+        return pc.match_substring_regex(col, arg)
+    raise ValueError(f"unknown filter {kind!r}")
+
+
 def _scan_csv_arrow(schema: SourceSchema, contract: Contract | None, path: str | Path) -> bool:
     """Typed scan with Arrow: the same findings as :func:`_scan_csv`, several times faster.
 
@@ -293,21 +322,6 @@ def _scan_csv_arrow(schema: SourceSchema, contract: Contract | None, path: str |
                                            strings_can_be_null=False, quoted_strings_can_be_null=False)
     masks = {i: flt for (i, _, _), flt in zip(state.checks, state.filters)}
 
-    def clear(col: Any, flt: tuple[str, Any] | None) -> Any:
-        """True where the value is certainly valid (empty strings are counted apart)."""
-        if flt is None:
-            return None
-        kind, arg = flt
-        if kind == "all":
-            return True
-        if kind == "no_nul":
-            return pc.invert(pc.match_substring(col, "\x00"))
-        if kind == "max_length":
-            return pc.less_equal(pc.utf8_length(col), arg)
-        if kind == "in":
-            return pc.is_in(col, value_set=pa.array(arg, pa.string()))
-        return pc.match_substring_regex(col, arg)
-
     def arrow_block(block: bytes, first_line: int) -> bool:
         if b'"' in block or b"\x00" in block or _lone_cr(block):
             return False
@@ -322,7 +336,7 @@ def _scan_csv_arrow(schema: SourceSchema, contract: Contract | None, path: str |
             col = table.column(i)
             empty = pc.equal(col, "")
             scan.nulls += pc.sum(empty).as_py() or 0
-            ok = clear(col, masks[i])
+            ok = arrow_clear(col, masks[i])
             if ok is True:
                 continue
             todo = pc.invert(empty) if ok is None else pc.and_not(pc.invert(empty), ok)
