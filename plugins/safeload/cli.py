@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = csub.add_parser("check", help="hold a source against a contract",
                             description="Exit 0 when the source satisfies the contract (additive drift under "
                                         "'warn' included), 1 on breaking drift, 2 on a usage error or unreadable input.")
-    check.add_argument("contract", help="the contract YAML file")
+    check.add_argument("contract", help="the contract: safeload's YAML or an ODCS v3 file "
+                                        "(file.odcs.yaml#object for one table of several)")
     check.add_argument("--source", required=True,
                        help="a CSV(.gz), Parquet or JSON lines file, or postgresql://.../db?table=schema.table")
     check.add_argument("--format", choices=["csv", "parquet", "jsonl"], help="source format (default: from the name)")
