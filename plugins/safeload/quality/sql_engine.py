@@ -1175,7 +1175,8 @@ def run_sql(conn: psycopg.Connection, *, schema: str, table: str, specs: Sequenc
     :returns: (results by index, indexes of the expectations left for the gx engine)
     :raises LookupError: when the table does not exist
     """
-    info = read_table_info(conn, schema, table)
+    with conn.transaction():  # not left open: execute_plan opens its own snapshot on an idle connection
+        info = read_table_info(conn, schema, table)
     if info is None:
         raise LookupError(f"table {schema}.{table} does not exist; check the name (schema.table) and the "
                           "connection's database")

@@ -1,0 +1,155 @@
+"""The sql engine's ways of running on a real PostgreSQL: when it groups the scan (from
+``pg_stats``, or a sample when the table was never analysed), the distinct counts on a
+second connection, and the same results whichever way it runs. (GX agreement of every
+way: test_quality_differential.py.)"""
+
+from __future__ import annotations
+
+import math
+
+import psycopg
+import pytest
+
+from safeload.quality import sql_engine
+from safeload.quality.sql_engine import GROUP_MIN_PAGES, compile_plan, plan_groups, read_table_info, run_sql
+from safeload.quality.suite import parse_suite
+
+ROWS = 240_000  # about 1,500 pages: above GROUP_MIN_PAGES, so "auto" considers grouping
+
+SUITE = [
+    {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}},
+    {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "id"}},
+    {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "code", "mostly": 0.1}},
+    {"type": "expect_column_values_to_match_regex", "kwargs": {"column": "currency", "regex": "^[A-Z]{3}$"}},
+    {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "currency", "value_set": ["EUR", "USD"]}},
+    {"type": "expect_column_values_to_not_be_in_set", "kwargs": {"column": "status", "value_set": ["void"]}},
+    {"type": "expect_column_values_to_match_regex", "kwargs": {"column": "email", "regex": "^[a-z0-9]+@x\\.org$",
+                                                               "mostly": 0.5}},
+    {"type": "expect_column_values_to_match_regex", "kwargs": {"column": "status", "regex": "^p"}},
+    {"type": "expect_column_values_to_be_between", "kwargs": {"column": "amount", "min_value": 0,
+                                                              "max_value": 900}},
+    {"type": "expect_column_mean_to_be_between", "kwargs": {"column": "amount", "min_value": 0}},
+    {"type": "expect_column_sum_to_be_between", "kwargs": {"column": "qty", "min_value": 0}},
+    {"type": "expect_column_mean_to_be_between", "kwargs": {"column": "qty", "min_value": 0}},
+    {"type": "expect_column_mean_to_be_between", "kwargs": {"column": "ratio", "min_value": 0}},
+    {"type": "expect_column_min_to_be_between", "kwargs": {"column": "day", "min_value": "2024-01-01"}},
+    {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "status"}},
+]
+
+
+@pytest.fixture
+def big(pg, pg_uri):
+    pg.execute(f"""
+        create table big as
+        select g as id, g % 1000 as code,
+               (array['EUR', 'USD', 'GBP', 'eur', null])[1 + g % 5]::char(3) as currency,
+               (array['placed', 'paid', 'void', null])[1 + g % 4] as status,
+               case when g % 7 = 0 then 'U' || g || '@x.org' else 'u' || g || '@x.org' end as email,
+               (g % 1000) / 1.25 as amount, (g % 13)::int as qty, (g % 11) / 3.0::float8 as ratio,
+               date '2024-01-01' + g % 30 as day
+        from generate_series(1, {ROWS}) as g
+    """)
+    return pg_uri
+
+
+def specs():
+    return list(parse_suite({"name": "ways", "expectations": SUITE}).expectations)
+
+
+def _same(a, b) -> bool:
+    """Equal, floats to 1e-12: a float mean is a sum whose order depends on the plan (a
+    parallel scan's too), so its last bits may differ between two runs of one statement."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-12)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def _plan(conninfo):
+    with psycopg.connect(conninfo) as conn:
+        info = read_table_info(conn, "public", "big")
+        return info, plan_groups(conn, compile_plan(specs(), info))
+
+
+def test_groups_by_the_low_cardinality_columns_a_regex_checks_sampled_without_statistics(big):
+    info, plan = _plan(big)
+    assert info.pages >= GROUP_MIN_PAGES and info.rows is None  # never analysed: the sample decides
+    # currency has a regex (and an in set), status a not-in-set: both keys; email (a
+    # regex, but a value per row) stays row by row
+    assert plan.group_keys == ("currency", "status")
+    assert "group by \"currency\", \"status\"" in plan.scan.as_string(None)
+
+
+def test_the_same_keys_from_pg_stats(big, pg):
+    pg.execute("analyze big")
+    info, plan = _plan(big)
+    assert info.rows == ROWS and info.find("currency").n_distinct
+    assert plan.group_keys == ("currency", "status")
+
+
+def test_small_tables_and_high_cardinality_are_scanned_row_by_row(big, pg, monkeypatch):
+    monkeypatch.setattr(sql_engine, "GROUP_MIN_PAGES", 10**9)
+    assert _plan(big)[1].group_keys == ()
+    monkeypatch.undo()
+    monkeypatch.setattr(sql_engine, "MAX_GROUPS", 2)  # currency has 4 values (and null)
+    assert _plan(big)[1].group_keys == ()
+
+
+def test_every_way_gives_the_same_results(big):
+    calls = []
+
+    def connect():
+        calls.append(1)
+        return psycopg.connect(big)
+
+    ways = {"rows": {"group_by": ()}, "auto": {}, "auto+concurrent": {"connect": connect},
+            "grouped-by-all": {"group_by": ["currency", "status", "code", "email", "amount"]}}
+    results = {}
+    with psycopg.connect(big) as conn:
+        for way, kw in ways.items():
+            results[way], _ = run_sql(conn, schema="public", table="big", specs=specs(), **kw)
+    assert calls == [1]  # one second connection, for the distinct counts
+    for way, res in results.items():
+        assert _same(res, results["rows"]), way
+    r = results["rows"]
+    assert r[1]["success"] and r[1]["result"]["unexpected_count"] == 0
+    assert r[2]["result"]["unexpected_count"] == ROWS  # code: every row's value repeats
+    assert r[3]["result"]["unexpected_count"] == ROWS // 5  # 'eur'
+    assert r[6]["result"]["unexpected_count"] == ROWS // 7
+    assert r[7]["result"]["unexpected_count"] == ROWS // 4  # 'void'
+    assert r[2]["result"]["partial_unexpected_list"]  # samples come from the snapshot too
+
+
+def test_without_a_second_connection_the_distinct_counts_run_after_the_scan(big):
+    def refused():
+        raise psycopg.OperationalError("too many connections")
+
+    with psycopg.connect(big) as conn:
+        fallback, _ = run_sql(conn, schema="public", table="big", specs=specs(), connect=refused)
+        plain, _ = run_sql(conn, schema="public", table="big", specs=specs())
+        # in the caller's transaction: no second connection (it could not see the caller's writes)
+        with conn.transaction() as tx:
+            conn.execute("delete from big where id <= 10")
+            inside, _ = run_sql(conn, schema="public", table="big", specs=specs(),
+                                connect=lambda: pytest.fail("a second connection in the caller's transaction"))
+            raise psycopg.Rollback(tx)
+    assert _same(fallback, plain)
+    assert inside[0]["result"]["observed_value"] == ROWS - 10
+    assert inside[1]["result"]["element_count"] == ROWS - 10
+
+
+def test_a_refused_distinct_statement_fails_its_check_only(pg, pg_uri):
+    # a type PostgreSQL cannot sort: the distinct statement fails on the second connection,
+    # the checks are then isolated one by one
+    pg.execute("create table xs (x xid, n int); insert into xs values ('1', 1), ('1', 2)")
+    exps = [{"type": "expect_column_values_to_be_unique", "kwargs": {"column": "x"}},
+            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "n"}}]
+    with psycopg.connect(pg_uri) as conn:
+        res, _ = run_sql(conn, schema="public", table="xs",
+                         specs=list(parse_suite({"name": "x", "expectations": exps}).expectations),
+                         connect=lambda: psycopg.connect(pg_uri))
+    assert res[0]["success"] is False and "PostgreSQL refused the check" in res[0]["exception"]
+    assert res[1]["success"] is True
