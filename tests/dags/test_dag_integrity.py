@@ -32,7 +32,7 @@ def test_every_dag_file_defines_a_dag(dagbag):
     assert {f.name for f in DAG_FILES} <= files
 
 
-@pytest.mark.parametrize("dag_id", ["orders_daily", "customers_scd2"])
+@pytest.mark.parametrize("dag_id", ["orders_daily", "customers_scd2", "payments_incremental"])
 def test_reference_dags_are_present(dagbag, dag_id):
     assert dag_id in dagbag.dags
 

@@ -1,0 +1,233 @@
+"""Incremental loads driven by a watermark: which partitions changed, and which must be reloaded.
+
+An incremental load reads only the rows that changed since the last load, through a
+column such as ``updated_at``. That finds the changed rows; it is not a safe way to
+*write* them: appending or merging them makes the target's correctness depend on every
+earlier run having happened exactly once, in order. So safeload uses the watermark only
+to find the **business partitions** the changed rows belong to, and reloads each of
+those partitions wholesale from the source through write-audit-publish
+(:class:`~safeload.loads.loader.PartitionLoader`). A re-run, a backfill or an
+overlapping window then cannot duplicate anything: a partition is replaced, never added to.
+
+The window is derived from the run's data interval (see
+docs/decisions/012-incremental-watermark.md): ``[start - lookback, end)``, where
+``start`` reaches back to the end of the last successful run when runs were missed.
+The lookback catches rows whose ``updated_at`` is older than the moment they became
+visible (long transactions commit late; clocks and replicas lag).
+
+A lookback makes consecutive windows overlap, so the same partition is found again by
+the next run. Reloading it again would be harmless but wasteful, and would blur the
+load history ("why was Monday republished three times?"). So each candidate partition
+is fingerprinted on both sides (row count and the order-independent checksum of
+docs/decisions/006, on the *target's* column types, in UTC) and reloaded only when the
+source's differs from the published one. A late row changes the fingerprint, so its
+partition is republished once; the next overlapping window finds it equal and skips it.
+
+Pure psycopg: no Airflow import.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from psycopg import sql
+
+from safeload.errors import SourceError
+from safeload.identifiers import validate_identifier
+from safeload.loads import sql as q
+
+log = logging.getLogger(__name__)
+
+
+def watermark_window(
+    interval_start: dt.datetime,
+    interval_end: dt.datetime,
+    *,
+    lookback: dt.timedelta,
+    last_success_end: dt.datetime | None = None,
+) -> tuple[dt.datetime, dt.datetime]:
+    """The ``[low, high)`` range of ``updated_at`` that a run reads.
+
+    :param interval_start: the run's data interval start
+    :param interval_end: the run's data interval end (the high end, exclusive)
+    :param lookback: how far before the start to read again, for rows that became
+        visible late; must not be negative
+    :param last_success_end: the data interval end of the last successful run, if any:
+        when earlier runs were missed or failed, the window reaches back to it, so no
+        row falls into a gap between windows
+
+    .. code-block:: python
+
+        watermark_window(datetime(2024, 5, 2), datetime(2024, 5, 3), lookback=timedelta(hours=24))
+        # (datetime(2024, 5, 1), datetime(2024, 5, 3))
+    """
+    if lookback < dt.timedelta(0):
+        raise ValueError(f"lookback {lookback} is negative; use 0 or more (e.g. timedelta(hours=24))")
+    if interval_end < interval_start:
+        raise ValueError(f"data interval ends ({interval_end}) before it starts ({interval_start})")
+    start = interval_start
+    if last_success_end is not None and last_success_end < start:
+        start = last_success_end
+    return start - lookback, interval_end
+
+
+@dataclass(frozen=True)
+class IncrementalSource:
+    """A source query and the two columns that drive an incremental load.
+
+    :param query: a ``SELECT`` returning the target's columns (by name), e.g. a projection
+        of the application's table; used as a subquery, so no trailing semicolon
+    :param partition_column: the business-date column of the query's result that names the
+        target partition (e.g. ``payment_date``)
+    :param updated_column: the column that moves when a row is inserted or changed
+        (e.g. ``updated_at``); the watermark is on it
+    """
+
+    query: str
+    partition_column: str
+    updated_column: str
+
+    def __post_init__(self) -> None:
+        validate_identifier(self.partition_column, "partition column")
+        validate_identifier(self.updated_column, "updated column")
+        if self.query.strip().rstrip(";") != self.query.strip():
+            raise SourceError("the source query ends with ';': it is used as a subquery, remove the semicolon")
+
+    def _rel(self) -> sql.Composed:
+        return sql.SQL("({}) as src").format(sql.SQL(self.query))
+
+    def window_query(self, window: tuple[dt.datetime, dt.datetime]) -> str:
+        """The rows changed in ``window``, as SQL text (for a contract check of what a run reads)."""
+        low, high = window
+        return sql.SQL("select * from {} where {} >= {} and {} < {}").format(
+            self._rel(), sql.Identifier(self.updated_column), sql.Literal(low.isoformat()),
+            sql.Identifier(self.updated_column), sql.Literal(high.isoformat())).as_string(None)
+
+    def partition_query(self, value: str, columns: Iterable[str]) -> sql.Composed:
+        """The rows of one partition, with ``columns`` in the target's order."""
+        return sql.SQL("select {} from {} where {} = {}").format(
+            sql.SQL(", ").join(sql.Identifier(c) for c in columns), self._rel(),
+            sql.Identifier(self.partition_column), sql.Literal(value))
+
+
+def _utc(conn: Any) -> None:
+    # The fingerprint hashes each row's text form; timestamptz prints in the session's
+    # TimeZone, so both sides must print in the same one.
+    conn.execute("select set_config('TimeZone', 'UTC', false), set_config('DateStyle', 'ISO, MDY', false)")
+
+
+def changed_partitions(conn: Any, source: IncrementalSource, window: tuple[dt.datetime, dt.datetime]) -> list[str]:
+    """Partition values (as text, sorted) of the source rows whose watermark is in ``window``."""
+    low, high = window
+    _utc(conn)
+    rows = conn.execute(
+        sql.SQL("select distinct {p}::text from {rel} where {u} >= %s and {u} < %s and {p} is not null order by 1"
+                ).format(p=sql.Identifier(source.partition_column), rel=source._rel(),
+                         u=sql.Identifier(source.updated_column)),
+        (low, high),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _fingerprint_sql(relation: sql.Composable, columns: list[q.TargetColumn]) -> sql.Composed:
+    # The same expression as safeload.loads.sql.checksum_sql, with every column cast to
+    # the target's type: a source numeric 12.5 and a target numeric(12,2) 12.50 are the
+    # same value, and must print the same.
+    row = sql.SQL(", ").join(sql.SQL("{}::{}").format(sql.Identifier(c.name), sql.SQL(c.type)) for c in columns)
+    return sql.SQL("select count(*), coalesce(sum(hashtextextended(row({row})::text, 0)::numeric), 0)::text "
+                   "from {rel}").format(row=row, rel=relation)
+
+
+def source_fingerprint(conn: Any, source: IncrementalSource, value: str, columns: list[q.TargetColumn]
+                       ) -> tuple[int, str]:
+    """Row count and checksum of one partition as the source has it now."""
+    _utc(conn)
+    names = [c.name for c in columns]
+    rel = sql.SQL("({}) as part").format(source.partition_query(value, names))
+    n, checksum = conn.execute(_fingerprint_sql(rel, columns)).fetchone()
+    return int(n), checksum
+
+
+def target_fingerprint(conn: Any, info: q.TargetInfo, partition_column: str, value: str) -> tuple[int, str]:
+    """Row count and checksum of one published partition (0 rows when it does not exist yet)."""
+    _utc(conn)
+    rel = sql.SQL("(select * from {} where {}) as part").format(info.ident, q.partition_where(partition_column, value))
+    n, checksum = conn.execute(_fingerprint_sql(rel, list(info.columns))).fetchone()
+    return int(n), checksum
+
+
+@dataclass
+class ReloadPlan:
+    """What one run of an incremental load will do; JSON-serialisable (it travels through XCom).
+
+    :param window: the ``[low, high)`` watermark range, ISO timestamps
+    :param candidates: partitions with rows changed in the window
+    :param reload: candidates whose source differs from the published partition
+    :param unchanged: candidates already published exactly as the source has them
+    :param fingerprints: ``{partition: {"source": [rows, checksum], "target": [rows, checksum]}}``
+    """
+
+    window: list[str]
+    candidates: list[str] = field(default_factory=list)
+    reload: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    fingerprints: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def plan_reloads(src_conn: Any, wh_conn: Any, source: IncrementalSource, *, table: str,
+                 window: tuple[dt.datetime, dt.datetime], max_partitions: int | None = 62) -> ReloadPlan:
+    """Find the partitions whose rows changed in ``window`` and keep those that differ from the target.
+
+    :param src_conn: a connection to the source database
+    :param wh_conn: a connection to the warehouse
+    :param table: the target table, partitioned (natively or not) by ``source.partition_column``
+    :param max_partitions: refuse a window that touches more partitions than this: a mass
+        update in the source (a migration back-filling ``updated_at``) should be a
+        deliberate backfill, not a surprise reload of years of data. None: no limit.
+    :raises SourceError: when the target lacks the partition column, or too many partitions changed
+    """
+    info = q.target_info(wh_conn, table)
+    if info.column(source.partition_column) is None:
+        raise SourceError(f"{info.name} has no column {source.partition_column!r}, the source's partition column; "
+                          "make the source query return the target's partition column")
+    candidates = changed_partitions(src_conn, source, window)
+    if max_partitions is not None and len(candidates) > max_partitions:
+        raise SourceError(
+            f"rows of {len(candidates)} partitions of {info.name} changed between {window[0].isoformat()} and "
+            f"{window[1].isoformat()} ({candidates[0]} .. {candidates[-1]}), more than max_partitions="
+            f"{max_partitions}: a mass update in the source? Reload them deliberately (a backfill), or raise "
+            "max_partitions")
+    plan = ReloadPlan([window[0].isoformat(), window[1].isoformat()], candidates)
+    for value in candidates:
+        src = source_fingerprint(src_conn, source, value, list(info.columns))
+        tgt = target_fingerprint(wh_conn, info, source.partition_column, value)
+        plan.fingerprints[value] = {"source": list(src), "target": list(tgt)}
+        (plan.unchanged if src == tgt else plan.reload).append(value)
+    log.info("window %s .. %s: %d partition(s) changed, %d to reload (%s), %d already published as the source has "
+             "them", *plan.window, len(candidates), len(plan.reload), ", ".join(plan.reload) or "none",
+             len(plan.unchanged))
+    return plan
+
+
+def export_partition(conn: Any, source: IncrementalSource, value: str, columns: list[str], path: str | Path,
+                     block: int = 1 << 20) -> Path:
+    """Stream one partition of the source into a CSV file (header, then rows) with COPY TO STDOUT.
+
+    The file is what :meth:`PartitionLoader.stage` reads, at COPY speed and with flat
+    memory; it is written in the UTC time zone so timestamps are unambiguous.
+    """
+    path = Path(path)
+    _utc(conn)
+    copy_sql = sql.SQL("copy ({}) to stdout (format csv, header true)").format(source.partition_query(value, columns))
+    with open(path, "wb") as fh, conn.cursor().copy(copy_sql) as copy:
+        for data in copy:
+            fh.write(data)
+    return path
