@@ -157,9 +157,13 @@ def artifacts() -> Path:
 
 
 @pytest.fixture
-def server(pg_uri, tmp_path, artifacts):
+def chromium() -> str:
+    return _chromium()  # before the server: a skip should not cost a server start
+
+
+@pytest.fixture
+def server(chromium, pg_uri, tmp_path, artifacts):
     """``airflow api-server`` on 127.0.0.1 with the safeload plugin and SimpleAuthManager."""
-    _seed(pg_uri, tmp_path)
     home = tmp_path / "airflow"
     (home / "dags").mkdir(parents=True)
     password = secrets.token_urlsafe(12)
@@ -182,7 +186,16 @@ def server(pg_uri, tmp_path, artifacts):
         "AIRFLOW_CONN_HISTORY_DB": pg_uri,
     })
     airflow = str(Path(sys.executable).with_name("airflow"))
-    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=180)
+    # Airflow's metadata DB is migrated while the history is seeded (both take seconds)
+    migrate = subprocess.Popen([airflow, "db", "migrate"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        _seed(pg_uri, tmp_path)
+        out, _ = migrate.communicate(timeout=180)
+    finally:
+        if migrate.poll() is None:
+            migrate.kill()
+            migrate.wait(timeout=10)
+    assert migrate.returncode == 0, out.decode()[-3000:]
     log = open(artifacts / "api-server.log", "w")
     proc = subprocess.Popen([airflow, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -204,7 +217,7 @@ def server(pg_uri, tmp_path, artifacts):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=5)  # a throw-away server: no need to wait out its graceful shutdown
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
@@ -220,8 +233,17 @@ def _token(server) -> str:
 
 # ------------------------------------------------------------------------- the test
 
-def test_page_in_airflow_ui_shows_history_and_refuses_strangers(server, artifacts):
-    chromium = _chromium()
+@pytest.mark.parametrize("ci", [pytest.param("true", id="ci"), pytest.param("", id="developer")])
+def test_missing_chromium_skips_only_outside_ci(ci, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no chromium on it
+    monkeypatch.delenv("SAFELOAD_CHROMIUM", raising=False)
+    monkeypatch.setenv("CI", ci)
+    expected = pytest.fail.Exception if ci else pytest.skip.Exception
+    with pytest.raises(expected, match="chromium"):
+        _chromium()
+
+
+def test_page_in_airflow_ui_shows_history_and_refuses_strangers(chromium, server, artifacts):
     base = server["base"]
 
     # --- refused without a login: no data in any answer

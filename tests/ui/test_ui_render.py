@@ -82,3 +82,11 @@ def test_operators_carry_the_report_link(operator):
     module, _, name = operator.rpartition(".")
     cls = getattr(importlib.import_module(module), name)
     assert [type(link) for link in cls.operator_extra_links] == [SafeloadReportLink]
+
+
+def test_a_far_bound_is_named_not_drawn():
+    points = [{"partition": f"p{i}", "value": float(v), "lower": 1.0, "upper": 5_000_000.0, "success": True,
+               "severity": "critical", "observed": v} for i, v in enumerate([100, 104, 98])]
+    svg = render.line_chart(points)
+    assert svg.count('class="bound"') == 1  # the lower bound, near the values
+    assert "upper 5,000,000 (off scale)" in svg

@@ -167,11 +167,18 @@ def line_chart(points: list[dict[str, Any]], *, measure: str = "value", width: i
         for i, p in enumerate(points):
             svg.append(f'<circle cx="{x(i):.1f}" cy="{y:.1f}" r="4" fill="{colour(p)}"><title>{e(tip(p))}</title></circle>')
     else:
-        vals = [p["value"] for p in numeric] + [b for p in points for b in (p.get("lower"), p.get("upper"))
-                                                 if b is not None]
+        values = [p["value"] for p in numeric]
+        vlo, vhi = min(values), max(values)
+        reach = max(vhi - vlo, abs(vhi) * 0.5, 1.0) * 3
+        # a bound far from every value (row count between 1 and 5,000,000) would flatten
+        # the line: such a bound is named in the corner instead of drawn
+        off_scale = {b for b in ("lower", "upper")
+                     if any(p.get(b) is not None and not (vlo - reach <= p[b] <= vhi + reach) for p in points)}
+        vals = values + [p[b] for p in points for b in ("lower", "upper")
+                         if b not in off_scale and p.get(b) is not None]
         lo, hi = min(vals), max(vals)
         pad = (hi - lo) * 0.08 or max(abs(hi) * 0.1, 1.0)
-        lo, hi = lo - pad, hi + pad
+        lo, hi = (max(lo - pad, 0.0) if lo >= 0 else lo - pad), hi + pad
 
         def y(v: float) -> float:
             return top + h - h * (v - lo) / (hi - lo)
@@ -180,7 +187,13 @@ def line_chart(points: list[dict[str, Any]], *, measure: str = "value", width: i
                    f'<line x1="{left}" y1="{top + h}" x2="{left + w}" y2="{top + h}" stroke="#d0d7de"/>'
                    f'<text x="{left - 4}" y="{top + 9}" font-size="10" text-anchor="end" fill="#57606a">{e(_fmt_num(hi))}</text>'
                    f'<text x="{left - 4}" y="{top + h}" font-size="10" text-anchor="end" fill="#57606a">{e(_fmt_num(lo))}</text>')
+        for n, bound in enumerate(sorted(off_scale)):
+            last = next(p[bound] for p in reversed(points) if p.get(bound) is not None)
+            svg.append(f'<text x="{left + w}" y="{top + 9 + 11 * n}" font-size="10" text-anchor="end" '
+                       f'fill="#8c959f">{e(bound)} {e(_fmt_num(last))} (off scale)</text>')
         for bound in ("lower", "upper"):
+            if bound in off_scale:
+                continue
             seg = [f"{x(i):.1f},{y(p[bound]):.1f}" for i, p in enumerate(points) if p.get(bound) is not None]
             if seg:
                 svg.append(f'<polyline class="bound" fill="none" stroke="{MUTED}" stroke-dasharray="4 3" '
