@@ -90,3 +90,6 @@ def test_a_far_bound_is_named_not_drawn():
     svg = render.line_chart(points)
     assert svg.count('class="bound"') == 1  # the lower bound, near the values
     assert "upper 5,000,000 (off scale)" in svg
+    line = svg.split('class="observed"')[1].split('points="')[1].split('"')[0]
+    xs = [float(pt.split(",")[0]) for pt in line.split()]
+    assert xs == sorted(xs) and len(set(xs)) == 3  # one x per partition, left to right

@@ -187,9 +187,9 @@ def line_chart(points: list[dict[str, Any]], *, measure: str = "value", width: i
                    f'<line x1="{left}" y1="{top + h}" x2="{left + w}" y2="{top + h}" stroke="#d0d7de"/>'
                    f'<text x="{left - 4}" y="{top + 9}" font-size="10" text-anchor="end" fill="#57606a">{e(_fmt_num(hi))}</text>'
                    f'<text x="{left - 4}" y="{top + h}" font-size="10" text-anchor="end" fill="#57606a">{e(_fmt_num(lo))}</text>')
-        for n, bound in enumerate(sorted(off_scale)):
+        for row, bound in enumerate(sorted(off_scale)):
             last = next(p[bound] for p in reversed(points) if p.get(bound) is not None)
-            svg.append(f'<text x="{left + w}" y="{top + 9 + 11 * n}" font-size="10" text-anchor="end" '
+            svg.append(f'<text x="{left + w}" y="{top + 9 + 11 * row}" font-size="10" text-anchor="end" '
                        f'fill="#8c959f">{e(bound)} {e(_fmt_num(last))} (off scale)</text>')
         for bound in ("lower", "upper"):
             if bound in off_scale:
