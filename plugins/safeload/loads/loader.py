@@ -208,7 +208,9 @@ class QuerySource:
         assert self._conn is not None, "open() the source first"
         stmt = sql.SQL("copy (\n{}\n) to stdout").format(sql.SQL(self.query))
         try:
-            with self._conn.cursor().copy(stmt) as out:
+            # a savepoint: when the reader stops early (the target refused a value), the
+            # interrupted COPY is rolled back to it and the snapshot stays usable for rows()
+            with self._conn.transaction(), self._conn.cursor().copy(stmt) as out:
                 buf = bytearray()
                 # one COPY message per row: gather them, so the target gets few large writes
                 for data in out:
@@ -318,6 +320,7 @@ class PartitionLoader:
             ensure_metadata(conn)
             info = q.target_info(conn, self.table)
             self._check_partition_column(info)
+            self._check_partition_value(conn, info)
             if isinstance(source, QuerySource):
                 source.open()  # closed in the finally below
             quarantine = _Quarantine()
@@ -369,6 +372,18 @@ class PartitionLoader:
                  STAGING_SCHEMA, name, bad, path)
         return result
 
+    def _check_partition_value(self, conn: psycopg.Connection, info: q.TargetInfo) -> None:
+        """Refuse a partition value the partition column cannot hold, before it reaches any SQL."""
+        col_type = info.column(self.partition_column).type
+        try:
+            with conn.transaction():
+                conn.execute(sql.SQL("select {}::{}").format(sql.Literal(self.partition_value), sql.SQL(col_type)))
+        except psycopg.DataError as e:
+            reason = e.diag.message_primary if e.diag and e.diag.message_primary else str(e)
+            raise LoadRefusedError(f"partition value {self.partition_value!r} is not a {col_type} ({reason}), "
+                                   f"which {info.name}.{self.partition_column} holds; pass a valid partition "
+                                   "value") from None
+
     def _check_partition_column(self, info: q.TargetInfo) -> None:
         if info.column(self.partition_column) is None:
             raise LoadRefusedError(f"{info.name} has no column {self.partition_column!r}; "
@@ -402,7 +417,15 @@ class PartitionLoader:
         """source column -> target column (None: not in the target, staged and ignored)."""
         by_norm = {normalise(c.name): c.name for c in info.columns}
         by_norm.update({normalise(n): n for n, _ in self.add_columns})
-        mapping = {h: by_norm.get(normalise(h)) for h in header}
+        exact = {c.name for c in info.columns} | {n for n, _ in self.add_columns}
+        # an exact name first: a table may have both "orders" and "Orders"
+        mapping = {h: h if h in exact else by_norm.get(normalise(h)) for h in header}
+        targets = [t if t is not None else _extra(h) for h, t in mapping.items()]
+        if len(mapping) != len(header) or len(set(targets)) != len(targets):
+            dup = next(h for i, h in enumerate(header) if h in header[:i] or
+                       (mapping.get(h) is not None and mapping.get(h) in [mapping.get(x) for x in header[:i]]))
+            raise LoadRefusedError(f"{source} line 1: the header names column {dup!r} more than once (or in two "
+                                   "spellings that differ only in case or spaces); column names must be unique")
         present = set(mapping.values())
         missing = [c.name for c in info.columns
                    if c.not_null and not c.has_default and c.name not in present and c.name != self.partition_column]
@@ -464,9 +487,13 @@ class PartitionLoader:
             try:
                 with conn.transaction():
                     cur = conn.cursor()
-                    with cur.copy(copy_sql) as copy:
-                        for block in source.blocks():
-                            copy.write(block)
+                    blocks = source.blocks()
+                    try:
+                        with cur.copy(copy_sql) as copy:
+                            for block in blocks:
+                                copy.write(block)
+                    finally:
+                        blocks.close()  # stop reading the source now, not when garbage-collected
                     rows = cur.rowcount
                     if rows == 0 and not self.allow_empty:
                         raise LoadRefusedError(f"{source} returned no rows: refusing to replace partition "
@@ -660,7 +687,7 @@ class PartitionLoader:
         stg = q.staging_ident(staging)
         extras = [r[0] for r in conn.execute(
             "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0 and not attisdropped "
-            "and attname like '\\_extra\\_%%'", (f"{STAGING_SCHEMA}.{staging}",)).fetchall()]
+            "and attname like '\\_extra\\_%%'", (_regclass(STAGING_SCHEMA, staging),)).fetchall()]
         for col in extras:  # source columns the target does not have: ATTACH wants exactly the parent's
             conn.execute(sql.SQL("alter table {} drop column {}").format(stg, sql.Identifier(col)))
         old = _partition_for(conn, info, self.partition_value)
@@ -688,7 +715,7 @@ class PartitionLoader:
         (Expression and partial indexes are left for ATTACH to build.)"""
         stg = q.staging_ident(staging)
         existing = conn.execute("select count(*) from pg_index where indrelid = %s::regclass",
-                                (f"{STAGING_SCHEMA}.{staging}",)).fetchone()[0]
+                                (_regclass(STAGING_SCHEMA, staging),)).fetchone()[0]
         if existing:
             return  # a retried publish: already built
         rows = conn.execute(
@@ -702,7 +729,7 @@ class PartitionLoader:
             where i.indrelid = %s::regclass and i.indexprs is null and i.indpred is null
             group by i.indexrelid, con.contype
             """,
-            (info.name,),
+            (_regclass(info.schema, info.table),),
         ).fetchall()
         with conn.transaction():
             for kind, cols in rows:
@@ -760,8 +787,14 @@ class PartitionLoader:
 
 def _persistence(conn: psycopg.Connection, staging: str) -> str | None:
     row = conn.execute("select relpersistence from pg_class where oid = to_regclass(%s)",
-                       (f"{STAGING_SCHEMA}.{staging}",)).fetchone()
+                       (_regclass(STAGING_SCHEMA, staging),)).fetchone()
     return row[0] if row else None
+
+
+def _regclass(schema: str, name: str) -> str:
+    """``"schema"."name"`` for a ``::regclass`` cast: unquoted, PostgreSQL would fold
+    ``Orders`` to ``orders`` (the names are validated identifiers: no quote inside)."""
+    return f'"{schema}"."{name}"'
 
 
 def _partition_for(conn: psycopg.Connection, info: q.TargetInfo, value: str) -> str | None:
@@ -769,7 +802,7 @@ def _partition_for(conn: psycopg.Connection, info: q.TargetInfo, value: str) -> 
     leaves = conn.execute(
         "select relid::regclass::text, pg_get_expr(c.relpartbound, c.oid) from pg_partition_tree(%s::regclass) t "
         "join pg_class c on c.oid = t.relid where t.isleaf",
-        (info.name,),
+        (_regclass(info.schema, info.table),),
     ).fetchall()
     for leaf, _bound in leaves:
         # ask PostgreSQL whether the leaf's partition constraint admits the value

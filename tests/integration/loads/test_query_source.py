@@ -260,3 +260,16 @@ def test_operators_load_a_templated_sql_file(pg, pg_uri, src_uri, airflow_env, t
     assert sums[0] == sums[1] and sums[0][0] == 1000
     source = pg.execute("select source from safeload.load_history order by id desc limit 1").fetchone()[0]
     assert "order_date >= '2024-05-02' and order_date < '2024-05-03'" in source
+
+
+def test_a_read_stopped_early_leaves_the_snapshot_usable(src_uri):
+    """When the target refuses a value mid-stream, the reader stops; the checked re-read
+    must still work, in the same snapshot (rows inserted meanwhile are not seen)."""
+    with QuerySource.from_conninfo(src_uri, "select order_id from shop.orders, generate_series(1, 100)") as src:
+        assert src.columns() == ["order_id"]
+        blocks = src.blocks(size=1 << 16)
+        assert len(next(blocks)) >= 1 << 16
+        blocks.close()  # 300k rows, most unread
+        with psycopg.connect(src_uri, autocommit=True) as other:
+            other.execute("insert into shop.orders (order_id) values (-1)")
+        assert sum(1 for _ in src.rows(["order_id"])) == 300_000
