@@ -90,8 +90,12 @@ def totals(conn: psycopg.Connection, day: str = DAY) -> tuple[int, Any]:
                               (day,)).fetchone())
 
 
+#: pg_locks is server-wide: look only at sessions of this test's database
+THIS_DB = "pid in (select pid from pg_stat_activity where datname = current_database())"
+
+
 def advisory_locks(conn: psycopg.Connection) -> int:
-    return conn.execute("select count(*) from pg_locks where locktype = 'advisory'").fetchone()[0]
+    return conn.execute(f"select count(*) from pg_locks where locktype = 'advisory' and {THIS_DB}").fetchone()[0]
 
 
 def staging_leftovers(conn: psycopg.Connection) -> tuple[int, int]:

@@ -69,9 +69,11 @@ def test_many_writers_of_one_partition_leave_exactly_one_version(pg, pg_uri, tmp
         waited += writers - 1
     assert _deadlocks(pg) == deadlocks_before, "PostgreSQL detected a deadlock"
     counts = sorted({w for w, _ in rounds})
+    strategies = sorted({s for _, s in rounds})
+    # faults: the writers that raced a publish of the same partition (all but one per round)
     record("concurrency: writers of one partition", trials=len(rounds), faults=waited,
-           held=f"{'/'.join(map(str, counts))} writers x {len(rounds)} rounds: exactly one version "
-                "(the last publish's); no deadlock, no error")
+           held=f"{len(rounds)} rounds of {'/'.join(map(str, counts))} writers ({', '.join(strategies)}): exactly "
+                "one version, the last publish's; no deadlock, no error")
 
 
 def _version_of(pg, source: str) -> tuple[int, str]:
@@ -107,9 +109,10 @@ def test_writers_of_different_partitions_do_not_wait_for_each_other(pg, pg_uri, 
 
     def observe_b(phase: str) -> None:
         if phase == "publish:before-commit":
-            seen["advisory"] = pg.execute("select count(*) from pg_locks where locktype = 'advisory' and granted"
-                                          ).fetchone()[0]
-            seen["waiting"] = pg.execute("select count(*) from pg_locks where not granted").fetchone()[0]
+            seen["advisory"] = pg.execute("select count(*) from pg_locks where locktype = 'advisory' and granted "
+                                          f"and {h.THIS_DB}").fetchone()[0]
+            seen["waiting"] = pg.execute(f"select count(*) from pg_locks where not granted and {h.THIS_DB}"
+                                         ).fetchone()[0]
             seen["a_open"] = not release_a.is_set()
 
     errors = []

@@ -93,7 +93,7 @@ def test_immediate_stop_mid_load_then_restart(own_server, tmp_path):
     sources = {"A": h.write_csv(tmp_path / "a.csv", h.DAY, 150_000),
                "B": h.write_csv(tmp_path / "b.csv", h.DAY, 120_000, start=1_000_000, status="paid")}
     blocks = min(-(-Path(p).stat().st_size // COPY_BLOCK) for p in sources.values())
-    outcomes = {"old": 0, "new": 0}
+    outcomes, races = {"old": 0, "new": 0}, {"old": 0, "new": 0}
     strategy_now, versions, current = None, {}, "B"
     plan = _plan(rng, n)
     for i, (strategy, point) in enumerate(plan):
@@ -138,6 +138,8 @@ def test_immediate_stop_mid_load_then_restart(own_server, tmp_path):
             elif point != "commit-race":
                 assert got == versions[current], f"{where}: changed without a committed publish"
             outcomes["old" if got == versions[current] else "new"] += 1
+            if point == "commit-race":
+                races["old" if got == versions[current] else "new"] += 1
             assert h.advisory_locks(conn) == 0, where
             if point == "stage:after-commit":
                 _publish_the_crashed_stage(conn, uri, strategy, run_key, versions[new], where)
@@ -150,8 +152,8 @@ def test_immediate_stop_mid_load_then_restart(own_server, tmp_path):
 
     print(f"{n} server crashes: {plan}; outcomes {outcomes}")
     record("server crash, immediate stop + restart", trials=n, faults=n,
-           held=f"old or new partition (old {outcomes['old']}, new {outcomes['new']}); committed publish kept; "
-                "no lock; retry loads once")
+           held=f"old or new partition (old {outcomes['old']}, new {outcomes['new']}; in-doubt COMMITs: old "
+                f"{races['old']}, new {races['new']}); committed publish kept; no lock; retry loads once")
 
 
 def _publish_the_crashed_stage(conn, uri, strategy, run_key, new_version, where) -> None:
