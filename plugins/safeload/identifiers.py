@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import re
 
+from safeload.errors import SafeloadError
+
 MAX_IDENTIFIER_BYTES = 63
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 
 
-class IdentifierError(ValueError):
-    """A table, schema or column name that safeload refuses."""
+class IdentifierError(SafeloadError, ValueError):
+    """A table, schema or column name that safeload refuses.
+
+    A :class:`SafeloadError` (not retryable: the name must change), so the operators
+    fail the task instead of retrying it.
+    """
 
 
 def validate_identifier(name: str, what: str = "name") -> str:

@@ -155,6 +155,9 @@ _BOOL_TRUE = {"t", "true", "y", "yes", "on", "1"}
 _BOOL_FALSE = {"f", "false", "n", "no", "off", "0"}
 _INT_RE = re.compile(r"^\s*[+-]?\d+\s*$")
 _UUID_RE = re.compile(r"^\{?[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}\}?$")
+# Python's fromisoformat also reads ISO week dates (2024-W18-4) and any character between
+# date and time (2024-05-02x10:00); PostgreSQL reads neither, so neither may pass the check
+_PG_ISO = re.compile(r"^\s*\d{4}-?\d{2}-?\d{2}(?:[Tt ]|\s*$)")
 
 
 def check_value(value: str, pg_type: PgType) -> str | None:
@@ -193,6 +196,8 @@ def check_value(value: str, pg_type: PgType) -> str | None:
             if value.strip().lower() not in _BOOL_TRUE | _BOOL_FALSE:
                 return f"{value!r} is not a boolean"
             return None
+        if name in ("date", "timestamp", "timestamptz") and not _PG_ISO.match(value):
+            return f"{value!r} is not an ISO 8601 {name} (YYYY-MM-DD, then T or a space and the time)"
         if name == "date":
             dt.date.fromisoformat(value.strip())
             return None
@@ -279,7 +284,7 @@ def make_checker(pg_type: PgType):
                 value = parse(v)
             except ValueError:
                 return slow(v, pg_type)
-            if name != "date" and (value.tzinfo is not None) != want_tz:
+            if name != "date" and (value.tzinfo is not None) != want_tz or not _PG_ISO.match(v):
                 return slow(v, pg_type)
             return None
 

@@ -424,3 +424,31 @@ def test_field_over_pythons_csv_limit_loads_on_the_checked_path(pg, pg_uri, tmp_
     assert (r.rows, r.rows_quarantined) == (3, 1)
     assert pg.execute("select length(status) from public.orders where order_id = 3").fetchone()[0] == 200_000
     assert pg.execute("select length(raw) > 200000 from safeload.quarantine").fetchone()[0]
+
+
+# ---- regressions found by tests/reliability/test_fuzz_names.py
+
+
+def test_partition_value_the_column_cannot_hold_is_refused_clearly(pg, pg_uri, tmp_path):
+    pg.execute(PLAIN)
+    with pytest.raises(LoadRefusedError, match=r"partition value '2024-13-45' is not a date .*order_date"):
+        loader(pg_uri, "2024-13-45").run(write_csv(tmp_path / "a.csv", "2024-05-02", 1))
+    assert pg.execute("select count(*) from pg_tables where schemaname = 'safeload_staging'").fetchone()[0] == 0
+
+
+def test_header_naming_a_column_twice_is_refused_clearly(pg, pg_uri, tmp_path):
+    pg.execute(PLAIN)
+    src = tmp_path / "dup.csv"
+    src.write_text("order_id,order_date,amount,Amount\n1,2024-05-02,1.00,2.00\n")
+    with pytest.raises(LoadRefusedError, match=r"dup.csv line 1: the header names column 'Amount' more than once"):
+        loader(pg_uri, "2024-05-02").run(str(src))
+
+
+@pytest.mark.parametrize("strategy", ["delete_insert", "swap"])
+def test_upper_case_native_target(pg, pg_uri, tmp_path, strategy):
+    """Names are quoted for ::regclass too: "Orders" is not orders."""
+    pg.execute(NATIVE.replace("public.orders", 'public."Orders"'))
+    r = loader(pg_uri, "2024-05-02", table="public.Orders", publish_strategy=strategy).run(
+        write_csv(tmp_path / "a.csv", "2024-05-02", 5))
+    assert r.rows == 5
+    assert pg.execute('select count(*) from public."Orders"').fetchone()[0] == 5

@@ -104,3 +104,20 @@ def test_compiled_checker_agrees_with_check_value(type_, value):
     check = make_checker(t)
     assert (check(value) is None) == (check_value(value, t) is None)
     assert (check(value) is None) == (check(value) is None)  # the cache changes nothing
+
+
+@pytest.mark.parametrize(
+    ("value", "type_"),
+    [
+        pytest.param("2024-W18-4", "date", id="iso-week-date"),
+        pytest.param("2024-05-02x10:00:00", "timestamp", id="odd-separator"),
+        pytest.param("2024-W18-4T10:00:00+00:00", "timestamptz", id="iso-week-timestamptz"),
+    ],
+)
+def test_dates_postgresql_refuses_are_refused(value, type_):
+    """Python's fromisoformat reads these, PostgreSQL does not: the check must refuse them, or a
+    contract passes and the load fails (found by tests/reliability/test_fuzz_csv.py)."""
+    from safeload.contracts.types import make_checker
+
+    assert check_value(value, parse_type(type_)) is not None
+    assert make_checker(parse_type(type_))(value) is not None
