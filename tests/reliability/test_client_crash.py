@@ -46,6 +46,7 @@ def plan(rng: random.Random, strategy: str, n: int) -> list[str]:
     return points
 
 
+@pytest.mark.timeout(1200)  # full mode on a busy 2-core machine
 @pytest.mark.parametrize("strategy", ["delete_insert", "swap"])
 def test_sigkill_at_random_points_leaves_old_or_new_and_the_retry_loads_once(strategy, pg, pg_uri, tmp_path):
     n = trials(fast=2, full=30)

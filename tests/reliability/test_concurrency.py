@@ -28,6 +28,7 @@ def _rounds() -> list[tuple[int, str]]:
     return full if trials(fast=0, full=1) else fast
 
 
+@pytest.mark.timeout(1200)  # full mode on a busy 2-core machine
 def test_many_writers_of_one_partition_leave_exactly_one_version(pg, pg_uri, tmp_path):
     sources = [h.write_csv(tmp_path / f"w{i}.csv", h.DAY, 4000 + 100 * i, start=1_000_000 * (i + 1))
                for i in range(8)]

@@ -37,6 +37,7 @@ def _two_versions(pg, pg_uri, tmp_path, strategy):
     return sources, totals
 
 
+@pytest.mark.timeout(1200)  # full mode on a busy 2-core machine
 @pytest.mark.parametrize("strategy", ["delete_insert", "swap"])
 def test_readers_during_repeated_replaces_see_old_or_new_totals(strategy, pg, pg_uri, tmp_path):
     publishes = trials(fast=4, full=30)

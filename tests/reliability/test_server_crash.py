@@ -83,6 +83,7 @@ def _plan(rng: random.Random, n: int) -> list[tuple[str, str]]:
     return out[:n]
 
 
+@pytest.mark.timeout(1200)  # full mode on a busy 2-core machine
 def test_immediate_stop_mid_load_then_restart(own_server, tmp_path):
     from safeload.dev import embedded
 
