@@ -1,25 +1,25 @@
 """Benchmark: the quality gate's ``sql`` and ``gx`` engines against one plain aggregate scan.
 
 For each size, a table of orders is generated in PostgreSQL with ``generate_series``
-(no indexes, like a staging table), then timed:
+(no indexes and no statistics, like a freshly loaded staging table: the sql engine
+samples it to decide whether to group), then timed:
 
 - ``plain scan``: one plain aggregate statement over the columns the suites read
   (``count(*)``, ``count(col)``, ``min``/``max``/``avg``), without the checks' predicates;
-- ``scan+distinct``: the same plus ``count(distinct order_id)``: the least any engine must
-  do to prove a column unique (a sort of the column, which PostgreSQL runs in a serial plan);
+- ``scan+distinct``: the same plus ``count(distinct order_id)`` in the same statement
+  (a sort of the column, which makes PostgreSQL's plan serial);
 - suite A (10 expectations, among them ``expect_column_values_to_be_unique`` and
   ``expect_column_values_to_match_regex``) and suite B (the same with those two swapped for
-  a range and a null check: what is left is the engines' own cost), each with
-  ``run_gate(engine="sql")`` and ``run_gate(engine="gx")`` (Great Expectations 1.x itself;
-  its import is not timed).
+  a range and a null check), each with ``run_gate(engine="sql")`` and
+  ``run_gate(engine="gx")`` (Great Expectations 1.x itself; its import is not timed).
 
-The baseline of A is scan+distinct, of B the plain scan; ratios to the plain scan are
-printed for both. Best of ``--runs`` (3) for the scans and the sql engine, of
-``--gx-runs`` (1) for GX.
+The machine may be shared, so every measurement is repeated ``--runs`` times (5), the
+measurements of a round interleaved, and the median is printed, with the ratios to the
+plain scan and between the engines taken from medians of the same run.
 
     python bench/bench_quality.py                      # 2M and 10M rows
     python bench/bench_quality.py --quick              # 200k rows
-    python bench/bench_quality.py --sizes 2000000,10000000 --gx-runs 2 --work-mem 256MB
+    python bench/bench_quality.py --sizes 2000000 --runs 7 --no-gx
 
 Uses ``SAFELOAD_BENCH_PG_URI`` when set (a database the benchmark may create tables in),
 else starts an embedded PostgreSQL in a temporary directory. Prints what it measures.
@@ -28,6 +28,7 @@ else starts an embedded PostgreSQL in a temporary directory. Prints what it meas
 import argparse
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -85,40 +86,50 @@ def create_table(uri: str, rows: int) -> float:
                    date '2024-01-01' + (g % 300)::int as order_date
             from generate_series(1::bigint, {}) as g
         """).format(sql.Identifier(TABLE), sql.Literal(rows)))
-        conn.execute(sql.SQL("vacuum analyze {}").format(sql.Identifier(TABLE)))
+        # no statistics, as after a load (autovacuum off: it would analyse mid-run); vacuum
+        # sets the visibility map and the row estimate, not pg_stats
+        conn.execute(sql.SQL("alter table {} set (autovacuum_enabled = false)").format(sql.Identifier(TABLE)))
+        conn.execute(sql.SQL("vacuum {}").format(sql.Identifier(TABLE)))
     return time.perf_counter() - started
 
 
-def time_query(uri: str, query: str, runs: int) -> float:
-    best = float("inf")
+def time_query(uri: str, query: str) -> float:
     with psycopg.connect(uri) as conn:
-        for _ in range(runs):
-            started = time.perf_counter()
-            conn.execute(query).fetchall()
-            best = min(best, time.perf_counter() - started)
-            conn.rollback()
-    return best
+        started = time.perf_counter()
+        conn.execute(query).fetchall()
+        elapsed = time.perf_counter() - started
+        conn.rollback()
+    return elapsed
 
 
-def time_gate(uri: str, suite: dict, engine: str, runs: int, work_mem: str | None) -> tuple[float, bool]:
+def time_gate(uri: str, suite: dict, engine: str, work_mem: str | None) -> float:
     from safeload.quality.gate import run_gate
 
-    best, ok = float("inf"), False
-    for _ in range(runs):
-        started = time.perf_counter()
-        result = run_gate(uri, table=f"public.{TABLE}", suite=suite, engine=engine, work_mem=work_mem)
-        best = min(best, time.perf_counter() - started)
-        ok = result.success
-        assert all(r.engine_used == engine for r in result.results), "the bench suite must run on one engine"
-    return best, ok
+    started = time.perf_counter()
+    result = run_gate(uri, table=f"public.{TABLE}", suite=suite, engine=engine, work_mem=work_mem)
+    elapsed = time.perf_counter() - started
+    assert all(r.engine_used == engine for r in result.results), "the bench suite must run on one engine"
+    assert result.success, f"the bench suites should pass on both engines:\n{result.summary()}"
+    return elapsed
+
+
+def sql_way(uri: str, suite: dict) -> str:
+    """How the sql engine runs the suite on this table (grouping keys, statements)."""
+    from safeload.quality.sql_engine import compile_plan, plan_groups, read_table_info
+    from safeload.quality.suite import coerce_suite
+
+    with psycopg.connect(uri, autocommit=True) as conn:
+        plan = plan_groups(conn, compile_plan(list(coerce_suite(suite).expectations),
+                                              read_table_info(conn, "public", TABLE)))
+    grouped = f"grouped by ({', '.join(plan.group_keys)})" if plan.group_keys else "row by row"
+    return grouped + ("; distinct counts beside it" if plan.distinct is not None else "")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", default="2000000,10000000", help="comma-separated row counts")
     p.add_argument("--quick", action="store_true", help="one small size (200k rows) for a fast check")
-    p.add_argument("--runs", type=int, default=3, help="runs of the scans and the sql engine (best is kept)")
-    p.add_argument("--gx-runs", type=int, default=1, help="runs of the gx engine (best is kept)")
+    p.add_argument("--runs", type=int, default=5, help="interleaved runs of every measurement (median is kept)")
     p.add_argument("--work-mem", help="work_mem of the sql engine's transaction (default: the server's)")
     p.add_argument("--no-gx", action="store_true", help="skip Great Expectations")
     args = p.parse_args(argv)
@@ -145,30 +156,35 @@ def main(argv: list[str] | None = None) -> int:
             settings = dict(conn.execute("select name, setting from pg_settings where name in "
                                          "('max_parallel_workers_per_gather', 'work_mem', 'shared_buffers')"))
         print(f"PostgreSQL {version}; {os.cpu_count()} CPUs; {settings}")
-        print(f"suites: {len(SUITE_A['expectations'])} expectations each; best of {args.runs} (scans, sql), "
-              f"{args.gx_runs} (gx); sql engine work_mem: {args.work_mem or 'server default'}")
+        print(f"suites: {len(SUITE_A['expectations'])} expectations each; median of {args.runs} runs; "
+              f"sql engine work_mem: {args.work_mem or 'server default'}")
         for rows in sizes:
             build = create_table(uri, rows)
             print(f"(built {rows:,} rows in {build:.1f} s)", file=sys.stderr)
-            time_query(uri, PLAIN_SCAN, 1)  # warm the cache
-            scan = time_query(uri, PLAIN_SCAN, args.runs)
-            dist = time_query(uri, DISTINCT_SCAN, args.runs)
-            print(f"\n{rows:,} rows: plain scan {scan:.3f} s; scan + count(distinct order_id) {dist:.3f} s")
-            head = f"  {'suite':<28} {'sql s':>8} {'gx s':>8} {'sql/plain':>10} {'sql/baseline':>13} " \
-                   f"{'gx/plain':>9} {'gx/sql':>7}"
+            time_query(uri, PLAIN_SCAN)  # warm the cache
+            jobs = {"plain": lambda: time_query(uri, PLAIN_SCAN), "dist": lambda: time_query(uri, DISTINCT_SCAN)}
+            for key, suite in (("A", SUITE_A), ("B", SUITE_B)):
+                jobs[f"sql {key}"] = lambda suite=suite: time_gate(uri, suite, "sql", args.work_mem)
+                if not args.no_gx:
+                    jobs[f"gx {key}"] = lambda suite=suite: time_gate(uri, suite, "gx", None)
+            times: dict[str, list[float]] = {k: [] for k in jobs}
+            for _ in range(args.runs):  # interleaved: a load spike hits every measurement alike
+                for key, job in jobs.items():
+                    times[key].append(job())
+            med = {k: statistics.median(v) for k, v in times.items()}
+            scan = med["plain"]
+            print(f"\n{rows:,} rows: plain scan {scan:.3f} s; scan + count(distinct order_id) {med['dist']:.3f} s "
+                  f"({med['dist'] / scan:.2f}x plain)")
+            head = f"  {'suite':<26} {'sql s':>7} {'gx s':>7} {'sql/plain':>10} {'gx/plain':>9} {'gx/sql':>7}  sql engine"
             print(head)
-            for label, suite, base in (("A: incl. unique + regex", SUITE_A, dist),
-                                       ("B: no unique, no regex", SUITE_B, scan)):
-                sql_s, sql_ok = time_gate(uri, suite, "sql", args.runs, args.work_mem)
-                if args.no_gx:
-                    gx_s, gx_ok = float("nan"), None
-                else:
-                    gx_s, gx_ok = time_gate(uri, suite, "gx", args.gx_runs, None)
-                assert sql_ok and (gx_ok is None or gx_ok), "the bench suites should pass on both engines"
-                print(f"  {label:<28} {sql_s:>8.3f} {gx_s:>8.3f} {sql_s / scan:>9.2f}x {sql_s / base:>12.2f}x "
-                      f"{gx_s / scan:>8.2f}x {gx_s / sql_s:>6.1f}x")
-                sys.stdout.flush()
-        print("\nbaseline: scan+distinct for suite A, plain scan for suite B")
+            for key, label, suite in (("A", "A: incl. unique + regex", SUITE_A), ("B", "B: no unique, no regex", SUITE_B)):
+                sql_s = med[f"sql {key}"]
+                gx_s = med.get(f"gx {key}", float("nan"))
+                print(f"  {label:<26} {sql_s:>7.3f} {gx_s:>7.3f} {sql_s / scan:>9.2f}x {gx_s / scan:>8.2f}x "
+                      f"{gx_s / sql_s:>6.1f}x  {sql_way(uri, suite)}")
+            spread = {k: f"{min(v):.3f}-{max(v):.3f}" for k, v in times.items()}
+            print(f"  (medians of {args.runs} interleaved runs; min-max: {spread})")
+            sys.stdout.flush()
         with psycopg.connect(uri, autocommit=True) as conn:
             conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(TABLE)))
     finally:

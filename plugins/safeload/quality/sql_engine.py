@@ -1006,8 +1006,8 @@ def choose_group_keys(candidates: dict[str, bool], cardinality: dict[str, float]
 def plan_groups(conn: psycopg.Connection, plan: Plan) -> Plan:
     """``plan`` with its scan grouped when that pays (:func:`choose_group_keys`)."""
     candidates = plan.group_candidates()
-    if not candidates or not plan.groupable():
-        return plan
+    if not any(candidates.values()) or not plan.groupable():
+        return plan  # no regex to save: no grouping, and no need to estimate anything
     keys = choose_group_keys(candidates, estimate_cardinality(conn, plan.table, plan.where, sorted(candidates)))
     return plan.grouped(keys) if keys else plan
 

@@ -153,3 +153,15 @@ def test_a_refused_distinct_statement_fails_its_check_only(pg, pg_uri):
                          connect=lambda: psycopg.connect(pg_uri))
     assert res[0]["success"] is False and "PostgreSQL refused the check" in res[0]["exception"]
     assert res[1]["success"] is True
+
+
+def test_no_regex_no_grouping_and_no_sample(big, monkeypatch):
+    def no_probe(*a, **k):
+        pytest.fail("a suite without a regular expression has nothing to gain from grouping")
+
+    monkeypatch.setattr(sql_engine, "estimate_cardinality", no_probe)
+    exps = [e for e in SUITE if "regex" not in e["type"]]
+    with psycopg.connect(big) as conn:
+        plan = plan_groups(conn, compile_plan(list(parse_suite({"name": "n", "expectations": exps}).expectations),
+                                              read_table_info(conn, "public", "big")))
+    assert plan.group_keys == ()
