@@ -32,7 +32,7 @@ DOC = """
 (`app.payments`, by `updated_at`) during its data interval plus a lookback, maps them to
 the *business dates* they belong to (`payment_date`, the UTC day of `paid_at`), and
 republishes each of those days of `public.payments` wholesale, through write-audit-publish:
-COPY the day out of the source, stage it, run the quality gate, replace the partition
+stream the day out of the source into staging (COPY TO STDOUT -> COPY FROM STDIN), run the quality gate, replace the partition
 in one transaction. Days whose published rows already equal the source's are skipped.
 
 **Why incremental here, and not a full load.** `app.payments` is a live OLTP table that
@@ -178,29 +178,20 @@ with DAG(
 
     @task
     def stage(plan: dict[str, Any], **context: Any) -> list[dict[str, Any]]:
-        """COPY each day out of the source into a file, and stage it (the *write*)."""
-        import tempfile
-
-        import psycopg
-
+        """Stream each day out of the source into staging (the *write*): COPY (query) TO
+        STDOUT on the application's database into COPY FROM STDIN on the warehouse."""
         from safeload.hooks import warehouse_conninfo
-        from safeload.loads.incremental import export_partition
+        from safeload.loads.loader import QuerySource
         from safeload.loads.metadata import STAGING_SCHEMA
 
-        # PartitionLoader stages files; the day goes through a temporary CSV written by COPY TO
-        # STDOUT, streamed both ways, so memory stays flat whatever the size of the day.
         out = []
         try:
-            with psycopg.connect(warehouse_conninfo(SOURCE_CONN), autocommit=True) as src, \
-                    tempfile.TemporaryDirectory(prefix="safeload-") as tmp:
-                columns = _target_columns()
-                for day in plan["reload"]:
-                    loader = _loader(context, day)
-                    path = export_partition(src, _source(), day, columns, Path(tmp) / f"{day}.csv")
-                    staged = loader.stage(path, "csv").to_dict()
-                    staged["staging_fqn"] = f"{STAGING_SCHEMA}.{staged['staging_table']}"
-                    out.append(staged)
-        except Exception as e:  # noqa: BLE001
+            columns = _target_columns()
+            for day in plan["reload"]:
+                query = _source().partition_query(day, columns).as_string(None)
+                staged = _loader(context, day).stage(QuerySource.from_conninfo(warehouse_conninfo(SOURCE_CONN), query))
+                out.append({**staged.to_dict(), "staging_fqn": f"{STAGING_SCHEMA}.{staged.staging_table}"})
+        except Exception as e:  # noqa: BLE001 - mapped, not swallowed
             _fail_on(e)
         return out
 

@@ -32,7 +32,6 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from psycopg import sql
@@ -135,9 +134,10 @@ def changed_partitions(conn: Any, source: IncrementalSource, window: tuple[dt.da
 
 
 def _fingerprint_sql(relation: sql.Composable, columns: list[q.TargetColumn]) -> sql.Composed:
-    # The same expression as safeload.loads.sql.checksum_sql, with every column cast to
-    # the target's type: a source numeric 12.5 and a target numeric(12,2) 12.50 are the
-    # same value, and must print the same.
+    # Each column cast to the *target's* type, then the row's text form hashed: a source
+    # numeric 12.5 and a target numeric(12,2) 12.50, or a source text and a target char(3),
+    # are the same value and must hash the same. (safeload.loads.sql.checksum_sql hashes
+    # typed records, which compares a table with itself, not a source with its target.)
     row = sql.SQL(", ").join(sql.SQL("{}::{}").format(sql.Identifier(c.name), sql.SQL(c.type)) for c in columns)
     return sql.SQL("select count(*), coalesce(sum(hashtextextended(row({row})::text, 0)::numeric), 0)::text "
                    "from {rel}").format(row=row, rel=relation)
@@ -215,19 +215,3 @@ def plan_reloads(src_conn: Any, wh_conn: Any, source: IncrementalSource, *, tabl
              "them", *plan.window, len(candidates), len(plan.reload), ", ".join(plan.reload) or "none",
              len(plan.unchanged))
     return plan
-
-
-def export_partition(conn: Any, source: IncrementalSource, value: str, columns: list[str], path: str | Path,
-                     block: int = 1 << 20) -> Path:
-    """Stream one partition of the source into a CSV file (header, then rows) with COPY TO STDOUT.
-
-    The file is what :meth:`PartitionLoader.stage` reads, at COPY speed and with flat
-    memory; it is written in the UTC time zone so timestamps are unambiguous.
-    """
-    path = Path(path)
-    _utc(conn)
-    copy_sql = sql.SQL("copy ({}) to stdout (format csv, header true)").format(source.partition_query(value, columns))
-    with open(path, "wb") as fh, conn.cursor().copy(copy_sql) as copy:
-        for data in copy:
-            fh.write(data)
-    return path
