@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import DAG, Asset
+from airflow.sdk import DAG, Asset, Param
 
 from safeload.alerts.notifiers import send_failure_alert, send_recovery_alert
 from safeload.operators.contract import SchemaContractCheckOperator
@@ -39,7 +39,9 @@ partition of `public.orders` in one transaction. A summary goes to Slack.
   together, so replacing a day touches only that day.
 * *Contract check first.* A renamed or retyped column is caught before a row moves, with
   a report that says what changed and what to do. A new column is only a warning here
-  (`schema_policy: warn`): today's load goes on without it.
+  (`schema_policy: warn`): today's load goes on without it. Once the column is agreed on,
+  a run triggered with `{"schema_policy": "evolve"}` adds it to `public.orders` (nullable,
+  inside the publish transaction, so readers never see the column without the day's rows).
 * *Write-audit-publish.* Bad data is found in staging, where it harms nobody; the
   published partition changes only after the gate passes, atomically (DELETE + INSERT in
   one transaction, serialised per partition by an advisory lock). Readers see yesterday's
@@ -74,6 +76,10 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     default_args=default_args,
+    # a per-run override of the contract's drift policy: trigger with {"schema_policy": "evolve"}
+    # to take a new column into the target for this run (e.g. after the producer announced it)
+    params={"schema_policy": Param(None, type=["null", "string"], enum=[None, "fail", "warn", "evolve"],
+                                   description="override the contract's schema_policy for this run")},
     tags=["safeload", "reference", "orders"],
     doc_md=DOC,
 ) as dag:
@@ -85,10 +91,11 @@ with DAG(
         timeout=6 * 3600,
         mode="reschedule",
     )
-    check = SchemaContractCheckOperator(task_id="check_contract", contract=CONTRACT, source=SOURCE)
+    check = SchemaContractCheckOperator(task_id="check_contract", contract=CONTRACT, source=SOURCE,
+                                        policy="{{ params.schema_policy or '' }}")
     stage = StagePartitionOperator(
         task_id="stage", contract=CONTRACT, source=SOURCE, partition_value="{{ ds }}", max_bad_fraction=0.005,
-        max_bad_rows=None,
+        max_bad_rows=None, schema_policy="{{ params.schema_policy or '' }}",
     )
     audit = QualityGateOperator(
         task_id="audit_staging",

@@ -105,3 +105,21 @@ def test_additive_drift_warns_and_loads(warehouse):
         cols = [r[0] for r in conn.execute("select column_name from information_schema.columns "
                                            "where table_name = 'orders' order by ordinal_position")]
     assert "coupon_code" not in cols
+
+
+def test_additive_drift_evolves_the_target_when_the_run_says_so(warehouse):
+    """A run triggered with {"schema_policy": "evolve"} adds the new column inside the publish."""
+    import generate_orders
+
+    generate_orders.write(warehouse["data"], dt.date(2024, 5, 2), 300, {"drift_add"})
+    dr = load_dag("orders_daily").test(logical_date=DAY, run_conf={"schema_policy": "evolve"})
+    assert dr.state == "success", states(dr)
+    with psycopg.connect(warehouse["uri"]) as conn:
+        cols = [r[0] for r in conn.execute("select column_name from information_schema.columns "
+                                           "where table_schema = 'public' and table_name = 'orders'")]
+        loaded = conn.execute("select count(*), count(coupon_code) from public.orders").fetchone()
+        changes = conn.execute("select schema_changes from safeload.load_history where status = 'published'"
+                               ).fetchone()[0]
+    assert "coupon_code" in cols
+    assert loaded[0] == 300 and 0 < loaded[1] < 300  # the generator leaves about half the coupons empty
+    assert changes == [{"added": "coupon_code"}]

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 class _PartitionOperator(BaseOperator):
     """Arguments shared by the partition operators (see :class:`PartitionOverwriteOperator`)."""
 
-    template_fields: Sequence[str] = ("table", "partition_value", "source", "source_sql", "contract")
+    template_fields: Sequence[str] = ("table", "partition_value", "source", "source_sql", "contract",
+                                      "schema_policy")
     template_ext: Sequence[str] = (".sql",)  # source_sql="sql/orders.sql" renders the file
     ui_color = "#e6f5e6"
     operator_extra_links = (SafeloadReportLink(),)
@@ -45,10 +46,12 @@ class _PartitionOperator(BaseOperator):
         allow_empty: bool = False,
         lock_timeout: str = "30s",
         publish_strategy: str = "delete_insert",
+        schema_policy: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.publish_strategy = publish_strategy
+        self.schema_policy = schema_policy
         self.table = table
         self.partition_column = partition_column
         self.partition_value = partition_value
@@ -89,8 +92,17 @@ class _PartitionOperator(BaseOperator):
         )
 
     def _evolve(self, loader: PartitionLoader) -> None:
-        """Under ``schema_policy: evolve``, new source columns are added to the target on publish."""
-        if self._contract is None or self._contract.schema_policy != "evolve":
+        """Under ``schema_policy: evolve`` (the contract's, or this task's ``schema_policy``),
+        new source columns are added to the target on publish."""
+        if self._contract is None:
+            return
+        # "" counts as unset: a template like "{{ params.schema_policy or '' }}" renders it
+        policy = self.schema_policy or self._contract.schema_policy
+        if policy not in ("fail", "warn", "evolve"):
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(f"{self.task_id}: schema_policy {policy!r} is not one of fail, warn, evolve")
+        if policy != "evolve":
             return
         from safeload.contracts.check import check_source, columns_to_add
 
@@ -100,9 +112,9 @@ class _PartitionOperator(BaseOperator):
             from safeload.hooks import warehouse_conninfo
 
             with psycopg.connect(warehouse_conninfo(self.source_conn_id), autocommit=True) as conn:
-                report = check_source(self._contract, conn=conn, query=self.source_sql)
+                report = check_source(self._contract, conn=conn, query=self.source_sql, policy=policy)
         elif self.source:
-            report = check_source(self._contract, self.source, fmt=self.source_format)
+            report = check_source(self._contract, self.source, fmt=self.source_format, policy=policy)
         else:
             return
         loader.add_columns = columns_to_add(report)
@@ -235,6 +247,10 @@ class PartitionOverwriteOperator(_PartitionOperator):
         STDOUT`` into staging; result columns match the target's by name. Make its result
         deterministic for the partition (bounded by the data interval), so re-runs agree.
     :param contract: contract YAML (templated); its ``schema_policy: evolve`` adds new columns
+    :param schema_policy: ``fail``, ``warn`` or ``evolve``, overriding the contract's for
+        this task (templated; empty means the contract's). Under ``evolve``, additive
+        columns are added to the target (nullable) inside the publish transaction. Give
+        the contract check task the same ``policy``.
     :param postgres_conn_id: Airflow connection of the warehouse
     :param max_bad_rows: quarantined rows above this refuse the load (default 0)
     :param max_bad_fraction: quarantined fraction above this refuses the load
