@@ -1,0 +1,106 @@
+"""The operators' side of the page, under dag.test(): the contract check keeps its report,
+the "safeload report" extra link is computed and kept when the task ends."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from safeload.ui.links import report_path
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTRACT = ROOT / "include/contracts/orders.yaml"
+
+
+@pytest.fixture(scope="module")
+def airflow_db():
+    """Airflow's metadata DB (SQLite in the session's AIRFLOW_HOME), migrated once."""
+    home = Path(os.environ["AIRFLOW_HOME"])
+    if not (home / "airflow.db").exists():
+        subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True,
+                       capture_output=True, timeout=600, env=dict(os.environ))
+    return home
+
+
+DAG_FILE = """
+import datetime as dt
+from airflow.sdk import DAG
+from safeload.operators.contract import SchemaContractCheckOperator
+
+with DAG({dag_id!r}, schedule=None, start_date=dt.datetime(2025, 1, 1)) as dag:
+    SchemaContractCheckOperator(task_id="check_orders", contract={contract!r}, source={source!r},
+                                history_conn_id={conn!r})
+"""
+
+
+def _dag(tmp_path, monkeypatch, dag_id: str, source: Path, conn: str = "warehouse"):
+    """A one-task DAG in a DAG folder of its own (dag.test() syncs the DAG's bundle)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    # a bundle of its own: dag.test() writes the DAGs of the bundle that holds the file
+    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps([{
+        "name": f"ui-{dag_id}", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+        "kwargs": {"path": str(folder), "refresh_interval": 0}}]))
+    (folder / f"{dag_id}.py").write_text(DAG_FILE.format(dag_id=dag_id, contract=str(CONTRACT), source=str(source),
+                                                         conn=conn))
+    bag = DagBag(dag_folder=str(folder))
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags[dag_id]
+
+
+def test_contract_check_keeps_its_report_and_links_to_it(pg_uri, airflow_db, tmp_path, monkeypatch):
+    import datetime as dt
+
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", pg_uri)
+    src = tmp_path / "orders.csv"
+    with open(src, "w", newline="") as fh:  # the producer added a column: additive drift, policy warn
+        w = csv.writer(fh)
+        w.writerow(["order_id", "order_date", "customer_id", "amount", "currency", "status", "created_at", "coupon"])
+        w.writerow([1, "2025-05-01", 7, "10.00", "EUR", "paid", "2025-05-01T10:00:00Z", "SPRING"])
+
+    dag = _dag(tmp_path, monkeypatch, "ui_contract_history", src)
+    dr = dag.test(logical_date=dt.datetime(2025, 5, 1, tzinfo=dt.timezone.utc))
+    assert dr.state == "success"
+
+    with psycopg.connect(pg_uri) as conn:
+        rows = conn.execute("select target, decision, passed, changes, dag_id, run_id, task_id, try_number"
+                            " from safeload.contract_checks").fetchall()
+    assert len(rows) == 1
+    target, decision, passed, changes, dag_id, run_id, task_id, try_number = rows[0]
+    assert (target, decision, passed, dag_id, task_id) == ("public.orders", "warn", True, "ui_contract_history",
+                                                           "check_orders")
+    assert run_id == dr.run_id and try_number >= 1
+    assert [(c["kind"], c["column"], c["class"]) for c in changes] == [("added", "coupon", "additive")]
+
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.query(XComModel).filter_by(dag_id="ui_contract_history", run_id=dr.run_id,
+                                                 task_id="check_orders", key="_link_SafeloadReportLink").one()
+        link = XComModel.deserialize_value(row)
+    assert link.endswith(report_path(dag_id="ui_contract_history", run_id=dr.run_id, task_id="check_orders",
+                                     try_number=try_number))
+
+
+def test_contract_check_without_a_warehouse_still_decides(airflow_db, tmp_path, monkeypatch):
+    """The report is evidence, not a gate: no warehouse connection, same outcome, a warning."""
+    import datetime as dt
+
+    monkeypatch.delenv("AIRFLOW_CONN_WAREHOUSE", raising=False)
+    src = tmp_path / "orders.csv"
+    src.write_text("order_id,order_date,customer_id,amount,currency,status,created_at\n"
+                   "1,2025-05-01,7,10.00,EUR,paid,2025-05-01T10:00:00Z\n")
+    dag = _dag(tmp_path, monkeypatch, "ui_contract_no_history", src, conn="no_such_connection")
+    assert dag.test(logical_date=dt.datetime(2025, 5, 1, tzinfo=dt.timezone.utc)).state == "success"
