@@ -40,6 +40,7 @@ from safeload.errors import LoadRefusedError, LockTimeoutError, SourceError, Sou
 from safeload.identifiers import validate_identifier
 from safeload.loads import sql as q
 from safeload.loads.metadata import STAGING_SCHEMA, ensure_metadata
+from safeload.loads.privileges import explain_privileges
 
 log = logging.getLogger(__name__)
 
@@ -306,6 +307,7 @@ class PartitionLoader:
         return conn
 
     # ------------------------------------------------------------------ stage
+    @explain_privileges  # "permission denied" becomes the missing GRANTs (docs/security.md)
     def stage(self, source: str | Path | QuerySource, fmt: str | None = None) -> StageResult:
         """Stream ``source`` (a file, or a :class:`QuerySource`) into a new staging table;
         see the module docstring."""
@@ -611,6 +613,7 @@ class PartitionLoader:
         quarantine.saved = True
 
     # ---------------------------------------------------------------- publish
+    @explain_privileges
     def publish(self, staged: StageResult) -> PublishResult:
         """Replace the partition with the staging table's rows, atomically."""
         t0 = time.time()
