@@ -2,8 +2,9 @@
 
 They live in the ``safeload`` schema; staging tables in ``safeload_staging``. Created on
 first use (idempotently, under an advisory lock so concurrent first runs do not race on
-``CREATE TABLE IF NOT EXISTS``). The same DDL is in include/sql/safeload_metadata.sql for
-teams that create objects through migrations and run the loader without CREATE rights.
+``CREATE TABLE IF NOT EXISTS``). Teams that create objects through migrations print
+:data:`DDL` and run it as a DBA, then grant the loader what docs/security.md lists: it
+then needs no CREATE on the database.
 """
 
 from __future__ import annotations
