@@ -163,3 +163,15 @@ def test_choose_group_keys(candidates, cardinality, keys):
     for k in got:
         groups *= max(cardinality[k], 1)
     assert groups <= MAX_GROUPS
+
+
+@pytest.mark.parametrize(("n", "rendered"), [(1, 1), (2, 9), (3, 9), (8, 9), (9, 9), (12, 12)])
+def test_short_in_lists_are_padded_to_the_hashed_lookup(n, rendered):
+    values = [f"v{k}" for k in range(n)]
+    for etype in ("expect_column_values_to_be_in_set", "expect_column_values_to_not_be_in_set"):
+        q = render(compile_plan(specs([exp(etype, column="status", value_set=values)]), TABLE).scan)
+        in_list = q[q.index('"status" in (') + len('"status" in ('):]
+        in_list = in_list[:in_list.index(")")]
+        items = in_list.split(", ")
+        assert len(items) == rendered
+        assert set(items) == {f"'v{k}'" for k in range(n)}  # the same set
