@@ -16,7 +16,9 @@ Severity is GX's own field: a failed ``critical`` check fails the gate; ``warnin
 run (a missing column, a value of the wrong type) counts as failed.
 
 The ``sql`` engine (default) evaluates the common expectation types in one aggregate scan
-and hands every other type to the ``gx`` engine, so a suite may use any GX type;
+(uniqueness checks without a unique index add one statement of distinct counts, run beside
+the scan on a second connection) and hands every other type to the ``gx`` engine, so a
+suite may use any GX type;
 ``engine="gx"`` runs the whole suite through Great Expectations.
 
 No Airflow import; Great Expectations is imported only when the ``gx`` engine runs.
