@@ -175,9 +175,10 @@ def main(argv: list[str] | None = None) -> int:
             scan = med["plain"]
             print(f"\n{rows:,} rows: plain scan {scan:.3f} s; scan + count(distinct order_id) {med['dist']:.3f} s "
                   f"({med['dist'] / scan:.2f}x plain)")
-            head = f"  {'suite':<26} {'sql s':>7} {'gx s':>7} {'sql/plain':>10} {'gx/plain':>9} {'gx/sql':>7}  sql engine"
-            print(head)
-            for key, label, suite in (("A", "A: incl. unique + regex", SUITE_A), ("B", "B: no unique, no regex", SUITE_B)):
+            print(f"  {'suite':<26} {'sql s':>7} {'gx s':>7} {'sql/plain':>10} {'gx/plain':>9} {'gx/sql':>7}"
+                  "  sql engine")
+            suites = (("A", "A: incl. unique + regex", SUITE_A), ("B", "B: no unique, no regex", SUITE_B))
+            for key, label, suite in suites:
                 sql_s = med[f"sql {key}"]
                 gx_s = med.get(f"gx {key}", float("nan"))
                 print(f"  {label:<26} {sql_s:>7.3f} {gx_s:>7.3f} {sql_s / scan:>9.2f}x {gx_s / scan:>8.2f}x "
