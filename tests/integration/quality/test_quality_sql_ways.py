@@ -165,3 +165,25 @@ def test_no_regex_no_grouping_and_no_sample(big, monkeypatch):
         plan = plan_groups(conn, compile_plan(list(parse_suite({"name": "n", "expectations": exps}).expectations),
                                               read_table_info(conn, "public", "big")))
     assert plan.group_keys == ()
+
+
+def test_the_gate_runs_the_distinct_counts_beside_the_scan(big, monkeypatch):
+    from safeload.quality.gate import run_gate
+
+    opened = []
+    real = sql_engine._run_statements
+
+    def spy(conn, plan, work_mem, connect):
+        def counted():
+            opened.append(1)
+            return connect()
+
+        return real(conn, plan, work_mem, counted if connect else None)
+
+    monkeypatch.setattr(sql_engine, "_run_statements", spy)
+    # the one-check-at-a-time path runs only after a failed statement: none may fail here
+    monkeypatch.setattr(sql_engine.Plan, "scan_for", lambda *a: pytest.fail("a statement failed"))
+    result = run_gate(big, table="public.big", suite=SUITE, work_mem="8MB")
+    assert opened == [1]
+    assert [r.engine_used for r in result.results] == ["sql"] * len(SUITE)
+    assert result.results[1].success and not result.results[3].success  # unique id; 'eur' fails the regex
