@@ -15,11 +15,12 @@ existence and types. Other statements run only when a check needs them:
   as GX does (every row of a repeated value is unexpected);
 - failed map checks: a ``limit``-ed query fetches a few unexpected values for the report.
 
-Two rewrites keep the per-row work down, with the same results: a regular expression
-that is a literal with anchors becomes a ``like``; and when a regular expression checks
-a low-cardinality column (by ``pg_stats`` or a small sample), the scan groups the rows
-by such columns first and evaluates their predicates once per group
-(:meth:`Plan.scan`, :func:`choose_group_keys`). See docs/decisions/007.
+Rewrites keep the per-row work down, with the same results: a regular expression that
+is a literal with anchors becomes a ``like``; short ``in`` lists are padded to the length
+PostgreSQL looks up by hash; and when a regular expression checks a low-cardinality
+column (by ``pg_stats`` or a small sample), the scan groups the rows by such columns
+first and evaluates their predicates once per group (:meth:`Plan.scan`,
+:func:`choose_group_keys`). See docs/decisions/007.
 
 Results are GX-shaped dicts (``{"success", "result": {...}, "exception"}``) with the
 fields GX reports: ``observed_value`` for aggregate checks; ``element_count``,
