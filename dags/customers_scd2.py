@@ -89,8 +89,8 @@ with DAG(
         dimension="public.dim_customers",
         key="customer_id",
         tracked=["name", "email", "country", "segment"],
-        outlets=[Asset(name="warehouse.public.dim_customers",
-                       uri="postgres://warehouse:5432/warehouse/public/dim_customers")],
+        # named, without a postgres:// URI, which would load the provider URI handlers at every parse
+        outlets=[Asset(name="warehouse.public.dim_customers")],
     )
 
     wait >> check >> stage >> audit >> publish >> rebuild

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
 import pytest
+from safeload.alerts import messages
 from safeload.alerts import notifiers as n
 from safeload.alerts.transport import RetryPolicy
 from slack_server import Status
@@ -235,7 +236,7 @@ def test_notify_never_raises(webhook_conn, monkeypatch, caplog):
     def explode(*args, **kwargs):
         raise RuntimeError("bug with xoxb-1111-2222-leakedtoken inside")
 
-    monkeypatch.setattr(n, "failure_message", explode)
+    monkeypatch.setattr(messages, "failure_message", explode)  # notifiers imports it at send time
     notifier = n.send_failure_alert()
     notifier(task_context())  # no exception escapes
     assert notifier.last_result is None
@@ -283,7 +284,7 @@ def test_quality_summary_is_posted(webhook_conn):
 
 
 def test_quality_summary_never_raises(alert_env, monkeypatch):
-    monkeypatch.setattr(n, "quality_summary_message", lambda s: 1 / 0)
+    monkeypatch.setattr(messages, "quality_summary_message", lambda s: 1 / 0)
     result = n.send_quality_summary({})
     assert (result.ok, result.transport) == (False, "none")
     assert result.error == "ZeroDivisionError: division by zero"
