@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, task
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param
 
 from safeload.alerts.notifiers import send_failure_alert, send_recovery_alert
 from safeload.operators.contract import SchemaContractCheckOperator
+from safeload.operators.incremental import (
+    IncrementalPlanOperator,
+    ReloadPartitionsOperator,
+    WatermarkWindowOperator,
+)
 
 INCLUDE = Path(__file__).resolve().parents[1] / "include"
 CONTRACT = str(INCLUDE / "contracts" / "payments.yaml")
@@ -83,45 +87,6 @@ default_args = {
 }
 
 
-def _source(query: str = SOURCE_QUERY):
-    from safeload.loads.incremental import IncrementalSource
-
-    return IncrementalSource(query, PARTITION_COLUMN, UPDATED_COLUMN)
-
-
-def _fail_on(e: Exception) -> None:
-    """Bad data is not retried (AirflowFailException); infrastructure errors are."""
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
-
-    from safeload.errors import SafeloadError
-
-    if isinstance(e, SafeloadError):
-        raise (AirflowException if e.retryable else AirflowFailException)(str(e)) from None
-    raise e
-
-
-def _loader(context: dict[str, Any], partition_value: str):
-    from safeload.hooks import warehouse_connect
-    from safeload.loads.loader import PartitionLoader
-
-    ti = context["ti"]
-    return PartitionLoader(
-        warehouse_connect(WAREHOUSE_CONN), table=TARGET, partition_column=PARTITION_COLUMN,
-        partition_value=partition_value, run_key=f"{ti.dag_id}/{ti.run_id}/{TARGET}",
-        audit={"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "try_number": ti.try_number},
-    )
-
-
-def _target_columns() -> list[str]:
-    import psycopg
-
-    from safeload.hooks import warehouse_conninfo
-    from safeload.loads.sql import target_info
-
-    with psycopg.connect(warehouse_conninfo(WAREHOUSE_CONN)) as wh:
-        return [c.name for c in target_info(wh, TARGET).columns]
-
-
 with DAG(
     dag_id="payments_incremental",
     # a real interval: the run of 2024-05-01 covers [05-01, 05-02) (a bare "@daily" gives
@@ -136,137 +101,19 @@ with DAG(
     tags=["safeload", "reference", "incremental", "payments"],
     doc_md=DOC,
 ) as dag:
-
-    @task
-    def window(**context: Any) -> dict[str, Any]:
-        """The watermark window of this run, from its data interval (nothing stored)."""
-        from safeload.loads.incremental import watermark_window
-
-        try:  # a lazy lookup in Airflow's metadata; absent before the first success
-            last = context["prev_data_interval_end_success"]
-            last = pendulum.instance(last) if last is not None else None
-        except Exception:  # noqa: BLE001 - no previous success: the interval alone
-            last = None
-        low, high = watermark_window(
-            pendulum.instance(context["data_interval_start"]), pendulum.instance(context["data_interval_end"]),
-            lookback=timedelta(hours=int(context["params"]["lookback_hours"])), last_success_end=last)
-        return {"low": low.isoformat(), "high": high.isoformat(),
-                "query": _source().window_query((low, high))}
-
-    win = window()
-
+    source = {"source_query": SOURCE_QUERY, "partition_column": PARTITION_COLUMN, "updated_column": UPDATED_COLUMN}
+    window = WatermarkWindowOperator(task_id="window", lookback_hours="{{ params.lookback_hours }}", **source)
+    # the contract is held against exactly the rows this run reads, before any is loaded
     check = SchemaContractCheckOperator(
         task_id="check_contract", contract=CONTRACT, source_conn_id=SOURCE_CONN,
         source_query="{{ ti.xcom_pull(task_ids='window')['query'] }}",
     )
+    plan = IncrementalPlanOperator(task_id="plan", window_task_id="window", table=TARGET,
+                                   source_conn_id=SOURCE_CONN, postgres_conn_id=WAREHOUSE_CONN, **source)
+    reload = ReloadPartitionsOperator(
+        task_id="reload", plan_task_id="plan", check_task_id="check_contract", table=TARGET,
+        source_conn_id=SOURCE_CONN, postgres_conn_id=WAREHOUSE_CONN, contract=CONTRACT, outlets=[PAYMENTS],
+        **source,
+    )
 
-    @task
-    def plan(win: dict[str, Any]) -> dict[str, Any]:
-        """Days with rows changed in the window, minus those already published as they are."""
-        import psycopg
-
-        from safeload.hooks import warehouse_conninfo
-        from safeload.loads.incremental import plan_reloads
-
-        bounds = (pendulum.parse(win["low"]), pendulum.parse(win["high"]))
-        try:
-            with psycopg.connect(warehouse_conninfo(SOURCE_CONN), autocommit=True) as src, \
-                    psycopg.connect(warehouse_conninfo(WAREHOUSE_CONN), autocommit=True) as wh:
-                return plan_reloads(src, wh, _source(), table=TARGET, window=bounds).to_dict()
-        except Exception as e:  # noqa: BLE001 - mapped, not swallowed
-            _fail_on(e)
-
-    @task
-    def stage(plan: dict[str, Any], **context: Any) -> list[dict[str, Any]]:
-        """Stream each day out of the source into staging (the *write*): COPY (query) TO
-        STDOUT on the application's database into COPY FROM STDIN on the warehouse."""
-        from safeload.hooks import warehouse_conninfo
-        from safeload.loads.loader import QuerySource
-        from safeload.loads.metadata import STAGING_SCHEMA
-
-        out = []
-        try:
-            columns = _target_columns()
-            for day in plan["reload"]:
-                query = _source().partition_query(day, columns).as_string(None)
-                staged = _loader(context, day).stage(QuerySource.from_conninfo(warehouse_conninfo(SOURCE_CONN), query))
-                out.append({**staged.to_dict(), "staging_fqn": f"{STAGING_SCHEMA}.{staged.staging_table}"})
-        except Exception as e:  # noqa: BLE001 - mapped, not swallowed
-            _fail_on(e)
-        return out
-
-    @task
-    def audit(staged: list[dict[str, Any]], **context: Any) -> dict[str, Any]:
-        """The quality gate on every staged day; any critical failure stops the whole publish."""
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from safeload.hooks import warehouse_conninfo
-        from safeload.quality.gate import run_gate
-        from safeload.quality.suite import build_suite
-
-        ti = context["ti"]
-        suite = build_suite(contract_path=CONTRACT)
-        results, failed = {}, []
-        for s in staged:
-            store = {"target": s["target"], "partition_value": s["partition_value"], "dag_id": ti.dag_id,
-                     "run_id": ti.run_id, "task_id": ti.task_id, "run_key": s["run_key"]}
-            gate = run_gate(warehouse_conninfo(WAREHOUSE_CONN), table=s["staging_fqn"], suite=suite, store=store)
-            results[s["partition_value"]] = gate.to_dict()
-            if not gate.success:
-                failed.append(f"{s['partition_value']}: {gate.summary()}")
-        report = {"success": not failed, "partitions": results}
-        if failed:
-            ti.xcom_push(key="return_value", value=report)
-            raise AirflowFailException(f"{len(failed)} of {len(staged)} staged day(s) failed the quality gate; "
-                                       "nothing was published:\n" + "\n".join(failed))
-        return report
-
-    @task(outlets=[PAYMENTS])
-    def publish(staged: list[dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
-        """Replace each audited day of the target, one transaction per day (the *publish*)."""
-        from safeload.loads.loader import StageResult
-
-        published = []
-        try:
-            for s in staged:
-                result = _loader(context, s["partition_value"]).publish(
-                    StageResult.from_dict({k: v for k, v in s.items() if k != "staging_fqn"}))
-                published.append(result.to_dict())
-        except Exception as e:  # noqa: BLE001
-            _fail_on(e)
-        context["outlet_events"][PAYMENTS].extra.update(
-            {"partitions": [p["partition_value"] for p in published], "rows": sum(p["rows"] for p in published)})
-        return published
-
-    @task
-    def summary(plan: dict[str, Any], published: list[dict[str, Any]], gates: dict[str, Any],
-                **context: Any) -> dict[str, Any]:
-        """One Slack message: the window, which days were republished and which were unchanged."""
-        from safeload.alerts.notifiers import send_quality_summary
-
-        drift = context["ti"].xcom_pull(task_ids="check_contract") or {}
-        days = ", ".join(p["partition_value"] for p in published) or "none"
-        results = [dict(r, column=f"{day} {r.get('column') or ''}".strip())
-                   for day, g in (gates.get("partitions") or {}).items() for r in g.get("results", [])]
-        msg = {
-            "table": TARGET,
-            "partition": f"published {days}; unchanged {', '.join(plan['unchanged']) or 'none'} "
-                         f"(window {plan['window'][0]} .. {plan['window'][1]})",
-            "load": {"status": "published" if published else "unchanged",
-                     "rows_source": sum(p["rows_source"] for p in published),
-                     "rows_loaded": sum(p["rows"] for p in published),
-                     "rows_quarantined": sum(p["rows_quarantined"] for p in published),
-                     "rows_replaced": sum(p["rows_replaced"] for p in published)},
-            "drift": {k: drift.get(k) for k in ("decision", "policy", "changes")} if drift else None,
-            "quality": {"success": gates.get("success", True), "results": results},
-        }
-        send_quality_summary(msg, context=context)
-        return msg
-
-    planned = plan(win)
-    staged = stage(planned)
-    gates = audit(staged)
-    done = publish(staged)
-    win >> check >> planned
-    gates >> done
-    summary(planned, done, gates)
+    window >> check >> plan >> reload

@@ -141,12 +141,12 @@ def test_bad_rows_fail_the_gate_and_publish_nothing(app, warehouse):
     generate_payments.write_day(app, D2, 200, {"refunds", "bad_currency"})
     dr, s = run(D2)
     assert dr.state == "failed"
-    assert s["audit"] == "failed" and s["publish"] == "upstream_failed"
+    assert s["reload"] == "failed"  # staged and gated, not published
     assert published(app) == {"2024-05-01": 1}  # all or nothing: day 1's good change waits too
     assert checksum(app, D1) == before
     assert rows_of(app, D2, "target") == []
     alerts = [json.loads(line) for line in warehouse["alerts"].read_text().splitlines()]
-    assert any("audit" in json.dumps(a) and "currency" in json.dumps(a) for a in alerts), alerts
+    assert any("reload" in json.dumps(a) and "currency" in json.dumps(a) for a in alerts), alerts
 
 
 def test_breaking_drift_in_the_application_is_blocked_before_reading_rows(app):
