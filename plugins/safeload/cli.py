@@ -45,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     load = sub.add_parser("load", help="load one partition (write-audit-publish)",
                           description="Load one partition idempotently into an existing table whose columns match "
                                       "the source's by name. Exit 0 on publish, 1 when the load was refused (bad "
-                                      "data over the threshold, contract broken, empty source), 2 on usage or "
-                                      "connection errors.")
+                                      "data over the threshold, contract broken, empty source, a source query "
+                                      "that fails), 2 on usage or connection errors (the source database's too).")
     load.add_argument("--conn", required=True, help="PostgreSQL URI of the warehouse, e.g. postgresql://user@host/db")
     load.add_argument("--table", required=True, help="target table, schema.table")
     load.add_argument("--partition", required=True, help="the partition value to replace, e.g. 2024-05-01")
