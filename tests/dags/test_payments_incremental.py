@@ -165,3 +165,23 @@ def test_a_window_with_no_changes_succeeds_and_publishes_nothing(app):
     assert dr.state == "success", s
     assert set(s.values()) == {"success"}
     assert published(app) == {}
+
+
+def test_a_missed_run_is_covered_by_the_next_window(app):
+    """With no lookback at all, a day without a run is still loaded: the next run's window
+    reaches back to the end of the last successful run (Airflow's run records)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    import generate_payments
+
+    with create_session() as session:  # runs of other tests would count as "the last success"
+        session.query(DagRun).filter(DagRun.dag_id == "payments_incremental").delete()
+    for day in (D1, D2, D3):
+        generate_payments.write_day(app, day, 50)
+    assert run(D1, lookback_hours=0)[0].state == "success"
+    # no run for D2 (the scheduler was down)
+    dr, s = run(D3, lookback_hours=0)
+    assert dr.state == "success", s
+    assert published(app) == {"2024-05-01": 1, "2024-05-02": 1, "2024-05-03": 1}
+    assert rows_of(app, D2, "target") == rows_of(app, D2, "source")
