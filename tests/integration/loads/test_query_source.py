@@ -273,3 +273,27 @@ def test_a_read_stopped_early_leaves_the_snapshot_usable(src_uri):
         with psycopg.connect(src_uri, autocommit=True) as other:
             other.execute("insert into shop.orders (order_id) values (-1)")
         assert sum(1 for _ in src.rows(["order_id"])) == 300_000
+
+
+def test_evolve_reads_new_columns_from_the_query_result(pg, pg_uri, src_uri, monkeypatch):
+    """Under a contract's schema_policy: evolve, the operator takes the columns to add from
+    the query's result (names and types, from the source database)."""
+    from safeload.contracts.model import parse_contract
+    from safeload.operators.load import StagePartitionOperator
+
+    monkeypatch.setenv("AIRFLOW_CONN_SHOP_DB", src_uri)
+    pg.execute(PLAIN)
+    op = StagePartitionOperator(task_id="stage", table="public.orders", partition_column="order_date",
+                                source_conn_id="shop_db",
+                                source_sql="select order_id, order_date, amount, status, internal_flag "
+                                           "from shop.orders where order_date = '2024-05-02'")
+    op._contract = parse_contract({"dataset": "orders", "schema_policy": "evolve", "columns": [
+        {"name": "order_id", "type": "bigint"}, {"name": "order_date", "type": "date"},
+        {"name": "amount", "type": "numeric(12,2)"}, {"name": "status", "type": "text"}]})
+    ld = loader(pg_uri, "2024-05-02")
+    op._evolve(ld)
+    assert ld.add_columns == [("internal_flag", "boolean")]
+    r = ld.run(op._source())
+    assert r.added_columns == ["internal_flag"]
+    assert pg.execute("select count(*) filter (where internal_flag), count(*) from public.orders").fetchone() == (
+        91, 1000)
