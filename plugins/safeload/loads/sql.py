@@ -60,7 +60,8 @@ def target_info(conn: Any, table: str) -> TargetInfo:
     ).fetchone()
     if row is None:
         raise LoadRefusedError(f"target table {schema}.{name} does not exist; create it first "
-                               "(or let the contract create it: create_target=True)")
+                               "(the loader never creates targets: their DDL, keys and partitioning "
+                               "belong to the warehouse owner, e.g. include/sql/orders.sql)")
     oid, relkind = row
     if relkind not in ("r", "p"):
         raise LoadRefusedError(f"{schema}.{name} is not a table (relkind {relkind!r}); load into a table")
