@@ -365,7 +365,8 @@ def run_gate(conninfo: str, *, table: str, suite: Any, where: str | None = None,
         dict, a list of expectation dicts, or a ``gx.ExpectationSuite``
     :param where: a SQL predicate selecting the partition to check, e.g.
         ``order_date = '2024-05-01'`` (written by the DAG's author; used as given)
-    :param engine: ``sql`` (one scan, plus a concurrent distinct count for uniqueness without an index; other types go to GX) or ``gx`` (GX for everything)
+    :param engine: ``sql`` (one scan, plus a concurrent distinct count for uniqueness
+        without an index; other types go to GX) or ``gx`` (GX for everything)
     :param store: when given, every result is written to ``safeload.quality_results``:
         ``{"target", "partition_value", "dag_id", "run_id", "task_id", "run_key", "suite"}``
         (``target`` defaults to ``table``, ``suite`` to the suite's name)
