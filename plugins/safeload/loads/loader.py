@@ -486,48 +486,48 @@ class PartitionLoader:
         if isinstance(source, QuerySource):
             # Fast path: the source server's COPY text goes straight to the target's COPY;
             # a value the target refuses falls back to the checked path (the same snapshot).
-            try:
-                with conn.transaction():
-                    cur = conn.cursor()
-                    blocks = source.blocks()
-                    try:
-                        with cur.copy(copy_sql) as copy:
-                            for block in blocks:
-                                copy.write(block)
-                    finally:
-                        blocks.close()  # stop reading the source now, not when garbage-collected
-                    rows = cur.rowcount
-                    if rows == 0 and not self.allow_empty:
-                        raise LoadRefusedError(f"{source} returned no rows: refusing to replace partition "
-                                               f"{self.partition_value} of {info.name} with nothing "
-                                               "(allow_empty=True accepts an empty result)")
-                    return "copy", rows, rows
-            except (psycopg.errors.DataError, psycopg.errors.IntegrityError, psycopg.errors.BadCopyFileFormat,
-                    psycopg.errors.CharacterNotInRepertoire) as e:
-                log.info("straight COPY of the query result refused (%s); loading row by row with quarantine",
-                         str(e).splitlines()[0])
-            return self._fill_checked(conn, info, copy_sql, source, fmt, header, mapping, quarantine)
-        if fmt == "csv":
+            straight = self._copy_straight(
+                conn, copy_sql, source.blocks(), info.name, f"{source} returned no rows", "an empty result",
+                "straight COPY of the query result")
+            if straight:
+                return straight
+        elif fmt == "csv":
             # Fast path: the file's bytes go straight to COPY. Clean files (the usual case)
             # load at COPY speed; any error falls back to the checked path below.
-            try:
-                with conn.transaction():
-                    cur = conn.cursor()
-                    with cur.copy(copy_sql + sql.SQL(" (format csv, header true)")) as copy:
-                        with _open_binary(source) as fh:
-                            while block := fh.read(COPY_BLOCK):
-                                copy.write(block)
-                    rows = cur.rowcount  # from COPY's command tag: no scan
-                    if rows == 0 and not self.allow_empty:
-                        raise LoadRefusedError(f"{source} has a header but no rows: refusing to replace partition "
-                                               f"{self.partition_value} of {info.name} with nothing "
-                                               "(allow_empty=True accepts an empty delivery)")
-                    return "copy", rows, rows
-            except (psycopg.errors.DataError, psycopg.errors.IntegrityError, psycopg.errors.BadCopyFileFormat,
-                    psycopg.errors.CharacterNotInRepertoire) as e:
-                log.info("straight COPY of %s refused (%s); loading row by row with quarantine",
-                         source, str(e).splitlines()[0])
+            def file_blocks():
+                with _open_binary(source) as fh:
+                    while block := fh.read(COPY_BLOCK):
+                        yield block
+
+            straight = self._copy_straight(
+                conn, copy_sql + sql.SQL(" (format csv, header true)"), file_blocks(), info.name,
+                f"{source} has a header but no rows", "an empty delivery", f"straight COPY of {source}")
+            if straight:
+                return straight
         return self._fill_checked(conn, info, copy_sql, source, fmt, header, mapping, quarantine)
+
+    def _copy_straight(self, conn, copy_sql, blocks, target, empty_what, empty_name,
+                       what) -> tuple[str, int, int] | None:
+        """One COPY of ``blocks`` in a savepoint; None when the target refused a value."""
+        try:
+            with conn.transaction():
+                cur = conn.cursor()
+                try:
+                    with cur.copy(copy_sql) as copy:
+                        for block in blocks:
+                            copy.write(block)
+                finally:
+                    blocks.close()  # stop reading the source now, not when garbage-collected
+                rows = cur.rowcount  # from COPY's command tag: no scan
+                if rows == 0 and not self.allow_empty:
+                    raise LoadRefusedError(f"{empty_what}: refusing to replace partition "
+                                           f"{self.partition_value} of {target} with nothing "
+                                           f"(allow_empty=True accepts {empty_name})")
+                return "copy", rows, rows
+        except (psycopg.errors.DataError, psycopg.errors.IntegrityError, psycopg.errors.BadCopyFileFormat,
+                psycopg.errors.CharacterNotInRepertoire) as e:
+            log.info("%s refused (%s); loading row by row with quarantine", what, str(e).splitlines()[0])
+            return None
 
     def _fill_checked(self, conn, info, copy_sql, source, fmt, header, mapping, quarantine) -> tuple[str, int, int]:
         """Row by row: check each value against the target's types; bad rows to quarantine."""
