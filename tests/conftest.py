@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-import uuid
 from pathlib import Path
 
 import pytest
+from pgtest import scratch_database
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,16 +50,8 @@ def pg_server() -> str:
 @pytest.fixture(scope="module")
 def _module_db(pg_server) -> str:
     """One database per test module (CREATE DATABASE costs about a second)."""
-    import psycopg
-
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    try:
-        yield f"{pg_server.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(pg_server, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
+    with scratch_database(pg_server) as uri:
+        yield uri
 
 
 _RESET = """

@@ -7,10 +7,10 @@ indexes, and each page must run a fixed number of statements whatever the histor
 from __future__ import annotations
 
 import json
-import uuid
 
 import psycopg
 import pytest
+from pgtest import scratch_database
 
 from safeload.loads.metadata import ensure_metadata
 from safeload.ui import queries
@@ -81,19 +81,12 @@ class Recorder:
 @pytest.fixture(scope="module")
 def year(pg_server):
     """A database of its own (the ``pg_uri`` tests below empty the module's database)."""
-    name = f"t_ui_year_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    uri = f"{pg_server.rsplit('/', 1)[0]}/{name}"
-    try:
+    with scratch_database(pg_server, "t_ui_year") as uri:
         with psycopg.connect(uri, autocommit=True) as conn:
             ensure_metadata(conn)
             conn.execute(SEED.replace("%(tables)s", str(TABLES)).replace("%(days)s", str(DAYS)))
             assert conn.execute("select count(*) from safeload.load_history").fetchone()[0] == TABLES * DAYS
         yield uri
-    finally:
-        with psycopg.connect(pg_server, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
 
 
 def _plan_nodes(node):

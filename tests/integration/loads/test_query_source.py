@@ -3,10 +3,10 @@ server as the warehouse), streamed COPY TO -> COPY FROM, with the file loads' gu
 
 from __future__ import annotations
 
-import uuid
 
 import psycopg
 import pytest
+from pgtest import scratch_database
 
 from safeload.errors import LoadRefusedError, SourceError, SourceUnavailableError
 from safeload.loads.loader import PartitionLoader, QuerySource
@@ -30,14 +30,8 @@ DAY_QUERY = """select order_id, order_date, amount, status, note from shop.order
 @pytest.fixture(scope="module")
 def _source_db(pg_server):
     """A second database on the server: the source the queries run on."""
-    name = f"src_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    try:
-        yield f"{pg_server.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(pg_server, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
+    with scratch_database(pg_server, "src") as uri:
+        yield uri
 
 
 @pytest.fixture
