@@ -47,7 +47,7 @@ def main() -> int:
     from safeload.loads.metadata import ensure_metadata
     from safeload.ui import queries, render
 
-    sys.path.insert(0, str(ROOT / "tests" / "ui"))
+    sys.path[:0] = [str(ROOT / "tests" / "ui"), str(ROOT / "tests")]  # test_ui_queries imports pgtest
     from test_ui_queries import SEED  # one generator for the test and the benchmark
 
     tmp = Path(tempfile.mkdtemp(prefix="safeload-bench-ui-"))
