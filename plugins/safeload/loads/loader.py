@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -118,9 +119,7 @@ class QuerySource:
 
     def __init__(self, connect: Callable[[], psycopg.Connection], query: str, *, label: str | None = None,
                  secrets: tuple[str, ...] = ()):
-        text = (query or "").strip()
-        while text.endswith(";"):
-            text = text[:-1].rstrip()
+        text = _strip_tail((query or "").strip())
         if not text:
             raise SourceError("the source query is empty; give one SELECT statement")
         self.connect = connect
@@ -128,6 +127,7 @@ class QuerySource:
         self.label = label or f"query: {_abbreviate(text)}"
         self._secrets = tuple(s for s in secrets if s)
         self._conn: psycopg.Connection | None = None
+        self._one_statement = False  # columns() has seen the query parse as one statement
 
     @classmethod
     def from_conninfo(cls, conninfo: str, query: str) -> QuerySource:
@@ -173,7 +173,14 @@ class QuerySource:
         except psycopg.Error as e:
             raise self._fail(e, "connecting to the source database") from None
         self._conn = conn
+        self._one_statement = False
         return self
+
+    @property
+    def connection(self) -> psycopg.Connection:
+        """The open source connection (its read-only snapshot), for reading the result's types."""
+        assert self._conn is not None, "open() the source first"
+        return self._conn
 
     def close(self) -> None:
         if self._conn is not None:
@@ -190,8 +197,17 @@ class QuerySource:
         """The result's column names, from a ``LIMIT 0`` run of the query (no rows read)."""
         assert self._conn is not None, "open() the source first"
         try:
-            cur = self._conn.execute(sql.SQL("select * from (\n{}\n) as safeload_source limit 0").format(
-                sql.SQL(self.query)))
+            # binary=True: the extended protocol, which refuses a string of several statements.
+            # The simple one would run them all, and a COMMIT among them would end the read-only
+            # transaction, letting the next statement write (or drop) on the source.
+            cur = self._conn.cursor()
+            cur.execute(sql.SQL("select * from (\n{}\n) as safeload_source limit 0").format(sql.SQL(self.query)),
+                        binary=True)
+        except psycopg.errors.SyntaxError as e:
+            if "multiple commands" in (e.diag.message_primary or ""):
+                raise SourceError(f"{self.label}: the query holds more than one statement; give one SELECT "
+                                  "(a ';' may only end it)") from None
+            raise self._fail(e, "the query") from None
         except psycopg.Error as e:
             raise self._fail(e, "the query") from None
         names = [d.name for d in cur.description or []]
@@ -202,11 +218,14 @@ class QuerySource:
             if n in seen:
                 raise SourceError(f"{self.label}: the result has two columns named {n!r}; alias one of them with AS")
             seen.add(n)
+        self._one_statement = True
         return names
 
     def blocks(self, size: int = COPY_BLOCK) -> Iterator[bytes]:
         """The result in COPY text format, in blocks of about ``size`` bytes."""
         assert self._conn is not None, "open() the source first"
+        if not self._one_statement:
+            self.columns()  # COPY goes through the simple protocol: one statement, checked first
         stmt = sql.SQL("copy (\n{}\n) to stdout").format(sql.SQL(self.query))
         try:
             # a savepoint: when the reader stops early (the target refused a value), the
@@ -227,6 +246,8 @@ class QuerySource:
     def rows(self, header: list[str]) -> Iterator[tuple[int, list[Any], str]]:
         """(result row number, values as text, the row as JSON) for the checked path."""
         assert self._conn is not None, "open() the source first"
+        if not self._one_statement:
+            self.columns()
         stmt = sql.SQL("copy (\n{}\n) to stdout").format(sql.SQL(self.query))
         try:
             with self._conn.cursor().copy(stmt) as out:
@@ -830,6 +851,61 @@ def _lock_timeout(conn: psycopg.Connection, value: str) -> None:
 def _extra(name: str) -> str:
     """Staging column name for a source column the target lacks (kept, never published)."""
     return "_extra_" + hashlib.sha1(name.encode()).hexdigest()[:12]
+
+
+_DOLLAR_QUOTE = re.compile(r"\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z_0-9\x80-\U0010ffff]*)?\$")
+
+
+def _strip_tail(text: str) -> str:
+    """``text`` without the semicolons, comments and white space after its last token.
+
+    The query is wrapped in ``copy (\\n...\\n) to stdout``: a ``;`` there is a syntax error,
+    and a templated .sql file often ends in ``; -- comment``. Quotes (``'...'``, ``E'...'``,
+    ``"..."``, dollar quotes) and comments are followed so that a ``--`` inside a string
+    is not taken for a comment. Semicolons before the last token stay (and are refused:
+    one statement only).
+    """
+    n, i, end = len(text), 0, 0
+    while i < n:
+        c = text[i]
+        if c.isspace() or c == ";":
+            i += 1
+        elif text.startswith("--", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j + 1
+        elif text.startswith("/*", i):  # comments nest in PostgreSQL
+            depth, i = 1, i + 2
+            while i < n and depth:
+                if text.startswith("/*", i):
+                    depth, i = depth + 1, i + 2
+                elif text.startswith("*/", i):
+                    depth, i = depth - 1, i + 2
+                else:
+                    i += 1
+            if depth:
+                end = n  # unterminated: left for PostgreSQL to report
+        elif c in "'\"":
+            escapes = c == "'" and i > 0 and text[i - 1] in "eE" and (i < 2 or not (text[i - 2].isalnum()
+                                                                                   or text[i - 2] == "_"))
+            j = i + 1
+            while j < n:
+                if escapes and text[j] == "\\":
+                    j += 2
+                    continue
+                if text[j] == c:
+                    if j + 1 < n and text[j + 1] == c:  # '' inside '...'
+                        j += 2
+                        continue
+                    break
+                j += 1
+            i = end = min(j + 1, n)
+        elif c == "$" and (m := _DOLLAR_QUOTE.match(text, i)) and not (i and (text[i - 1].isalnum()
+                                                                             or text[i - 1] in "_$")):
+            close = text.find(m.group(0), m.end())
+            i = end = n if close < 0 else close + len(m.group(0))
+        else:
+            i = end = i + 1
+    return text[:end]
 
 
 def _abbreviate(query: str, limit: int = 160) -> str:

@@ -107,12 +107,11 @@ class _PartitionOperator(BaseOperator):
         from safeload.contracts.check import check_source, columns_to_add
 
         if self.source_sql:
-            import psycopg
-
-            from safeload.hooks import warehouse_conninfo
-
-            with psycopg.connect(warehouse_conninfo(self.source_conn_id), autocommit=True) as conn:
-                report = check_source(self._contract, conn=conn, query=self.source_sql, policy=policy)
+            # the stage's own source: the same query text (trailing ';' and comments dropped),
+            # one statement, read in a read-only transaction
+            with self._source() as src:
+                src.columns()
+                report = check_source(self._contract, conn=src.connection, query=src.query, policy=policy)
         elif self.source:
             report = check_source(self._contract, self.source, fmt=self.source_format, policy=policy)
         else:

@@ -291,3 +291,56 @@ def test_evolve_reads_new_columns_from_the_query_result(pg, pg_uri, src_uri, mon
     assert r.added_columns == ["internal_flag"]
     assert pg.execute("select count(*) filter (where internal_flag), count(*) from public.orders").fetchone() == (
         91, 1000)
+
+
+def test_a_second_statement_hidden_in_the_query_never_runs(pg, pg_uri, src_uri):
+    """The source transaction is read only, but a COMMIT inside the query text would end it:
+    the query must be refused as more than one statement before anything of it runs."""
+    pg.execute(PLAIN)
+    text = ("select 1::bigint as order_id, date '2024-05-02' as order_date, 1 as amount, 'x' as status) s; "
+            "commit; drop table shop.orders; select * from (select 1 as order_id")
+    with pytest.raises(SourceError, match=r"one statement") as exc:
+        loader(pg_uri, "2024-05-02").run(query(src_uri, text))
+    assert not exc.value.retryable
+    with psycopg.connect(src_uri) as conn:
+        assert conn.execute("select count(*) from shop.orders").fetchone()[0] == 3000
+
+
+@pytest.mark.parametrize("tail", ["\n-- the end", "; -- the end", ";\n-- the end\n", ";;\n/* done */ ;\n"])
+def test_evolve_and_stage_accept_a_trailing_semicolon_or_comment(pg, pg_uri, src_uri, monkeypatch, tail):
+    """A templated .sql file often ends in ``;`` and a comment: the column look-up of
+    schema_policy evolve and the stage both read the same query."""
+    from safeload.contracts.model import parse_contract
+    from safeload.operators.load import StagePartitionOperator
+
+    monkeypatch.setenv("AIRFLOW_CONN_SHOP_DB", src_uri)
+    pg.execute(PLAIN)
+    op = StagePartitionOperator(task_id="stage", table="public.orders", partition_column="order_date",
+                                source_conn_id="shop_db",
+                                source_sql="select order_id, order_date, amount, status, internal_flag "
+                                           "from shop.orders where order_date = '2024-05-02'" + tail)
+    op._contract = parse_contract({"dataset": "orders", "schema_policy": "evolve", "columns": [
+        {"name": "order_id", "type": "bigint"}, {"name": "order_date", "type": "date"},
+        {"name": "amount", "type": "numeric(12,2)"}, {"name": "status", "type": "text"}]})
+    ld = loader(pg_uri, "2024-05-02")
+    op._evolve(ld)
+    assert ld.add_columns == [("internal_flag", "boolean")]
+    assert ld.run(op._source()).rows == 1000
+
+
+def test_evolve_runs_no_second_statement_of_the_query(pg, pg_uri, src_uri, monkeypatch):
+    from safeload.contracts.model import parse_contract
+    from safeload.operators.load import StagePartitionOperator
+
+    monkeypatch.setenv("AIRFLOW_CONN_SHOP_DB", src_uri)
+    pg.execute(PLAIN)
+    op = StagePartitionOperator(task_id="stage", table="public.orders", partition_column="order_date",
+                                source_conn_id="shop_db",
+                                source_sql="select 1 as order_id) s; drop table shop.orders; "
+                                           "select * from (select 1 as order_id")
+    op._contract = parse_contract({"dataset": "orders", "schema_policy": "evolve", "columns": [
+        {"name": "order_id", "type": "bigint"}]})
+    with pytest.raises(SourceError, match=r"one statement"):
+        op._evolve(loader(pg_uri, "2024-05-02"))
+    with psycopg.connect(src_uri) as conn:
+        assert conn.execute("select count(*) from shop.orders").fetchone()[0] == 3000
