@@ -185,3 +185,54 @@ def test_a_missed_run_is_covered_by_the_next_window(app):
     assert dr.state == "success", s
     assert published(app) == {"2024-05-01": 1, "2024-05-02": 1, "2024-05-03": 1}
     assert rows_of(app, D2, "target") == rows_of(app, D2, "source")
+
+
+def test_a_payment_moved_to_another_date_leaves_its_old_date(app):
+    """A correction of ``paid_at`` moves a payment to another business date: the watermark
+    finds the new date only, but the old date still holds the payment in the target, so it
+    must be republished too (else the payment is counted twice). A date whose payments all
+    moved away is republished empty."""
+    import generate_payments
+
+    generate_payments.write_day(app, D1, 50)
+    assert run(D1)[0].state == "success"
+    moved = app.execute("select min(payment_id) from app.payments").fetchone()[0]
+    app.execute("update app.payments set paid_at = paid_at + interval '1 day', updated_at = %s where payment_id = %s",
+                (dt.datetime(2024, 5, 2, 12, tzinfo=dt.timezone.utc), moved))
+    generate_payments.write_day(app, D2, 50)
+
+    dr, s = run(D2)
+    assert dr.state == "success", s
+    for day in (D1, D2):
+        assert rows_of(app, day, "target") == rows_of(app, day, "source")
+    ids = [r[0] for r in app.execute("select payment_id from public.payments").fetchall()]
+    assert len(ids) == len(set(ids)) == 100  # the moved payment once, on its new date
+
+    # every remaining payment of day 1 is moved to day 2: day 1 is emptied, not left as it was
+    app.execute("update app.payments set paid_at = paid_at + interval '1 day', updated_at = %s "
+                "where (paid_at at time zone 'UTC')::date = %s", (dt.datetime(2024, 5, 3, 12, tzinfo=dt.timezone.utc), D1))
+    dr, s = run(D3)
+    assert dr.state == "success", s
+    assert rows_of(app, D1, "target") == rows_of(app, D1, "source") == []
+    assert rows_of(app, D2, "target") == rows_of(app, D2, "source")
+    assert app.execute("select count(*), count(distinct payment_id) from public.payments").fetchone() == (100, 100)
+
+
+def test_a_target_column_without_time_zone_is_loaded_as_the_fingerprint_compares_it(app):
+    """The source's ``updated_at`` is timestamptz, the warehouse keeps it as ``timestamp``
+    (UTC wall clock), and the databases' sessions default to Europe/Berlin. The fingerprint
+    casts in UTC; the load must convert the same way, or the published day never equals the
+    source's and every overlapping window republishes it."""
+    import generate_payments
+
+    db = app.execute("select current_database()").fetchone()[0]
+    app.execute(psycopg.sql.SQL("alter database {} set timezone to 'Europe/Berlin'").format(psycopg.sql.Identifier(db)))
+    app.execute("alter table public.payments alter column updated_at type timestamp using updated_at at time zone 'UTC'")
+    generate_payments.write_day(app, D1, 50)
+    assert run(D1)[0].state == "success"
+    assert run(D1)[0].state == "success"  # the same window: equal now, not republished
+    assert published(app) == {"2024-05-01": 1}
+    first = app.execute("select payment_id, updated_at from public.payments order by 1 limit 1").fetchone()
+    src = app.execute("select updated_at at time zone 'UTC' from app.payments where payment_id = %s",
+                      (first[0],)).fetchone()[0]
+    assert first[1] == src  # the UTC wall clock, not Berlin's

@@ -85,15 +85,23 @@ class IncrementalSource:
         target partition (e.g. ``payment_date``)
     :param updated_column: the column that moves when a row is inserted or changed
         (e.g. ``updated_at``); the watermark is on it
+    :param key_columns: the row's key (e.g. ``("payment_id",)``). A changed row's *new*
+        partition is found from the source; its *old* one only from the target, by key: a
+        payment whose ``paid_at`` was corrected to another day must leave the old day too.
+        Without a key that old day keeps the row until something else touches it.
     """
 
     query: str
     partition_column: str
     updated_column: str
+    key_columns: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         validate_identifier(self.partition_column, "partition column")
         validate_identifier(self.updated_column, "updated column")
+        object.__setattr__(self, "key_columns", tuple(self.key_columns or ()))
+        for k in self.key_columns:
+            validate_identifier(k, "key column")
         if self.query.strip().rstrip(";") != self.query.strip():
             raise SourceError("the source query ends with ';': it is used as a subquery, remove the semicolon")
 
@@ -133,6 +141,45 @@ def changed_partitions(conn: Any, source: IncrementalSource, window: tuple[dt.da
     return [r[0] for r in rows]
 
 
+KEY_BATCH = 10_000  # keys per look-up in the target: one bounded statement each
+
+
+def moved_from_partitions(src_conn: Any, wh_conn: Any, source: IncrementalSource, info: q.TargetInfo,
+                          window: tuple[dt.datetime, dt.datetime]) -> list[str]:
+    """Partitions of the *target* that hold a row whose key changed in ``window`` (sorted).
+
+    The source names only the partition a changed row belongs to now; the one it was
+    published in before (a corrected business date) is found by key in the target.
+    """
+    if not source.key_columns:
+        return []
+    keys = [info.column(k) for k in source.key_columns]
+    missing = [k for k, c in zip(source.key_columns, keys) if c is None]
+    if missing:
+        raise SourceError(f"{info.name} has no column(s) {', '.join(map(repr, missing))} of the source's key; "
+                          "give key_columns that the target has")
+    low, high = window
+    _utc(src_conn)
+    changed = src_conn.execute(
+        sql.SQL("select distinct {k} from {rel} where {u} >= %s and {u} < %s").format(
+            k=sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c.name)) for c in keys),
+            rel=source._rel(), u=sql.Identifier(source.updated_column)),
+        (low, high)).fetchall()
+    found: set[str] = set()
+    lookup = sql.SQL("select distinct t.{p}::text from {tbl} t join unnest({arrays}) as k({names}) on {on}").format(
+        p=sql.Identifier(source.partition_column), tbl=info.ident,
+        arrays=sql.SQL(", ").join(sql.SQL("%s::text[]") for _ in keys),
+        names=sql.SQL(", ").join(sql.Identifier(f"k{i}") for i in range(len(keys))),
+        on=sql.SQL(" and ").join(sql.SQL("t.{} = k.{}::{}").format(sql.Identifier(c.name), sql.Identifier(f"k{i}"),
+                                                                   sql.SQL(c.type)) for i, c in enumerate(keys)))
+    for i in range(0, len(changed), KEY_BATCH):
+        batch = changed[i:i + KEY_BATCH]
+        for (p,) in wh_conn.execute(lookup, [[r[j] for r in batch] for j in range(len(keys))]):
+            if p is not None:
+                found.add(p)
+    return sorted(found)
+
+
 def _fingerprint_sql(relation: sql.Composable, columns: list[q.TargetColumn]) -> sql.Composed:
     # Each column cast to the *target's* type, then the row's text form hashed: a source
     # numeric 12.5 and a target numeric(12,2) 12.50, or a source text and a target char(3),
@@ -166,7 +213,8 @@ class ReloadPlan:
     """What one run of an incremental load will do; JSON-serialisable (it travels through XCom).
 
     :param window: the ``[low, high)`` watermark range, ISO timestamps
-    :param candidates: partitions with rows changed in the window
+    :param candidates: partitions with rows changed in the window: where the source has
+        them now and, by key, where the target has them (a row moved to another partition)
     :param reload: candidates whose source differs from the published partition
     :param unchanged: candidates already published exactly as the source has them
     :param fingerprints: ``{partition: {"source": [rows, checksum], "target": [rows, checksum]}}``
@@ -198,7 +246,8 @@ def plan_reloads(src_conn: Any, wh_conn: Any, source: IncrementalSource, *, tabl
     if info.column(source.partition_column) is None:
         raise SourceError(f"{info.name} has no column {source.partition_column!r}, the source's partition column; "
                           "make the source query return the target's partition column")
-    candidates = changed_partitions(src_conn, source, window)
+    candidates = sorted(set(changed_partitions(src_conn, source, window))
+                        | set(moved_from_partitions(src_conn, wh_conn, source, info, window)))
     if max_partitions is not None and len(candidates) > max_partitions:
         raise SourceError(
             f"rows of {len(candidates)} partitions of {info.name} changed between {window[0].isoformat()} and "

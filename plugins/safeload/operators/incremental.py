@@ -31,27 +31,46 @@ def _fail_on(e: Exception) -> None:
     raise e
 
 
+def _utc_sessions(connect: Any) -> Any:
+    """``connect`` whose sessions print and read timestamps in UTC, as the plan's
+    fingerprints do (safeload.loads.incremental): a source ``timestamptz`` copied into a
+    target ``timestamp`` (or the reverse) must convert exactly as the fingerprint's cast
+    did, or the published day never equals the source's and every window republishes it."""
+
+    def utc() -> Any:
+        conn = connect()
+        conn.execute("select set_config('TimeZone', 'UTC', false)")
+        conn.commit()  # idle again: the loader and QuerySource set their own transaction modes
+        return conn
+
+    return utc
+
+
 class _IncrementalOperator(BaseOperator):
     """The source query and its two columns, shared by the incremental operators.
 
     :param source_query: a ``SELECT`` returning the target's columns by name (templated)
     :param partition_column: the business-date column naming the target partition
     :param updated_column: the column that moves on every insert and update (the watermark)
+    :param key_columns: the row's key: a changed row's old partition is found by it in the
+        target (a corrected business date moves a row out of a day; that day is reloaded too)
     """
 
     template_fields: Sequence[str] = ("source_query",)
     ui_color = "#e6f5e6"
 
-    def __init__(self, *, source_query: str, partition_column: str, updated_column: str, **kwargs: Any) -> None:
+    def __init__(self, *, source_query: str, partition_column: str, updated_column: str,
+                 key_columns: Sequence[str] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.source_query = source_query
         self.partition_column = partition_column
         self.updated_column = updated_column
+        self.key_columns = tuple(key_columns)
 
     def _source(self) -> IncrementalSource:
         from safeload.loads.incremental import IncrementalSource
 
-        return IncrementalSource(self.source_query, self.partition_column, self.updated_column)
+        return IncrementalSource(self.source_query, self.partition_column, self.updated_column, self.key_columns)
 
 
 class WatermarkWindowOperator(_IncrementalOperator):
@@ -170,15 +189,15 @@ class ReloadPartitionsOperator(_IncrementalOperator):
         self.slack_conn_id = slack_conn_id
         self.lock_timeout = lock_timeout
 
-    def _loader(self, context: Context, partition_value: str):
+    def _loader(self, context: Context, partition_value: str, *, allow_empty: bool = False):
         from safeload.hooks import warehouse_connect
         from safeload.loads.loader import PartitionLoader
 
         ti = context["ti"]
         return PartitionLoader(
-            warehouse_connect(self.postgres_conn_id), table=self.table, partition_column=self.partition_column,
+            _utc_sessions(warehouse_connect(self.postgres_conn_id)), table=self.table, partition_column=self.partition_column,
             partition_value=partition_value, run_key=f"{ti.dag_id}/{ti.run_id}/{self.table}",
-            lock_timeout=self.lock_timeout,
+            lock_timeout=self.lock_timeout, allow_empty=allow_empty,
             audit={"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "try_number": ti.try_number})
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
@@ -203,7 +222,12 @@ class ReloadPartitionsOperator(_IncrementalOperator):
             suite = build_suite(suite_path=self.suite, contract_path=self.contract)
             for day in plan["reload"]:  # the write
                 query = self._source().partition_query(day, columns).as_string(None)
-                staged.append(self._loader(context, day).stage(QuerySource.from_conninfo(source_uri, query)))
+                # a day the plan saw empty in the source but not in the target: its rows all
+                # moved to another day (found by key); it is republished empty, not refused
+                emptied = plan["fingerprints"].get(day, {}).get("source", [None])[0] == 0
+                src = QuerySource.from_conninfo(source_uri, query)
+                src.connect = _utc_sessions(src.connect)
+                staged.append(self._loader(context, day, allow_empty=emptied).stage(src))
             for s in staged:  # the audit, of every day before any is published
                 store = {"target": s.target, "partition_value": s.partition_value, "dag_id": ti.dag_id,
                          "run_id": ti.run_id, "task_id": ti.task_id, "run_key": s.run_key}
@@ -215,7 +239,8 @@ class ReloadPartitionsOperator(_IncrementalOperator):
                 raise AirflowFailException(f"{len(failed)} of {len(staged)} staged partition(s) failed the quality "
                                            "gate; nothing was published:\n" + "\n".join(failed))
             for s in staged:  # the publish, one transaction per day
-                published.append(self._loader(context, s.partition_value).publish(s).to_dict())
+                emptied = plan["fingerprints"].get(s.partition_value, {}).get("source", [None])[0] == 0
+                published.append(self._loader(context, s.partition_value, allow_empty=emptied).publish(s).to_dict())
         except AirflowFailException:
             raise
         except Exception as e:  # noqa: BLE001 - mapped, not swallowed
