@@ -236,3 +236,17 @@ def test_a_target_column_without_time_zone_is_loaded_as_the_fingerprint_compares
     src = app.execute("select updated_at at time zone 'UTC' from app.payments where payment_id = %s",
                       (first[0],)).fetchone()[0]
     assert first[1] == src  # the UTC wall clock, not Berlin's
+
+
+def test_reloads_of_one_dag_never_run_at_once(warehouse):
+    """max_active_runs=1 does not bind backfills (Airflow 3 counts them against the
+    backfill's own max_active_runs, default 10), and overlapping windows find the same
+    days: two reloads at once could publish an older snapshot of a day over a newer one.
+    Each reload stages the source as it is when it runs, so one at a time is enough.
+    (The race itself needs the scheduler; this checks the limit it would obey.)"""
+    from safeload.operators.incremental import ReloadPartitionsOperator
+
+    assert load_dag("payments_incremental").get_task("reload").max_active_tis_per_dag == 1
+    op = ReloadPartitionsOperator(task_id="r", plan_task_id="p", table="public.t", source_conn_id="s", contract="c.yaml",
+                                  source_query="select 1", partition_column="d", updated_column="u")
+    assert op.max_active_tis_per_dag == 1

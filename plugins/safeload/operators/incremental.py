@@ -176,6 +176,11 @@ class ReloadPartitionsOperator(_IncrementalOperator):
     def __init__(self, *, plan_task_id: str, table: str, source_conn_id: str, contract: str | None = None,
                  suite: str | None = None, check_task_id: str | None = None, postgres_conn_id: str = "warehouse",
                  slack_conn_id: str = "slack_alerts", lock_timeout: str = "30s", **kwargs: Any) -> None:
+        # One reload of a DAG at a time: overlapping windows of concurrent runs (backfills
+        # are not bound by the DAG's max_active_runs) find the same days, and a reload that
+        # staged earlier could publish its older snapshot of a day over a newer one. One at
+        # a time, each publishes the source as it was when it staged: never older.
+        kwargs.setdefault("max_active_tis_per_dag", 1)
         super().__init__(**kwargs)
         if not (contract or suite):
             raise ValueError(f"{kwargs.get('task_id')}: give contract= and/or suite= for the quality gate")
