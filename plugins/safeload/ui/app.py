@@ -19,6 +19,8 @@ The warehouse is the Airflow connection ``[safeload] ui_conn_id`` (environment:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -70,6 +72,33 @@ def _conninfo() -> tuple[str, str]:
             f"(e.g. AIRFLOW_CONN_{conn_id.upper()}) or point [safeload] ui_conn_id at the right one.")) from None
 
 
+#: Text parameters go to PostgreSQL as bind values; a NUL byte is refused by the driver
+#: (a 500), so the request is refused first (422).
+NO_NUL = r"^[^\x00]*$"
+BIGINT_MAX = 2**63 - 1  # load_history.id; a larger paging key would fail the cast (a 500)
+
+
+@contextmanager
+def _warehouse(conn_id: str, conninfo: str) -> Iterator[Any]:
+    """:func:`queries.read_only`, with the warehouse's refusals as a 503 that says what to fix."""
+    import psycopg
+
+    from safeload.ui import queries
+
+    try:
+        with queries.read_only(conninfo) as conn:
+            yield conn
+    except psycopg.errors.InsufficientPrivilege as e:
+        raise HTTPException(status_code=503, detail=(
+            f"safeload page: the user of connection {conn_id!r} may not read safeload's tables "
+            f"({str(e).strip()}). Grant it: GRANT USAGE ON SCHEMA safeload TO <user>; "
+            "GRANT SELECT ON ALL TABLES IN SCHEMA safeload TO <user>.")) from None
+    except psycopg.Error as e:
+        raise HTTPException(status_code=503, detail=(
+            f"safeload page: reading the warehouse of connection {conn_id!r} failed ({str(e).strip()}). Is the "
+            "database up, and does the connection name the right host, database and user?")) from None
+
+
 def create_app() -> FastAPI:
     app = FastAPI(title="safeload", docs_url=None, redoc_url=None, openapi_url=None,
                   dependencies=[Depends(authorize)])
@@ -90,11 +119,11 @@ def create_app() -> FastAPI:
 
     # Plain `def` routes: FastAPI runs them in its thread pool, so a slow query blocks no one.
     @app.get("/", response_class=HTMLResponse)
-    def overview(request: Request, after: str = Query("", max_length=500)) -> HTMLResponse:
+    def overview(request: Request, after: str = Query("", max_length=500, pattern=NO_NUL)) -> HTMLResponse:
         from safeload.ui import queries, render
 
         conn_id, conninfo = _conninfo()
-        with queries.read_only(conninfo) as conn:
+        with _warehouse(conn_id, conninfo) as conn:
             tables = queries.existing_tables(conn)
             rows, next_after = queries.overview(conn, after=after, tables=tables)
             total = queries.table_count(conn) if "load_history" in tables else 0
@@ -102,12 +131,12 @@ def create_app() -> FastAPI:
                                                  links=_links(request), conn_id=conn_id))
 
     @app.get("/table", response_class=HTMLResponse)
-    def table(request: Request, target: str = Query(..., min_length=1, max_length=200),
-              before: int | None = Query(None, ge=1)) -> HTMLResponse:
+    def table(request: Request, target: str = Query(..., min_length=1, max_length=200, pattern=NO_NUL),
+              before: int | None = Query(None, ge=1, le=BIGINT_MAX)) -> HTMLResponse:
         from safeload.ui import queries, render
 
-        _conn_id, conninfo = _conninfo()
-        with queries.read_only(conninfo) as conn:
+        conn_id, conninfo = _conninfo()
+        with _warehouse(conn_id, conninfo) as conn:
             summary = queries.table_summary(conn, target)
             history, next_before = ([], None)
             if "load_history" in summary["tables"]:
@@ -115,12 +144,14 @@ def create_app() -> FastAPI:
         return HTMLResponse(render.table_page(target, summary, history, next_before, before, _links(request)))
 
     @app.get("/task", response_class=HTMLResponse)
-    def task(request: Request, dag_id: str = Query(..., max_length=250), run_id: str = Query(..., max_length=250),
-             task_id: str = Query(..., max_length=250), try_number: int | None = Query(None)) -> HTMLResponse:
+    def task(request: Request, dag_id: str = Query(..., max_length=250, pattern=NO_NUL),
+             run_id: str = Query(..., max_length=250, pattern=NO_NUL),
+             task_id: str = Query(..., max_length=250, pattern=NO_NUL),
+             try_number: int | None = Query(None)) -> HTMLResponse:
         from safeload.ui import queries, render
 
-        _conn_id, conninfo = _conninfo()
-        with queries.read_only(conninfo) as conn:
+        conn_id, conninfo = _conninfo()
+        with _warehouse(conn_id, conninfo) as conn:
             report = queries.run_report(conn, dag_id=dag_id, run_id=run_id)
         return HTMLResponse(render.task_page(dag_id, run_id, task_id, report, _links(request)))
 

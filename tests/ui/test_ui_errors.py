@@ -1,0 +1,171 @@
+"""The safeload page against a real ``airflow api-server`` when things are wrong: a warehouse
+that refuses the page's role, bad paging keys, and requests without a login.
+
+The page reads through its own login role (``safeload_ui_*``, SELECT only), as a
+deployment would; the test takes that role's rights away and asks the page again. Nothing
+is mocked; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from safeload.loads.metadata import ensure_metadata
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _request(url: str, *, method: str = "GET", headers: dict[str, str] | None = None,
+             data: bytes | None = None) -> tuple[int, dict, str]:
+    """One request, redirects not followed: ``(status, headers, body)``."""
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *a, **k):
+            return None
+
+    req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
+    try:
+        with urllib.request.build_opener(NoRedirect).open(req, timeout=15) as r:
+            return r.status, dict(r.headers), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read().decode()
+
+
+@pytest.fixture(scope="module")
+def server(pg_server, tmp_path_factory):
+    """``airflow api-server`` whose safeload page reads a database through a SELECT-only role."""
+    tmp = tmp_path_factory.mktemp("ui-errors")
+    role, role_pw, db = f"safeload_ui_{secrets.token_hex(4)}", secrets.token_urlsafe(12), f"ui_err_{secrets.token_hex(4)}"
+    with psycopg.connect(pg_server, autocommit=True) as admin:
+        admin.execute(sql.SQL("create database {}").format(sql.Identifier(db)))
+        admin.execute(sql.SQL("create role {} login password {}").format(sql.Identifier(role), sql.Literal(role_pw)))
+    parts = urlsplit(pg_server)
+    owner_uri = urlunsplit(parts._replace(path=f"/{db}"))
+    netloc = f"{role}:{role_pw}@{parts.hostname}:{parts.port}"
+    ui_uri = urlunsplit(parts._replace(netloc=netloc, path=f"/{db}", query=""))
+    with psycopg.connect(owner_uri, autocommit=True) as conn:
+        ensure_metadata(conn)
+        conn.execute("insert into safeload.load_history (target, partition_value, status, rows_loaded, started_at)"
+                     " values ('public.t', '2025-01-01', 'published', 3, now())")
+        conn.execute(sql.SQL("grant usage on schema safeload to {0}; grant select on all tables in schema safeload"
+                             " to {0}").format(sql.Identifier(role)))
+
+    home = tmp / "airflow"
+    (home / "dags").mkdir(parents=True)
+    password = secrets.token_urlsafe(12)
+    (home / "passwords.json").write_text(json.dumps({"viewer": password}))
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "viewer:viewer",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+        "AIRFLOW__SAFELOAD__UI_CONN_ID": "history_db",
+        "AIRFLOW_CONN_HISTORY_DB": ui_uri,
+    })
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=180)
+    log_path = tmp / "api-server.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen([airflow, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # bounded by the deadline
+            if proc.poll() is not None:
+                pytest.fail(f"api-server exited with {proc.returncode}: {log_path.read_text()[-3000:]}")
+            try:
+                if _request(base + "/api/v2/monitor/health")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"api-server not healthy in 120 s: {log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        status, _, body = _request(base + "/auth/token", method="POST", headers={"Content-Type": "application/json"},
+                                   data=json.dumps({"username": "viewer", "password": password}).encode())
+        assert status == 201, body
+        yield {"base": base, "token": json.loads(body)["access_token"], "owner_uri": owner_uri, "role": role}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        log.close()
+        with psycopg.connect(pg_server, autocommit=True) as admin:
+            admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(db)))
+            admin.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(role)))
+
+
+def _get(server, path: str, **headers: str) -> tuple[int, dict, str]:
+    return _request(server["base"] + path, headers={"Authorization": f"Bearer {server['token']}", **headers})
+
+
+def test_no_answer_carries_data_without_a_login(server):
+    base = server["base"]
+    for method in ("GET", "HEAD", "OPTIONS", "POST"):
+        for path in ("/safeload/", "/safeload/table?target=public.t", "/safeload/task?dag_id=d&run_id=r&task_id=t",
+                     "/safeload/%2e%2e/safeload/", "/safeload/static/../table?target=public.t"):
+            status, _, body = _request(base + path, method=method, headers={"Accept": "application/json"})
+            assert status in (401, 403, 404, 405), (method, path, status)
+            assert "public.t" not in body and "2025-01-01" not in body, (method, path)
+    assert _get(server, "/safeload/")[0] == 200  # and the same page is served with a login
+
+
+def test_paging_keys_out_of_range_are_refused_not_a_server_error(server):
+    status, _, body = _get(server, "/safeload/table?target=public.t&before=99999999999999999999999")
+    assert status == 422, body
+    status, _, body = _get(server, "/safeload/?after=a%00b")
+    assert status == 422, body
+    status, _, body = _get(server, "/safeload/table?target=public.t%00")
+    assert status == 422, body
+
+
+def test_a_warehouse_that_refuses_the_page_says_so(server):
+    owner = psycopg.connect(server["owner_uri"], autocommit=True)
+    role = sql.Identifier(server["role"])
+    try:
+        owner.execute(sql.SQL("revoke select on all tables in schema safeload from {}").format(role))
+        status, _, body = _get(server, "/safeload/", Accept="text/html")
+        assert status == 503, body
+        assert "history_db" in body and "permission denied" in body and "GRANT SELECT" in body.upper()
+
+        owner.execute(sql.SQL("alter role {} nologin").format(role))
+        status, _, body = _get(server, "/safeload/table?target=public.t", Accept="application/json")
+        assert status == 503, body
+        assert "history_db" in json.loads(body)["detail"]
+    finally:
+        owner.execute(sql.SQL("alter role {} login").format(role))
+        owner.execute(sql.SQL("grant select on all tables in schema safeload to {}").format(role))
+        owner.close()
+    assert _get(server, "/safeload/")[0] == 200
