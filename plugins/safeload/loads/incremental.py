@@ -185,7 +185,11 @@ def _fingerprint_sql(relation: sql.Composable, columns: list[q.TargetColumn]) ->
     # numeric 12.5 and a target numeric(12,2) 12.50, or a source text and a target char(3),
     # are the same value and must hash the same. (safeload.loads.sql.checksum_sql hashes
     # typed records, which compares a table with itself, not a source with its target.)
-    row = sql.SQL(", ").join(sql.SQL("{}::{}").format(sql.Identifier(c.name), sql.SQL(c.type)) for c in columns)
+    # The cast goes through text, as the load does (COPY prints the source's value, the
+    # target parses it): a direct float8 -> numeric cast rounds to 15 digits (0.3) where
+    # the loaded value is 0.30000000000000004, and the day would never compare equal.
+    row = sql.SQL(", ").join(sql.SQL("{}::text::{}").format(sql.Identifier(c.name), sql.SQL(c.type))
+                             for c in columns)
     return sql.SQL("select count(*), coalesce(sum(hashtextextended(row({row})::text, 0)::numeric), 0)::text "
                    "from {rel}").format(row=row, rel=relation)
 

@@ -32,14 +32,14 @@ def _fail_on(e: Exception) -> None:
 
 
 def _utc_sessions(connect: Any) -> Any:
-    """``connect`` whose sessions print and read timestamps in UTC, as the plan's
+    """``connect`` whose sessions print and read timestamps in UTC (ISO dates), as the plan's
     fingerprints do (safeload.loads.incremental): a source ``timestamptz`` copied into a
     target ``timestamp`` (or the reverse) must convert exactly as the fingerprint's cast
     did, or the published day never equals the source's and every window republishes it."""
 
     def utc() -> Any:
         conn = connect()
-        conn.execute("select set_config('TimeZone', 'UTC', false)")
+        conn.execute("select set_config('TimeZone', 'UTC', false), set_config('DateStyle', 'ISO, MDY', false)")
         conn.commit()  # idle again: the loader and QuerySource set their own transaction modes
         return conn
 

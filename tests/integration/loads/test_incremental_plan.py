@@ -60,3 +60,29 @@ def test_a_target_without_the_partition_column_is_refused(db):
     db.execute("create table public.other (id bigint)")
     with pytest.raises(SourceError, match="public.other has no column 'day'"):
         plan_reloads(db, db, SOURCE, table="public.other", window=WINDOW)
+
+
+def test_a_partition_loaded_from_a_looser_type_fingerprints_equal(pg, pg_uri):
+    """The source keeps a float, the warehouse a numeric: the load converts through the
+    text COPY prints (0.30000000000000004), so the fingerprint must compare that, not the
+    float->numeric cast (0.3); else a day just published never equals its source and every
+    window republishes it."""
+    import psycopg
+
+    from safeload.loads.loader import PartitionLoader, QuerySource
+
+    pg.execute("""
+        create schema src;
+        create table src.f (id bigint, day date, amount double precision, updated_at timestamptz);
+        create table public.f (id bigint, day date, amount numeric, updated_at timestamptz);
+        insert into src.f values (1, '2024-05-01', 0.1::float8 + 0.2::float8, '2024-05-01 10:00+00'),
+                                 (2, '2024-05-01', 1.0 / 3, '2024-05-01 11:00+00');
+    """)
+    source = IncrementalSource("select id, day, amount, updated_at from src.f", "day", "updated_at")
+    plan = plan_reloads(pg, pg, source, table="public.f", window=WINDOW)
+    assert plan.reload == ["2024-05-01"]
+    query = source.partition_query("2024-05-01", ["id", "day", "amount", "updated_at"]).as_string(None)
+    PartitionLoader(lambda: psycopg.connect(pg_uri), table="public.f", partition_column="day",
+                    partition_value="2024-05-01", run_key="t").run(QuerySource.from_conninfo(pg_uri, query))
+    plan = plan_reloads(pg, pg, source, table="public.f", window=WINDOW)
+    assert plan.unchanged == ["2024-05-01"], plan.fingerprints
