@@ -250,3 +250,30 @@ def test_reloads_of_one_dag_never_run_at_once(warehouse):
     op = ReloadPartitionsOperator(task_id="r", plan_task_id="p", table="public.t", source_conn_id="s", contract="c.yaml",
                                   source_query="select 1", partition_column="d", updated_column="u")
     assert op.max_active_tis_per_dag == 1
+
+
+def test_a_failed_look_up_of_the_last_success_fails_the_window_rather_than_narrowing_it():
+    """After missed runs the window reaches back to the last success; if Airflow cannot say
+    when that was, guessing "the interval alone" silently skips the missed days. The task
+    must fail (and be retried). Airflow's context is built by hand here: an unreachable
+    API server cannot be produced under dag.test(); the proxy is the one Airflow uses."""
+    import lazy_object_proxy
+
+    from safeload.operators.incremental import WatermarkWindowOperator
+
+    op = WatermarkWindowOperator(task_id="w", lookback_hours=0, source_query="select 1", partition_column="d",
+                                 updated_column="u")
+    start, end = pendulum.datetime(2024, 5, 3, tz="UTC"), pendulum.datetime(2024, 5, 4, tz="UTC")
+
+    def unreachable():
+        raise ConnectionError("api-server unreachable")
+
+    ctx = {"data_interval_start": start, "data_interval_end": end}
+    with pytest.raises(ConnectionError):
+        op.execute({**ctx, "prev_data_interval_end_success": lazy_object_proxy.Proxy(unreachable)})
+    # no earlier success (Airflow's proxy of None): the interval alone
+    out = op.execute({**ctx, "prev_data_interval_end_success": lazy_object_proxy.Proxy(lambda: None)})
+    assert (out["low"], out["high"]) == (start.isoformat(), end.isoformat())
+    out = op.execute({**ctx, "prev_data_interval_end_success": lazy_object_proxy.Proxy(
+        lambda: pendulum.datetime(2024, 5, 1, tz="UTC"))})
+    assert out["low"] == pendulum.datetime(2024, 5, 1, tz="UTC").isoformat()

@@ -98,11 +98,12 @@ class WatermarkWindowOperator(_IncrementalOperator):
 
         from safeload.loads.incremental import watermark_window
 
-        try:  # a lazy look-up in Airflow's run records; there is none before the first success
-            last = context["prev_data_interval_end_success"]
-            last = pendulum.instance(last) if last is not None else None
-        except Exception:  # noqa: BLE001 - no previous success: the interval alone
-            last = None
+        # A lazy look-up in Airflow's run records: a proxy, of None before the first success.
+        # Resolved here, so a failed look-up fails the task (retried) instead of quietly
+        # narrowing the window to the interval and skipping the days of missed runs.
+        last = context.get("prev_data_interval_end_success")
+        last = getattr(last, "__wrapped__", last)
+        last = pendulum.instance(last) if last is not None else None
         low, high = watermark_window(
             pendulum.instance(context["data_interval_start"]), pendulum.instance(context["data_interval_end"]),
             lookback=timedelta(hours=int(self.lookback_hours)), last_success_end=last)
