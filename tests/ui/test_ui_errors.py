@@ -1,5 +1,6 @@
 """The safeload page against a real ``airflow api-server`` when things are wrong: a warehouse
-that refuses the page's role, bad paging keys, and requests without a login.
+that refuses the page's role, bad paging keys, requests without a login, and hostile
+text in every column safeload stores.
 
 The page reads through its own login role (``safeload_ui_*``, SELECT only), as a
 deployment would; the test takes that role's rights away and asks the page again. Nothing
@@ -169,3 +170,49 @@ def test_a_warehouse_that_refuses_the_page_says_so(server):
         owner.execute(sql.SQL("grant select on all tables in schema safeload to {}").format(role))
         owner.close()
     assert _get(server, "/safeload/")[0] == 200
+
+
+X = '"><img src=x onerror=alert(1)><script>alert(2)</script>'
+
+
+def test_database_text_is_escaped_on_every_page(server):
+    """Every text safeload stores can come from a hostile producer (a file's column names,
+    a bad row's raw text, a DAG's ids): none reaches the HTML unescaped, on any page."""
+    from urllib.parse import urlencode
+
+    target = f"public.{X}"
+    with psycopg.connect(server["owner_uri"], autocommit=True) as conn:
+        for stmt in """
+            insert into safeload.load_history (target, partition_value, status, rows_loaded, rows_quarantined,
+                rows_source, checksum, source, dag_id, run_id, task_id, try_number, started_at, message,
+                schema_changes)
+            values (%(t)s, %(x)s, 'published', 5, 1, 6, %(x)s, %(x)s, %(x)s, %(x)s, %(x)s, 1, now(), %(x)s,
+                    jsonb_build_array(jsonb_build_object('added', %(x)s::text)));
+            insert into safeload.quarantine (target, partition_value, run_key, source, line, raw, reason)
+            values (%(t)s, %(x)s, %(x)s, %(x)s, 2, %(x)s, %(x)s);
+            insert into safeload.quality_results (run_key, dag_id, run_id, task_id, target, partition_value, suite,
+                expectation_type, column_name, kwargs, severity, success, observed_value, engine, checked_at)
+            values (%(x)s, %(x)s, %(x)s, %(x)s, %(t)s, %(x)s, %(x)s, %(x)s, %(x)s,
+                    jsonb_build_object('column', %(x)s::text), %(x)s, false, to_jsonb(%(x)s::text), 'sql', now());
+            insert into safeload.contract_checks (target, contract, source, policy, decision, passed, changes,
+                dag_id, run_id, task_id, try_number)
+            values (%(t)s, %(x)s, %(x)s, %(x)s, %(x)s, false,
+                    jsonb_build_array(jsonb_build_object('kind', %(x)s::text, 'column', %(x)s::text,
+                                      'class', %(x)s::text, 'detail', %(x)s::text, 'action', %(x)s::text)),
+                    %(x)s, %(x)s, %(x)s, 1)
+        """.split(";"):
+            conn.execute(stmt, {"t": target, "x": X})
+    try:
+        pages = ["/safeload/", "/safeload/table?" + urlencode({"target": target}),
+                 "/safeload/task?" + urlencode({"dag_id": X, "run_id": X, "task_id": X})]
+        for path in pages:
+            status, _, body = _get(server, path, Accept="text/html")
+            assert status == 200, (path, body[-500:])
+            assert "alert(" in body, path  # the hostile rows are on the page ...
+            raw = [body[max(0, i - 120):i + 40] for i in (body.find("<img"), body.find("<script")) if i >= 0]
+            assert not raw and X not in body, (path, raw)  # ... as text
+            assert "&quot;&gt;&lt;img" in body, path  # the quote too: no attribute is broken out of
+    finally:
+        with psycopg.connect(server["owner_uri"], autocommit=True) as conn:
+            for t in ("load_history", "quarantine", "quality_results", "contract_checks"):
+                conn.execute(sql.SQL("delete from safeload.{} where target = %s").format(sql.Identifier(t)), (target,))
