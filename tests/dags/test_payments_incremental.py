@@ -210,7 +210,8 @@ def test_a_payment_moved_to_another_date_leaves_its_old_date(app):
 
     # every remaining payment of day 1 is moved to day 2: day 1 is emptied, not left as it was
     app.execute("update app.payments set paid_at = paid_at + interval '1 day', updated_at = %s "
-                "where (paid_at at time zone 'UTC')::date = %s", (dt.datetime(2024, 5, 3, 12, tzinfo=dt.timezone.utc), D1))
+                "where (paid_at at time zone 'UTC')::date = %s",
+                (dt.datetime(2024, 5, 3, 12, tzinfo=dt.timezone.utc), D1))
     dr, s = run(D3)
     assert dr.state == "success", s
     assert rows_of(app, D1, "target") == rows_of(app, D1, "source") == []
@@ -227,7 +228,8 @@ def test_a_target_column_without_time_zone_is_loaded_as_the_fingerprint_compares
 
     db = app.execute("select current_database()").fetchone()[0]
     app.execute(psycopg.sql.SQL("alter database {} set timezone to 'Europe/Berlin'").format(psycopg.sql.Identifier(db)))
-    app.execute("alter table public.payments alter column updated_at type timestamp using updated_at at time zone 'UTC'")
+    app.execute("alter table public.payments alter column updated_at type timestamp"
+                " using updated_at at time zone 'UTC'")
     generate_payments.write_day(app, D1, 50)
     assert run(D1)[0].state == "success"
     assert run(D1)[0].state == "success"  # the same window: equal now, not republished
@@ -247,7 +249,8 @@ def test_reloads_of_one_dag_never_run_at_once(warehouse):
     from safeload.operators.incremental import ReloadPartitionsOperator
 
     assert load_dag("payments_incremental").get_task("reload").max_active_tis_per_dag == 1
-    op = ReloadPartitionsOperator(task_id="r", plan_task_id="p", table="public.t", source_conn_id="s", contract="c.yaml",
+    op = ReloadPartitionsOperator(task_id="r", plan_task_id="p", table="public.t", source_conn_id="s",
+                                  contract="c.yaml",
                                   source_query="select 1", partition_column="d", updated_column="u")
     assert op.max_active_tis_per_dag == 1
 

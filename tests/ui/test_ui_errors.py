@@ -56,7 +56,8 @@ def _request(url: str, *, method: str = "GET", headers: dict[str, str] | None = 
 def server(pg_server, tmp_path_factory):
     """``airflow api-server`` whose safeload page reads a database through a SELECT-only role."""
     tmp = tmp_path_factory.mktemp("ui-errors")
-    role, role_pw, db = f"safeload_ui_{secrets.token_hex(4)}", secrets.token_urlsafe(12), f"ui_err_{secrets.token_hex(4)}"
+    role, role_pw = f"safeload_ui_{secrets.token_hex(4)}", secrets.token_urlsafe(12)
+    db = f"ui_err_{secrets.token_hex(4)}"
     with psycopg.connect(pg_server, autocommit=True) as admin:
         admin.execute(sql.SQL("create database {}").format(sql.Identifier(db)))
         admin.execute(sql.SQL("create role {} login password {}").format(sql.Identifier(role), sql.Literal(role_pw)))

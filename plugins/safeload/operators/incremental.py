@@ -201,7 +201,8 @@ class ReloadPartitionsOperator(_IncrementalOperator):
 
         ti = context["ti"]
         return PartitionLoader(
-            _utc_sessions(warehouse_connect(self.postgres_conn_id)), table=self.table, partition_column=self.partition_column,
+            _utc_sessions(warehouse_connect(self.postgres_conn_id)), table=self.table,
+            partition_column=self.partition_column,
             partition_value=partition_value, run_key=f"{ti.dag_id}/{ti.run_id}/{self.table}",
             lock_timeout=self.lock_timeout, allow_empty=allow_empty,
             audit={"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "try_number": ti.try_number})
