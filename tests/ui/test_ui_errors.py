@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+from contextlib import contextmanager
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -52,10 +53,41 @@ def _request(url: str, *, method: str = "GET", headers: dict[str, str] | None = 
         return e.code, dict(e.headers), e.read().decode()
 
 
+SIMPLE = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+
+# A user allowed to read one DAG only, as FAB or Keycloak deployments grant it. Airflow's
+# SimpleAuthManager has roles but no per-DAG rights, and FAB is not installed here, so
+# this subclass decides per DAG: the rest (login, tokens) is SimpleAuthManager's own.
+PER_DAG_AUTH = """
+from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
+
+
+class PerDagAuthManager(SimpleAuthManager):
+    def is_authorized_dag(self, *, method, user, access_entity=None, details=None):
+        # None: every DAG, which this user may not read
+        return bool(details and details.id == "allowed_dag") and super().is_authorized_dag(
+            method=method, user=user, access_entity=access_entity, details=details)
+"""
+
+
 @pytest.fixture(scope="module")
 def server(pg_server, tmp_path_factory):
     """``airflow api-server`` whose safeload page reads a database through a SELECT-only role."""
-    tmp = tmp_path_factory.mktemp("ui-errors")
+    with _serve(pg_server, tmp_path_factory.mktemp("ui-errors"), SIMPLE) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def per_dag_server(pg_server, tmp_path_factory):
+    """The same, for a user who may read the DAG ``allowed_dag`` only."""
+    tmp = tmp_path_factory.mktemp("ui-per-dag")
+    (tmp / "per_dag_auth.py").write_text(PER_DAG_AUTH)
+    with _serve(pg_server, tmp, "per_dag_auth.PerDagAuthManager", {"PYTHONPATH": str(tmp)}) as s:
+        yield s
+
+
+@contextmanager
+def _serve(pg_server: str, tmp: Path, auth_manager: str, extra_env: dict[str, str] | None = None):
     role, role_pw = f"safeload_ui_{secrets.token_hex(4)}", secrets.token_urlsafe(12)
     db = f"ui_err_{secrets.token_hex(4)}"
     with psycopg.connect(pg_server, autocommit=True) as admin:
@@ -83,7 +115,7 @@ def server(pg_server, tmp_path_factory):
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__AUTH_MANAGER": auth_manager,
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "viewer:viewer",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
@@ -91,6 +123,7 @@ def server(pg_server, tmp_path_factory):
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
         "AIRFLOW__SAFELOAD__UI_CONN_ID": "history_db",
         "AIRFLOW_CONN_HISTORY_DB": ui_uri,
+        **(extra_env or {}),
     })
     airflow = str(Path(sys.executable).with_name("airflow"))
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=180)
@@ -217,3 +250,23 @@ def test_database_text_is_escaped_on_every_page(server):
         with psycopg.connect(server["owner_uri"], autocommit=True) as conn:
             for t in ("load_history", "quarantine", "quality_results", "contract_checks"):
                 conn.execute(sql.SQL("delete from safeload.{} where target = %s").format(sql.Identifier(t)), (target,))
+
+
+def test_a_dag_id_in_the_query_grants_nothing_beyond_that_dag(per_dag_server):
+    """The page checks the ``dag_id`` a request names: the task report of that DAG. The
+    overview and table pages show every DAG's loads, so naming a DAG one may read must not
+    open them."""
+    with psycopg.connect(per_dag_server["owner_uri"], autocommit=True) as conn:
+        conn.execute("insert into safeload.load_history (target, partition_value, status, rows_loaded, started_at,"
+                     " dag_id, run_id, task_id) values"
+                     " ('public.allowed_t', '2025-01-02', 'published', 4, now(), 'allowed_dag', 'r1', 'load'),"
+                     " ('public.other_t', '2025-01-03', 'published', 5, now(), 'other_dag', 'r1', 'load')")
+    s = per_dag_server
+    assert _get(s, "/safeload/task?dag_id=allowed_dag&run_id=r1&task_id=load")[0] == 200
+    for path in ("/safeload/task?dag_id=other_dag&run_id=r1&task_id=load",
+                 "/safeload/task?dag_id=allowed_dag&dag_id=other_dag&run_id=r1&task_id=load",
+                 "/safeload/", "/safeload/table?target=public.other_t",
+                 "/safeload/?dag_id=allowed_dag", "/safeload/table?target=public.other_t&dag_id=allowed_dag"):
+        status, _, body = _get(s, path, Accept="application/json")
+        assert status == 403, (path, status)
+        assert "public.other_t" not in body and "2025-01-03" not in body, path

@@ -8,8 +8,8 @@ Pages (server-rendered HTML, see docs/ui.md):
 - ``/task?dag_id=&run_id=&task_id=``: what one task instance (and its run) recorded:
   the target of the operators' "safeload report" extra link.
 
-Every route needs an Airflow user allowed to read task instances (of the ``dag_id`` when
-the request names one), checked by Airflow's auth manager exactly as Airflow's own API
+Every route needs an Airflow user allowed to read task instances (of every DAG; on the
+task report, of its ``dag_id``), checked by Airflow's auth manager exactly as Airflow's own API
 does: a JWT in ``Authorization: Bearer`` or the UI's ``_token`` cookie. A browser without
 a session is sent to Airflow's login page; anything else gets 401.
 
@@ -38,13 +38,16 @@ def ui_conn_id() -> str:
 
 async def authorize(request: Request) -> Any:
     """Airflow's own check: a valid JWT (header or cookie) of a user who may read task
-    instances; of the ``dag_id`` in the query when there is one."""
+    instances: of every DAG, or on the task report, of the ``dag_id`` it reads."""
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
     from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
 
     user = await get_user(request, _oauth_token=None, bearer_credentials=await bearer_scheme(request))
-    dag_id = request.query_params.get("dag_id") or None
+    # Only the task report reads by dag_id: elsewhere a dag_id in the query string would
+    # let a user allowed one DAG open the pages that show every DAG's loads.
+    route = request.scope.get("route")
+    dag_id = (request.query_params.get("dag_id") or None) if getattr(route, "path", None) == "/task" else None
     if not get_auth_manager().is_authorized_dag(method="GET", access_entity=DagAccessEntity.TASK_INSTANCE,
                                                 details=DagDetails(id=dag_id), user=user):
         raise HTTPException(status_code=403, detail="Forbidden: reading safeload's history needs read access "
