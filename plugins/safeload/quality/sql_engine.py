@@ -1143,6 +1143,12 @@ def _run_statements(conn: psycopg.Connection, plan: Plan, work_mem: str | None,
     try:
         worker.start()
         values = _fetch(conn, plan.scan)
+    except BaseException:
+        # the scan failed (or the task is being stopped): cancel the distinct count rather
+        # than wait for its sort, which takes about as long as the scan itself
+        with contextlib.suppress(Exception):
+            other.cancel_safe(timeout=10)
+        raise
     finally:
         worker.join()
         other.close()

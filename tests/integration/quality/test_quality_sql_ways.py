@@ -187,3 +187,49 @@ def test_the_gate_runs_the_distinct_counts_beside_the_scan(big, monkeypatch):
     assert opened == [1]
     assert [r.engine_used for r in result.results] == ["sql"] * len(SUITE)
     assert result.results[1].success and not result.results[3].success  # unique id; 'eur' fails the regex
+
+
+def test_a_failed_scan_cancels_the_distinct_count_beside_it(pg, pg_uri):
+    """The scan fails (an invalid regular expression) while the distinct count is still
+    running on the second connection: that statement is cancelled, not waited for (on a
+    large table its sort takes as long as the scan; on an interrupted task, longer than
+    the task may take to stop). Here the distinct count waits on an advisory lock the test
+    holds, so only a cancel ends it; its lock_timeout bounds the test if none comes."""
+    pg.execute("create table t (id int, s text); insert into t select i, 'x' || i from generate_series(1, 50) i")
+    pg.execute("""create function only_beside() returns boolean language plpgsql as $$
+                  begin
+                    if current_setting('application_name') = 'distinct-side' then
+                      perform pg_advisory_xact_lock_shared(4242);
+                    else  -- the scan: fail only once the distinct count is waiting (bounded)
+                      for i in 1..2000 loop
+                        exit when exists (select 1 from pg_locks where locktype = 'advisory' and objid = 4242
+                                          and not granted)
+                               or not exists (select 1 from pg_stat_activity  -- gone: the checks one by one
+                                              where application_name = 'distinct-side');
+                        perform pg_sleep(0.01);
+                      end loop;
+                    end if;
+                    return true;
+                  end $$""")
+    errors: list[BaseException] = []
+
+    class Recording(psycopg.Connection):
+        def execute(self, *a, **k):
+            try:
+                return super().execute(*a, **k)
+            except BaseException as e:
+                errors.append(e)
+                raise
+
+    exps = [{"type": "expect_column_values_to_be_unique", "kwargs": {"column": "id"}},
+            {"type": "expect_column_values_to_match_regex", "kwargs": {"column": "s", "regex": "x("}}]
+    with psycopg.connect(pg_uri, autocommit=True) as holder, psycopg.connect(pg_uri) as conn:
+        holder.execute("select pg_advisory_lock(4242)")
+        res, _ = run_sql(conn, schema="public", table="t", where="only_beside()", group_by=(),
+                         specs=list(parse_suite({"name": "x", "expectations": exps}).expectations),
+                         connect=lambda: Recording.connect(pg_uri, autocommit=True, application_name="distinct-side",
+                                                           options="-c lock_timeout=20s"))
+    assert [type(e) for e in errors] == [psycopg.errors.QueryCanceled]
+    # the checks were then run one by one: the regex reports its error, uniqueness its result
+    assert res[0]["success"] is True and res[0]["result"]["unexpected_count"] == 0
+    assert "PostgreSQL refused the check" in res[1]["exception"]
