@@ -151,9 +151,9 @@ def _load(args) -> int:
             if isinstance(source, str):
                 report = check_source(contract, source, fmt=args.format)
             else:  # the query's result columns and types, from the source database
-                with source.connect() as sconn:
-                    sconn.autocommit = True
-                    report = check_source(contract, conn=sconn, query=source.query)
+                with source:  # read only, and one statement (checked before anything runs it)
+                    source.columns()
+                    report = check_source(contract, conn=source.connection, query=source.query)
             if not report.passed:
                 print(report.summary(), file=sys.stderr)
                 return EXIT_REFUSED

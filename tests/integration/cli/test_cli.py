@@ -148,3 +148,15 @@ def test_load_from_a_query(pg, pg_uri, day):
     # a file with --source-sql is a usage error
     proc = safeload(*base, "--partition-column", "order_date", "--source", "x.csv", "--source-sql", text)
     assert proc.returncode == 2 and "postgresql://" in proc.stderr
+
+
+def test_load_with_a_contract_runs_no_second_statement_of_the_query(pg, pg_uri, day):
+    """The contract check reads the query's columns before the load: through the same
+    read-only source, so a statement hidden after the first never runs."""
+    pg.execute((ROOT / "include" / "sql" / "orders.sql").read_text())
+    pg.execute("create schema shop; create table shop.orders (like public.orders)")
+    base = ["load", "--conn", pg_uri, "--table", "public.orders", "--partition", "2024-05-02"]
+    text = "select * from shop.orders) q; drop table shop.orders; select * from (select * from shop.orders"
+    proc = safeload(*base, "--source", pg_uri, "--source-sql", text, "--contract", CONTRACT)
+    assert proc.returncode == 1 and "more than one statement" in proc.stderr, proc.stderr
+    assert pg.execute("select to_regclass('shop.orders') is not null").fetchone()[0]
