@@ -112,7 +112,7 @@ class QuerySource:
 
     :param connect: returns a new psycopg connection to the source database
     :param query: one SELECT (or VALUES, TABLE, WITH ... SELECT) statement, without parameters;
-        a trailing ``;`` is ignored
+        trailing ``;`` and comments are ignored, a second statement is refused
     :param label: names the source in the history, quarantine and errors; must not hold a
         secret (:meth:`from_conninfo` builds one without the password)
     """
