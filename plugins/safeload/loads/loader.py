@@ -165,12 +165,22 @@ class QuerySource:
         return cls(self._scrub(f"{self.label}: {doing} failed: {primary}"))
 
     def open(self) -> QuerySource:
+        conn = None
         try:
             conn = self.connect()
+            conn.autocommit = True
+            # the result travels as text: print it in the forms every server reads back the
+            # same (a database set to DateStyle 'SQL, DMY' prints 03/05/2024, which a
+            # warehouse in MDY reads as March 5th; extra_float_digits < 1 rounds doubles)
+            conn.execute("select set_config('datestyle', 'ISO, YMD', false), "
+                         "set_config('intervalstyle', 'postgres', false), "
+                         "set_config('extra_float_digits', '1', false)")
             conn.autocommit = False
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             conn.read_only = True
         except psycopg.Error as e:
+            if conn is not None:
+                conn.close()
             raise self._fail(e, "connecting to the source database") from None
         self._conn = conn
         self._one_statement = False

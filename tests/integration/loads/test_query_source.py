@@ -344,3 +344,23 @@ def test_evolve_runs_no_second_statement_of_the_query(pg, pg_uri, src_uri, monke
         op._evolve(loader(pg_uri, "2024-05-02"))
     with psycopg.connect(src_uri) as conn:
         assert conn.execute("select count(*) from shop.orders").fetchone()[0] == 3000
+
+
+def test_the_source_sessions_date_and_float_styles_do_not_change_values(pg, pg_uri, pg_server):
+    """The result travels as text: a source database set to DateStyle 'SQL, DMY' prints
+    2024-05-03 as 03/05/2024, which a warehouse in MDY reads as March 5th, and
+    extra_float_digits = 0 rounds doubles to 15 digits. The source session prints ISO
+    dates and exact floats whatever its database's settings."""
+    pg.execute("create table public.ships (id int not null, day date not null, shipped date, x float8, "
+               "at timestamp)")
+    with scratch_database(pg_server, "dmy") as src:
+        with psycopg.connect(src, autocommit=True) as s:
+            s.execute(f"""alter database "{src.rsplit('/', 1)[1]}" set datestyle = 'SQL, DMY'""")
+            s.execute(f"""alter database "{src.rsplit('/', 1)[1]}" set extra_float_digits = 0""")
+        text = ("select 1 as id, date '2024-05-02' as day, date '2024-05-03' as shipped, 0.1::float8 + 0.2 as x, "
+                "timestamp '2024-05-03 04:05:06.5' as at")
+        PartitionLoader(lambda: psycopg.connect(pg_uri), table="public.ships", partition_column="day",
+                        partition_value="2024-05-02", run_key="dmy").run(QuerySource.from_conninfo(src, text))
+    row = pg.execute("select shipped, x, at from public.ships").fetchone()
+    import datetime as dt
+    assert row == (dt.date(2024, 5, 3), 0.1 + 0.2, dt.datetime(2024, 5, 3, 4, 5, 6, 500000))
