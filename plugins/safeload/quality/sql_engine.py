@@ -1104,6 +1104,11 @@ def _fetch(conn: psycopg.Connection, query: sql.Composable) -> dict[str, Any]:
     return {d.name: v for d, v in zip(cur.description, row)}
 
 
+#: how long the distinct-count statement on the second connection waits for the table's
+#: lock before running on the scan's connection instead (see :func:`_run_statements`)
+DISTINCT_LOCK_TIMEOUT = "2s"
+
+
 def _run_statements(conn: psycopg.Connection, plan: Plan, work_mem: str | None,
                     connect: Callable[[], psycopg.Connection] | None) -> dict[str, Any]:
     """The scan's and the distinct counts' values, by slot name: concurrently when a
@@ -1133,6 +1138,11 @@ def _run_statements(conn: psycopg.Connection, plan: Plan, work_mem: str | None,
             other.isolation_level, other.read_only = psycopg.IsolationLevel.REPEATABLE_READ, True
             with other.transaction():
                 other.execute(sql.SQL("set transaction snapshot {}").format(sql.Literal(snapshot)))
+                # The scan holds the table's lock. A DDL queued behind it makes this statement
+                # queue behind the DDL, which waits for the scan's transaction, which waits for
+                # this statement: a cycle through this process that PostgreSQL cannot detect.
+                # Give up the wait soon instead; the statement then runs after the scan.
+                other.execute("select set_config('lock_timeout', %s, true)", (DISTINCT_LOCK_TIMEOUT,))
                 if work_mem:
                     other.execute("select set_config('work_mem', %s, true)", (str(work_mem),))
                 got.update(_fetch(other, plan.distinct))
@@ -1153,7 +1163,9 @@ def _run_statements(conn: psycopg.Connection, plan: Plan, work_mem: str | None,
         worker.join()
         other.close()
     if failed:
-        raise failed[0]
+        if not isinstance(failed[0], psycopg.errors.LockNotAvailable):
+            raise failed[0]
+        got = _fetch(conn, plan.distinct)  # the scan's transaction holds the lock already
     values.update(got)
     return values
 

@@ -6,6 +6,7 @@ way: test_quality_differential.py.)"""
 from __future__ import annotations
 
 import math
+import time
 
 import psycopg
 import pytest
@@ -233,3 +234,68 @@ def test_a_failed_scan_cancels_the_distinct_count_beside_it(pg, pg_uri):
     # the checks were then run one by one: the regex reports its error, uniqueness its result
     assert res[0]["success"] is True and res[0]["result"]["unexpected_count"] == 0
     assert "PostgreSQL refused the check" in res[1]["exception"]
+
+
+def test_a_ddl_queued_between_the_two_statements_does_not_deadlock_them(pg, pg_uri):
+    """The scan holds the table's lock; an ALTER TABLE queues behind it; the distinct count
+    on the second connection then queues behind the ALTER, which waits for the scan's
+    transaction, which waits for the distinct count: a cycle through the client that
+    PostgreSQL's deadlock detector cannot see. The distinct count gives up its lock wait
+    and runs on the scan's connection, and the ALTER goes through after the gate.
+    (The ALTER's own lock_timeout bounds the test if the cycle is not broken.)"""
+    import threading
+
+    pg.execute("create table t (id int); insert into t select i % 40 from generate_series(1, 50) i")
+    waiting_ddl = ("select exists (select 1 from pg_locks where relation = 'public.t'::regclass "
+                   "and mode = 'AccessExclusiveLock' and not granted)")
+    pg.execute(f"""create function ddl_queued() returns boolean language plpgsql as $$
+                   begin
+                     -- the scan (once per transaction): go on only once the ALTER is queued
+                     if current_setting('application_name') <> 'distinct-side'
+                        and current_setting('probe.waited', true) is distinct from 'y' then
+                       for i in 1..2000 loop exit when ({waiting_ddl}); perform pg_sleep(0.01); end loop;
+                       perform set_config('probe.waited', 'y', true);
+                     end if;
+                     return true;
+                   end $$""")
+
+    def wait_for(conn, query):
+        for _ in range(2000):
+            if conn.execute(query).fetchone()[0]:
+                return
+            time.sleep(0.01)
+
+    class Late(psycopg.Connection):
+        """The distinct count asks for its lock only once the ALTER is queued."""
+
+        def execute(self, query, *a, **k):
+            if "count(distinct" in str(getattr(query, "as_string", lambda c: query)(self)):
+                with psycopg.connect(pg_uri, autocommit=True) as probe:
+                    wait_for(probe, waiting_ddl)
+            return super().execute(query, *a, **k)
+
+    ddl_error: list[BaseException] = []
+
+    def alter():
+        with psycopg.connect(pg_uri, autocommit=True) as c:
+            wait_for(c, "select exists (select 1 from pg_locks l join pg_stat_activity a using (pid) "
+                        "where l.relation = 'public.t'::regclass and l.granted "
+                        "and a.application_name = 'the-scan')")
+            try:
+                c.execute("set lock_timeout = '20s'")
+                c.execute("alter table t add column z int")
+            except psycopg.Error as e:
+                ddl_error.append(e)
+
+    exps = [{"type": "expect_column_values_to_be_unique", "kwargs": {"column": "id"}}]
+    ddl = threading.Thread(target=alter)
+    ddl.start()
+    try:
+        with psycopg.connect(pg_uri, application_name="the-scan") as conn:
+            res, _ = run_sql(conn, schema="public", table="t", where="ddl_queued()", group_by=(),
+                             specs=list(parse_suite({"name": "x", "expectations": exps}).expectations),
+                             connect=lambda: Late.connect(pg_uri, autocommit=True, application_name="distinct-side"))
+    finally:
+        ddl.join()
+    assert ddl_error == []
+    assert res[0]["success"] is False and res[0]["result"]["unexpected_count"] == 20  # ids 1..10 twice
