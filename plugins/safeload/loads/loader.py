@@ -207,12 +207,13 @@ class QuerySource:
         """The result's column names, from a ``LIMIT 0`` run of the query (no rows read)."""
         assert self._conn is not None, "open() the source first"
         try:
-            # binary=True: the extended protocol, which refuses a string of several statements.
+            # prepare=True: the extended protocol, which refuses a string of several statements.
             # The simple one would run them all, and a COMMIT among them would end the read-only
-            # transaction, letting the next statement write (or drop) on the source.
+            # transaction, letting the next statement write (or drop) on the source. (Not
+            # binary=True: a type without a binary output function would fail.)
             cur = self._conn.cursor()
             cur.execute(sql.SQL("select * from (\n{}\n) as safeload_source limit 0").format(sql.SQL(self.query)),
-                        binary=True)
+                        prepare=True)
         except psycopg.errors.SyntaxError as e:
             if "multiple commands" in (e.diag.message_primary or ""):
                 raise SourceError(f"{self.label}: the query holds more than one statement; give one SELECT "

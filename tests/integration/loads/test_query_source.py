@@ -328,6 +328,14 @@ def test_evolve_and_stage_accept_a_trailing_semicolon_or_comment(pg, pg_uri, src
     assert ld.run(op._source()).rows == 1000
 
 
+def test_a_result_of_a_type_without_binary_output_loads(pg, pg_uri, src_uri):
+    """The one-statement check must not need binary output (aclitem has none)."""
+    pg.execute(PLAIN)
+    text = ("select 1 as order_id, date '2024-05-02' as order_date, 1 as amount, 'x' as status, "
+            "'=r/postgres'::aclitem as note")
+    assert loader(pg_uri, "2024-05-02").run(query(src_uri, text)).rows == 1
+
+
 def test_evolve_runs_no_second_statement_of_the_query(pg, pg_uri, src_uri, monkeypatch):
     from safeload.contracts.model import parse_contract
     from safeload.operators.load import StagePartitionOperator
