@@ -1163,9 +1163,12 @@ def _run_statements(conn: psycopg.Connection, plan: Plan, work_mem: str | None,
         worker.join()
         other.close()
     if failed:
-        if not isinstance(failed[0], psycopg.errors.LockNotAvailable):
+        # a lock wait given up, a second connection that dropped or that a pooler could not
+        # serve: the scan's connection is fine (and holds the table's lock), so the
+        # statement runs there. Any other error is the statement's own (reported per check).
+        if not isinstance(failed[0], psycopg.OperationalError):
             raise failed[0]
-        got = _fetch(conn, plan.distinct)  # the scan's transaction holds the lock already
+        got = _fetch(conn, plan.distinct)
     values.update(got)
     return values
 

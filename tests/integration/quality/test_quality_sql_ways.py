@@ -299,3 +299,24 @@ def test_a_ddl_queued_between_the_two_statements_does_not_deadlock_them(pg, pg_u
         ddl.join()
     assert ddl_error == []
     assert res[0]["success"] is False and res[0]["result"]["unexpected_count"] == 20  # ids 1..10 twice
+
+
+def test_a_second_connection_that_drops_does_not_fail_the_gate(pg, pg_uri):
+    """The second connection opens but cannot serve (killed here; behind pgbouncer, a pool
+    with no free server connection times out the same way): the scan's connection is fine,
+    so the distinct counts run there, instead of the gate failing as 'lost the connection'."""
+    pg.execute("create table t (id int); insert into t select i % 40 from generate_series(1, 50) i")
+
+    class Dropped(psycopg.Connection):
+        def execute(self, query, *a, **k):
+            if "count(distinct" in str(getattr(query, "as_string", lambda c: query)(self)):
+                with psycopg.connect(pg_uri, autocommit=True) as killer:
+                    killer.execute("select pg_terminate_backend(%s)", (self.info.backend_pid,))
+            return super().execute(query, *a, **k)
+
+    exps = [{"type": "expect_column_values_to_be_unique", "kwargs": {"column": "id"}}]
+    with psycopg.connect(pg_uri) as conn:
+        res, _ = run_sql(conn, schema="public", table="t", group_by=(),
+                         specs=list(parse_suite({"name": "x", "expectations": exps}).expectations),
+                         connect=lambda: Dropped.connect(pg_uri, autocommit=True))
+    assert res[0]["success"] is False and res[0]["result"]["unexpected_count"] == 20
