@@ -7,7 +7,6 @@ import json
 
 import pendulum
 import psycopg
-import pytest
 
 from tests.dags.conftest import load_dag
 

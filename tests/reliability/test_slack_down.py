@@ -16,7 +16,6 @@ the exception a later callback sees must be the same in all of them.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from datetime import datetime, timedelta, timezone

@@ -14,20 +14,15 @@ from __future__ import annotations
 import csv
 import json
 import os
-import secrets
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
 import psycopg
 import pytest
+
+from apiserver import AIRFLOW, airflow_env, api_server, request
 
 from safeload.contracts.check import check_source
 from safeload.contracts.history import record_contract_check
@@ -129,26 +124,6 @@ def _seed(uri: str, tmp: Path) -> None:
 
 # ------------------------------------------------------------------------- server
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str, *, headers: dict[str, str] | None = None, data: bytes | None = None) -> tuple[int, dict, str]:
-    """One request, redirects not followed: ``(status, headers, body)``."""
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *a, **k):
-            return None
-
-    req = urllib.request.Request(url, data=data, headers=headers or {})
-    try:
-        with urllib.request.build_opener(NoRedirect).open(req, timeout=15) as r:
-            return r.status, dict(r.headers), r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read().decode()
-
-
 @pytest.fixture(scope="module")
 def artifacts() -> Path:
     path = Path(os.environ.get("SAFELOAD_ARTIFACTS") or ROOT / "tests/artifacts") / "ui"
@@ -164,30 +139,10 @@ def chromium() -> str:
 @pytest.fixture
 def server(chromium, pg_uri, tmp_path, artifacts):
     """``airflow api-server`` on 127.0.0.1 with the safeload plugin and SimpleAuthManager."""
-    home = tmp_path / "airflow"
-    (home / "dags").mkdir(parents=True)
-    password = secrets.token_urlsafe(12)
-    (home / "passwords.json").write_text(json.dumps({"viewer": password}))
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "viewer:viewer",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-        "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
-        # the page reads the connection [safeload] ui_conn_id names (not the default 'warehouse')
-        "AIRFLOW__SAFELOAD__UI_CONN_ID": "history_db",
-        "AIRFLOW_CONN_HISTORY_DB": pg_uri,
-    })
-    airflow = str(Path(sys.executable).with_name("airflow"))
+    # the page reads the connection [safeload] ui_conn_id names (not the default 'warehouse')
+    env, password = airflow_env(tmp_path / "airflow", ui_conn_uri=pg_uri)
     # Airflow's metadata DB is migrated while the history is seeded (both take seconds)
-    migrate = subprocess.Popen([airflow, "db", "migrate"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    migrate = subprocess.Popen([AIRFLOW, "db", "migrate"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         _seed(pg_uri, tmp_path)
         out, _ = migrate.communicate(timeout=180)
@@ -196,37 +151,13 @@ def server(chromium, pg_uri, tmp_path, artifacts):
             migrate.kill()
             migrate.wait(timeout=10)
     assert migrate.returncode == 0, out.decode()[-3000:]
-    log = open(artifacts / "api-server.log", "w")
-    proc = subprocess.Popen([airflow, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:  # bounded by the deadline
-            if proc.poll() is not None:
-                pytest.fail(f"api-server exited with {proc.returncode}: {(artifacts / 'api-server.log').read_text()[-3000:]}")
-            try:
-                if _get(base + "/api/v2/monitor/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"api-server not healthy in 120 s: {(artifacts / 'api-server.log').read_text()[-3000:]}")
-            time.sleep(0.5)
+    with api_server(env, artifacts / "api-server.log") as base:
         yield {"base": base, "user": "viewer", "password": password}
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)  # a throw-away server: no need to wait out its graceful shutdown
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
 
 
 def _token(server) -> str:
-    status, _, body = _get(server["base"] + "/auth/token", headers={"Content-Type": "application/json"},
-                           data=json.dumps({"username": server["user"], "password": server["password"]}).encode())
+    status, _, body = request(server["base"] + "/auth/token", headers={"Content-Type": "application/json"},
+                              data=json.dumps({"username": server["user"], "password": server["password"]}).encode())
     assert status == 201, body
     return json.loads(body)["access_token"]
 
@@ -247,17 +178,17 @@ def test_page_in_airflow_ui_shows_history_and_refuses_strangers(chromium, server
     base = server["base"]
 
     # --- refused without a login: no data in any answer
-    status, _, body = _get(base + "/safeload/", headers={"Accept": "application/json"})
+    status, _, body = request(base + "/safeload/", headers={"Accept": "application/json"})
     assert status == 401 and "public.orders" not in body
-    status, headers, body = _get(base + "/safeload/table?target=public.orders", headers={"Accept": "text/html"})
+    status, headers, body = request(base + "/safeload/table?target=public.orders", headers={"Accept": "text/html"})
     assert status == 303 and "/auth/login" in headers["location"] and "public.orders" not in body
-    status, _, body = _get(base + "/safeload/", headers={"Authorization": "Bearer not-a-jwt"})
+    status, _, body = request(base + "/safeload/", headers={"Authorization": "Bearer not-a-jwt"})
     assert status in (401, 403) and "public.orders" not in body
     # ... and served with Airflow's own token, which is what the UI's cookie carries
     token = _token(server)
-    status, _, body = _get(base + "/safeload/", headers={"Authorization": f"Bearer {token}"})
+    status, _, body = request(base + "/safeload/", headers={"Authorization": f"Bearer {token}"})
     assert status == 200 and "public.orders" in body and "public.events" in body
-    status, _, body = _get(base + "/api/v2/plugins", headers={"Authorization": f"Bearer {token}"})
+    status, _, body = request(base + "/api/v2/plugins", headers={"Authorization": f"Bearer {token}"})
     plugin = next(p for p in json.loads(body)["plugins"] if p["name"] == "safeload")
     assert [a["url_prefix"] for a in plugin["fastapi_apps"]] == ["/safeload"]
     assert {v["destination"] for v in plugin["external_views"]} == {"nav", "task_instance"}

@@ -10,16 +10,9 @@ is mocked; every wait is bounded.
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
 from contextlib import contextmanager
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,33 +20,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from apiserver import AIRFLOW, SIMPLE, airflow_env, api_server, request
+
 from safeload.loads.metadata import ensure_metadata
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _request(url: str, *, method: str = "GET", headers: dict[str, str] | None = None,
-             data: bytes | None = None) -> tuple[int, dict, str]:
-    """One request, redirects not followed: ``(status, headers, body)``."""
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *a, **k):
-            return None
-
-    req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
-    try:
-        with urllib.request.build_opener(NoRedirect).open(req, timeout=15) as r:
-            return r.status, dict(r.headers), r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read().decode()
-
-
-SIMPLE = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
 # A user allowed to read one DAG only, as FAB or Keycloak deployments grant it. Airflow's
 # SimpleAuthManager has roles but no per-DAG rights, and FAB is not installed here, so
@@ -104,66 +76,24 @@ def _serve(pg_server: str, tmp: Path, auth_manager: str, extra_env: dict[str, st
         conn.execute(sql.SQL("grant usage on schema safeload to {0}; grant select on all tables in schema safeload"
                              " to {0}").format(sql.Identifier(role)))
 
-    home = tmp / "airflow"
-    (home / "dags").mkdir(parents=True)
-    password = secrets.token_urlsafe(12)
-    (home / "passwords.json").write_text(json.dumps({"viewer": password}))
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__AUTH_MANAGER": auth_manager,
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "viewer:viewer",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-        "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
-        "AIRFLOW__SAFELOAD__UI_CONN_ID": "history_db",
-        "AIRFLOW_CONN_HISTORY_DB": ui_uri,
-        **(extra_env or {}),
-    })
-    airflow = str(Path(sys.executable).with_name("airflow"))
-    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=180)
-    log_path = tmp / "api-server.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen([airflow, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    env, password = airflow_env(tmp / "airflow", ui_conn_uri=ui_uri, auth_manager=auth_manager)
+    env.update(extra_env or {})
+    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=180)
     try:
-        deadline = time.monotonic() + 120
-        while True:  # bounded by the deadline
-            if proc.poll() is not None:
-                pytest.fail(f"api-server exited with {proc.returncode}: {log_path.read_text()[-3000:]}")
-            try:
-                if _request(base + "/api/v2/monitor/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"api-server not healthy in 120 s: {log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
-        status, _, body = _request(base + "/auth/token", method="POST", headers={"Content-Type": "application/json"},
-                                   data=json.dumps({"username": "viewer", "password": password}).encode())
-        assert status == 201, body
-        yield {"base": base, "token": json.loads(body)["access_token"], "owner_uri": owner_uri, "role": role}
+        with api_server(env, tmp / "api-server.log") as base:
+            status, _, body = request(base + "/auth/token", method="POST",
+                                      headers={"Content-Type": "application/json"},
+                                      data=json.dumps({"username": "viewer", "password": password}).encode())
+            assert status == 201, body
+            yield {"base": base, "token": json.loads(body)["access_token"], "owner_uri": owner_uri, "role": role}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
         with psycopg.connect(pg_server, autocommit=True) as admin:
             admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(db)))
             admin.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(role)))
 
 
 def _get(server, path: str, **headers: str) -> tuple[int, dict, str]:
-    return _request(server["base"] + path, headers={"Authorization": f"Bearer {server['token']}", **headers})
+    return request(server["base"] + path, headers={"Authorization": f"Bearer {server['token']}", **headers})
 
 
 def test_no_answer_carries_data_without_a_login(server):
@@ -171,7 +101,7 @@ def test_no_answer_carries_data_without_a_login(server):
     for method in ("GET", "HEAD", "OPTIONS", "POST"):
         for path in ("/safeload/", "/safeload/table?target=public.t", "/safeload/task?dag_id=d&run_id=r&task_id=t",
                      "/safeload/%2e%2e/safeload/", "/safeload/static/../table?target=public.t"):
-            status, _, body = _request(base + path, method=method, headers={"Accept": "application/json"})
+            status, _, body = request(base + path, method=method, headers={"Accept": "application/json"})
             assert status in (401, 403, 404, 405), (method, path, status)
             assert "public.t" not in body and "2025-01-01" not in body, (method, path)
     assert _get(server, "/safeload/")[0] == 200  # and the same page is served with a login
