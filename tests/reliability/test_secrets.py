@@ -130,14 +130,6 @@ def password_auth(pg_server):
             conn.execute(f"drop role if exists {ROLE}")
 
 
-@pytest.fixture(scope="module")
-def airflow_db():
-    from airflow.utils import db
-
-    db.initdb()
-    return Path(os.environ["AIRFLOW_HOME"])
-
-
 def test_no_secret_in_logs_xcom_alerts_or_exceptions(airflow_db, pg_server, pg_uri, password_auth, tmp_path,
                                                      monkeypatch, caplog, capfd):
     import logging

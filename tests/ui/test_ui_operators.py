@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
@@ -19,16 +16,6 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACT = ROOT / "include/contracts/orders.yaml"
-
-
-@pytest.fixture(scope="module")
-def airflow_db():
-    """Airflow's metadata DB (SQLite in the session's AIRFLOW_HOME), migrated once."""
-    home = Path(os.environ["AIRFLOW_HOME"])
-    if not (home / "airflow.db").exists():
-        subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True,
-                       capture_output=True, timeout=600, env=dict(os.environ))
-    return home
 
 
 DAG_FILE = """
