@@ -122,16 +122,18 @@ class IncrementalSource:
             sql.Identifier(self.partition_column), sql.Literal(value))
 
 
-def _utc(conn: Any) -> None:
-    # The fingerprint hashes each row's text form; timestamptz prints in the session's
-    # TimeZone, so both sides must print in the same one.
+def utc_session(conn: Any) -> None:
+    """Set ``conn``'s session to print and read timestamps in UTC, with ISO dates.
+
+    The fingerprint hashes each row's text form; timestamptz prints in the session's
+    TimeZone, so both sides (and the reload that copies the rows) must use the same one."""
     conn.execute("select set_config('TimeZone', 'UTC', false), set_config('DateStyle', 'ISO, MDY', false)")
 
 
 def changed_partitions(conn: Any, source: IncrementalSource, window: tuple[dt.datetime, dt.datetime]) -> list[str]:
     """Partition values (as text, sorted) of the source rows whose watermark is in ``window``."""
     low, high = window
-    _utc(conn)
+    utc_session(conn)
     rows = conn.execute(
         sql.SQL("select distinct {p}::text from {rel} where {u} >= %s and {u} < %s and {p} is not null order by 1"
                 ).format(p=sql.Identifier(source.partition_column), rel=source._rel(),
@@ -159,7 +161,7 @@ def moved_from_partitions(src_conn: Any, wh_conn: Any, source: IncrementalSource
         raise SourceError(f"{info.name} has no column(s) {', '.join(map(repr, missing))} of the source's key; "
                           "give key_columns that the target has")
     low, high = window
-    _utc(src_conn)
+    utc_session(src_conn)
     changed = src_conn.execute(
         sql.SQL("select distinct {k} from {rel} where {u} >= %s and {u} < %s").format(
             k=sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c.name)) for c in keys),
@@ -197,7 +199,7 @@ def _fingerprint_sql(relation: sql.Composable, columns: list[q.TargetColumn]) ->
 def source_fingerprint(conn: Any, source: IncrementalSource, value: str, columns: list[q.TargetColumn]
                        ) -> tuple[int, str]:
     """Row count and checksum of one partition as the source has it now."""
-    _utc(conn)
+    utc_session(conn)
     names = [c.name for c in columns]
     rel = sql.SQL("({}) as part").format(source.partition_query(value, names))
     n, checksum = conn.execute(_fingerprint_sql(rel, columns)).fetchone()
@@ -206,7 +208,7 @@ def source_fingerprint(conn: Any, source: IncrementalSource, value: str, columns
 
 def target_fingerprint(conn: Any, info: q.TargetInfo, partition_column: str, value: str) -> tuple[int, str]:
     """Row count and checksum of one published partition (0 rows when it does not exist yet)."""
-    _utc(conn)
+    utc_session(conn)
     rel = sql.SQL("(select * from {} where {}) as part").format(info.ident, q.partition_where(partition_column, value))
     n, checksum = conn.execute(_fingerprint_sql(rel, list(info.columns))).fetchone()
     return int(n), checksum

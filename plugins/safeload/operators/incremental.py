@@ -37,9 +37,11 @@ def _utc_sessions(connect: Any) -> Any:
     target ``timestamp`` (or the reverse) must convert exactly as the fingerprint's cast
     did, or the published day never equals the source's and every window republishes it."""
 
+    from safeload.loads.incremental import utc_session
+
     def utc() -> Any:
         conn = connect()
-        conn.execute("select set_config('TimeZone', 'UTC', false), set_config('DateStyle', 'ISO, MDY', false)")
+        utc_session(conn)
         conn.commit()  # idle again: the loader and QuerySource set their own transaction modes
         return conn
 
