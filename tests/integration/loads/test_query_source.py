@@ -269,21 +269,30 @@ def test_a_read_stopped_early_leaves_the_snapshot_usable(src_uri):
         assert sum(1 for _ in src.rows(["order_id"])) == 300_000
 
 
-def test_evolve_reads_new_columns_from_the_query_result(pg, pg_uri, src_uri, monkeypatch):
-    """Under a contract's schema_policy: evolve, the operator takes the columns to add from
-    the query's result (names and types, from the source database)."""
+ORDERS_COLUMNS = [{"name": "order_id", "type": "bigint"}, {"name": "order_date", "type": "date"},
+                  {"name": "amount", "type": "numeric(12,2)"}, {"name": "status", "type": "text"}]
+NEW_COLUMN_QUERY = ("select order_id, order_date, amount, status, internal_flag "
+                    "from shop.orders where order_date = '2024-05-02'")
+
+
+def evolving_stage(monkeypatch, src_uri, source_sql, columns=ORDERS_COLUMNS):
+    """A StagePartitionOperator reading ``source_sql`` from the source database, under a
+    contract with ``columns`` and schema_policy evolve."""
     from safeload.contracts.model import parse_contract
     from safeload.operators.load import StagePartitionOperator
 
     monkeypatch.setenv("AIRFLOW_CONN_SHOP_DB", src_uri)
-    pg.execute(PLAIN)
     op = StagePartitionOperator(task_id="stage", table="public.orders", partition_column="order_date",
-                                source_conn_id="shop_db",
-                                source_sql="select order_id, order_date, amount, status, internal_flag "
-                                           "from shop.orders where order_date = '2024-05-02'")
-    op._contract = parse_contract({"dataset": "orders", "schema_policy": "evolve", "columns": [
-        {"name": "order_id", "type": "bigint"}, {"name": "order_date", "type": "date"},
-        {"name": "amount", "type": "numeric(12,2)"}, {"name": "status", "type": "text"}]})
+                                source_conn_id="shop_db", source_sql=source_sql)
+    op._contract = parse_contract({"dataset": "orders", "schema_policy": "evolve", "columns": columns})
+    return op
+
+
+def test_evolve_reads_new_columns_from_the_query_result(pg, pg_uri, src_uri, monkeypatch):
+    """Under a contract's schema_policy: evolve, the operator takes the columns to add from
+    the query's result (names and types, from the source database)."""
+    pg.execute(PLAIN)
+    op = evolving_stage(monkeypatch, src_uri, NEW_COLUMN_QUERY)
     ld = loader(pg_uri, "2024-05-02")
     op._evolve(ld)
     assert ld.add_columns == [("internal_flag", "boolean")]
@@ -310,18 +319,8 @@ def test_a_second_statement_hidden_in_the_query_never_runs(pg, pg_uri, src_uri):
 def test_evolve_and_stage_accept_a_trailing_semicolon_or_comment(pg, pg_uri, src_uri, monkeypatch, tail):
     """A templated .sql file often ends in ``;`` and a comment: the column look-up of
     schema_policy evolve and the stage both read the same query."""
-    from safeload.contracts.model import parse_contract
-    from safeload.operators.load import StagePartitionOperator
-
-    monkeypatch.setenv("AIRFLOW_CONN_SHOP_DB", src_uri)
     pg.execute(PLAIN)
-    op = StagePartitionOperator(task_id="stage", table="public.orders", partition_column="order_date",
-                                source_conn_id="shop_db",
-                                source_sql="select order_id, order_date, amount, status, internal_flag "
-                                           "from shop.orders where order_date = '2024-05-02'" + tail)
-    op._contract = parse_contract({"dataset": "orders", "schema_policy": "evolve", "columns": [
-        {"name": "order_id", "type": "bigint"}, {"name": "order_date", "type": "date"},
-        {"name": "amount", "type": "numeric(12,2)"}, {"name": "status", "type": "text"}]})
+    op = evolving_stage(monkeypatch, src_uri, NEW_COLUMN_QUERY + tail)
     ld = loader(pg_uri, "2024-05-02")
     op._evolve(ld)
     assert ld.add_columns == [("internal_flag", "boolean")]
@@ -337,17 +336,10 @@ def test_a_result_of_a_type_without_binary_output_loads(pg, pg_uri, src_uri):
 
 
 def test_evolve_runs_no_second_statement_of_the_query(pg, pg_uri, src_uri, monkeypatch):
-    from safeload.contracts.model import parse_contract
-    from safeload.operators.load import StagePartitionOperator
-
-    monkeypatch.setenv("AIRFLOW_CONN_SHOP_DB", src_uri)
     pg.execute(PLAIN)
-    op = StagePartitionOperator(task_id="stage", table="public.orders", partition_column="order_date",
-                                source_conn_id="shop_db",
-                                source_sql="select 1 as order_id) s; drop table shop.orders; "
-                                           "select * from (select 1 as order_id")
-    op._contract = parse_contract({"dataset": "orders", "schema_policy": "evolve", "columns": [
-        {"name": "order_id", "type": "bigint"}]})
+    op = evolving_stage(monkeypatch, src_uri, "select 1 as order_id) s; drop table shop.orders; "
+                                              "select * from (select 1 as order_id",
+                        columns=[{"name": "order_id", "type": "bigint"}])
     with pytest.raises(SourceError, match=r"one statement"):
         op._evolve(loader(pg_uri, "2024-05-02"))
     with psycopg.connect(src_uri) as conn:
