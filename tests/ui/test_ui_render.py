@@ -75,6 +75,7 @@ def test_report_link_points_at_the_task_page(monkeypatch):
     pytest.param("safeload.operators.load.StagePartitionOperator", id="stage"),
     pytest.param("safeload.operators.quality.QualityGateOperator", id="gate"),
     pytest.param("safeload.operators.contract.SchemaContractCheckOperator", id="contract"),
+    pytest.param("safeload.operators.incremental.ReloadPartitionsOperator", id="incremental-reload"),
 ])
 def test_operators_carry_the_report_link(operator):
     import importlib

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from safeload.ui.links import SafeloadReportLink
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -175,6 +177,7 @@ class ReloadPartitionsOperator(_IncrementalOperator):
     """
 
     template_fields: Sequence[str] = (*_IncrementalOperator.template_fields, "table", "contract", "suite")
+    operator_extra_links = (SafeloadReportLink(),)  # its loads and gates are on the report
 
     def __init__(self, *, plan_task_id: str, table: str, source_conn_id: str, contract: str | None = None,
                  suite: str | None = None, check_task_id: str | None = None, postgres_conn_id: str = "warehouse",
