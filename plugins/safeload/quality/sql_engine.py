@@ -8,11 +8,15 @@ count(*) filter (where ...), min(b), ... from t where <partition>`` statement, e
 the results in Python with GX's own rules, and reads the catalogue once for column
 existence and types. Other statements run only when a check needs them:
 
-- uniqueness without a unique index: the distinct counts run as a statement of their
+- uniqueness not proven by a unique index: the distinct counts run as a statement of their
   own, at the same time as the scan on a second connection in the same snapshot (a
   distinct count cannot run in a parallel plan, and would make the whole scan serial);
   only when there are duplicates does a ``group by`` count the duplicated rows exactly
-  as GX does (every row of a repeated value is unexpected);
+  as GX does (every row of a repeated value is unexpected). An index proves uniqueness
+  when its key columns are among the checked ones, or when its other key columns are
+  non-null and constant over the checked rows, which the scan itself tells (a
+  partition's primary key ``(order_id, order_date)`` for a check of ``order_id`` on one
+  day; see :meth:`TableInfo.unique_given_constant`);
 - failed map checks: a ``limit``-ed query fetches a few unexpected values for the report.
 
 Rewrites keep the per-row work down, with the same results: a regular expression that
@@ -159,6 +163,14 @@ class ColumnInfo:
         return gx_type_name(self.type)
 
 
+#: column types a uniqueness proof may require to be constant (:meth:`TableInfo.unique_given_constant`):
+#: ordered by their default btree operator class, so ``min(r) = max(r)`` (compared by PostgreSQL, with
+#: that class's equality and the column's collation) means every value equals every other under the
+#: equality a unique index on the column enforces
+_CONSTANT_TYPES = frozenset({"int2", "int4", "int8", "numeric", "float4", "float8", "text", "varchar", "bpchar",
+                             "date", "time", "timestamp", "timestamptz"})
+
+
 @dataclass(frozen=True)
 class TableInfo:
     """A table's columns, in order, and the column sets its unique indexes guarantee.
@@ -168,6 +180,10 @@ class TableInfo:
         those columns, or on any superset of them, cannot fail, so it costs nothing
     :param rows: the planner's row estimate (``pg_class.reltuples``), None if unknown
     :param pages: the table's size in pages (``pg_relation_size``), 0 for a view
+    :param exact_unique_sets: the key columns of those of :attr:`unique_sets`' indexes
+        that enforce the columns' own equality at every statement: not deferrable, and
+        every key column indexed with its type's default operator class and its own
+        collation (used by :meth:`unique_given_constant`)
     """
 
     schema: str
@@ -176,9 +192,41 @@ class TableInfo:
     unique_sets: tuple[frozenset[str], ...] = ()
     rows: float | None = None
     pages: int = 0
+    exact_unique_sets: tuple[frozenset[str], ...] = ()
 
     def proven_unique(self, cols: Sequence[str]) -> bool:
         return any(u <= set(cols) for u in self.unique_sets)
+
+    def unique_given_constant(self, cols: Sequence[str]) -> tuple[str, ...] | None:
+        """The fewest columns R such that the checked rows are unique on ``cols`` when
+        every column of R is non-null and has one value over them; None when there is
+        no such index.
+
+        A unique index on K = ``cols`` + R forbids two rows equal on all of K with no null
+        among them. If R is non-null and constant over the checked rows, two of them with
+        the same non-null ``cols`` would be such rows: so the rows GX considers are unique,
+        exactly (the usual case: a natively partitioned table's primary key
+        ``(order_id, order_date)``, checked on one day's partition or on a staging table
+        of one day). R must be of a type whose ``min = max`` means every value is equal
+        under the index's own equality (:data:`_CONSTANT_TYPES`, an exact index); not
+        bool (no min/max), not json, not arrays or anything less certain.
+
+        :param cols: the checked columns (the catalogue's spelling)
+        """
+        have = set(cols)
+        best: tuple[str, ...] | None = None
+        for key in self.exact_unique_sets:
+            rest = key - have
+            if not rest:
+                continue  # proven outright (proven_unique)
+            infos = [self.find(r) for r in rest]
+            if not all(i is not None and i.name in rest and i.category in ("N", "D", "S")
+                       and i.typname in _CONSTANT_TYPES for i in infos):
+                continue
+            candidate = tuple(sorted(rest))
+            if best is None or (len(candidate), candidate) < (len(best), best):
+                best = candidate
+        return best
 
     @property
     def ident(self) -> sql.Identifier:
@@ -222,13 +270,17 @@ def read_table_info(conn: psycopg.Connection, schema: str, table: str) -> TableI
            left join pg_type bt on t.typtype = 'd' and bt.oid = t.typbasetype
            left join pg_collation coll on coll.oid = a.attcollation
            where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped),
-          (select coalesce(json_agg(u.cols), '[]')
-           from (select array_agg(a.attname::text) as cols
+          (select coalesce(json_agg(json_build_array(u.cols, u.exact)), '[]')
+           from (select array_agg(a.attname::text) as cols,
+                        -- enforced at every statement, with each column's own equality
+                        bool_and(i.indimmediate and opc.opcdefault and k.coll = a.attcollation) as exact
                  from pg_index i
-                 join pg_attribute a on a.attrelid = i.indrelid
-                      and a.attnum = any ((i.indkey::int2[])[0:i.indnkeyatts - 1])
+                 cross join lateral unnest(i.indkey::int2[], i.indclass::oid[], i.indcollation::oid[])
+                      with ordinality as k(attnum, cls, coll, pos)
+                 join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+                 join pg_opclass opc on opc.oid = k.cls
                  where i.indrelid = c.oid and i.indisunique and i.indisvalid
-                       and i.indpred is null and i.indexprs is null
+                       and i.indpred is null and i.indexprs is null and k.pos <= i.indnkeyatts
                  group by i.indexrelid) as u),
           case when c.reltuples >= 0 then c.reltuples end,
           case when c.relkind in ('r', 'm', 't') then pg_relation_size(c.oid) / current_setting('block_size')::int
@@ -245,7 +297,8 @@ def read_table_info(conn: psycopg.Connection, schema: str, table: str) -> TableI
         return None
     columns, unique, rows, pages = row
     return TableInfo(schema, table, tuple(ColumnInfo(*c) for c in columns),
-                     tuple(frozenset(u) for u in unique if u), rows=rows, pages=int(pages or 0))
+                     tuple(frozenset(u) for u, _ in unique if u), rows=rows, pages=int(pages or 0),
+                     exact_unique_sets=tuple(frozenset(u) for u, exact in unique if u and exact))
 
 
 # --------------------------------------------------------------------------- results
@@ -348,7 +401,8 @@ class _Slot:
     rows or over groups (see :meth:`Plan.scan`).
 
     :param kind: ``count_all``, ``count`` (non-null values of ``cols[0]``),
-        ``count_where`` (rows where ``pred`` holds), ``agg`` (``fn`` of ``cols[0]``) or
+        ``count_where`` (rows where ``pred`` holds), ``agg`` (``fn`` of ``cols[0]``),
+        ``same`` (``min(c) = max(c)`` of ``cols[0]``: null when it has no value) or
         ``distinct`` (a distinct count: computed by its own statement)
     :param expr: the aggregate over the table's rows
     :param cols: the columns it reads
@@ -361,6 +415,10 @@ class _Slot:
     pred: sql.Composable | None = None
     fn: str | None = None
     regex: bool = False
+
+
+def _agg_expr(fn: str, col: str) -> sql.Composable:
+    return sql.SQL("{}({})").format(sql.SQL(fn), sql.Identifier(col))
 
 
 class _Scan:
@@ -393,8 +451,13 @@ class _Scan:
                                                      tuple(cols), pred=pred, regex=regex))
 
     def agg(self, fn: str, col: str) -> str:
-        return self.slot((fn, col), _Slot("agg", sql.SQL("{}({})").format(sql.SQL(fn), sql.Identifier(col)), (col,),
-                                          fn=fn))
+        return self.slot((fn, col), _Slot("agg", _agg_expr(fn, col), (col,), fn=fn))
+
+    def same(self, col: str) -> str:
+        # compared by PostgreSQL, not in Python: its own equality (1.0 = 1.00, a collation's
+        # rules), and no value to convert (psycopg cannot load an 'infinity' date)
+        return self.slot(("same", col), _Slot("same", sql.SQL("{0} = {1}").format(_agg_expr("min", col),
+                                                                                 _agg_expr("max", col)), (col,)))
 
     def distinct(self, key: Any, expr: sql.Composable, cols: Sequence[str]) -> str:
         return self.slot(("distinct", key), _Slot("distinct", expr, tuple(cols)))
@@ -577,6 +640,9 @@ def _grouped_select(table: TableInfo, where: str | None, slots: dict[str, _Slot]
             outer[name] = total(add_inner(s.expr))
         elif s.kind == "agg" and s.fn in ("min", "max"):
             outer[name] = sql.SQL("{}({})").format(sql.SQL(s.fn), add_inner(s.expr))
+        elif s.kind == "same":  # the minimum of the groups' minima against the maximum of their maxima
+            outer[name] = sql.SQL("min({}) = max({})").format(add_inner(_agg_expr("min", s.cols[0])),
+                                                              add_inner(_agg_expr("max", s.cols[0])))
         elif s.kind == "agg":
             col = sql.Identifier(s.cols[0])
             typname = table.find(s.cols[0]).typname
@@ -895,6 +961,28 @@ def _duplicate_samples(table: TableInfo, where: str | None, cols: Sequence[str],
         idents, _from_where(table, where, _not_null_all(cols)), idents, sql.Literal(limit))
 
 
+@dataclass(frozen=True)
+class _ConstantProof:
+    """The scan's slots that tell whether the columns R of
+    :meth:`TableInfo.unique_given_constant` are non-null and constant over the checked
+    rows: then those rows are unique on the checked columns, without a distinct count."""
+
+    n: str
+    slots: tuple[tuple[str, str], ...]  # (count(r), min(r) = max(r)) per column r
+
+    @classmethod
+    def add(cls, scan: _Scan, rest: Sequence[str]) -> _ConstantProof:
+        return cls(scan.count_all(), tuple((scan.count(r), scan.same(r)) for r in rest))
+
+    @property
+    def names(self) -> list[str]:
+        return [self.n] + [x for pair in self.slots for x in pair]
+
+    def holds(self, v: dict[str, Any]) -> bool:
+        # "is True": on no rows min = max is null, and the caller has nothing to prove then
+        return all(v[c] == v[self.n] and v[same] is True for c, same in self.slots)
+
+
 def _compile_unique(i: int, spec: ExpectationSpec, col: str, scan: _Scan, table: TableInfo,
                     where: str | None, sample_size: int) -> _Check:
     n, nn = scan.count_all(), scan.count(col)
@@ -902,19 +990,26 @@ def _compile_unique(i: int, spec: ExpectationSpec, col: str, scan: _Scan, table:
     if table.proven_unique([col]):  # a unique index: no duplicates, nothing to count
         return _Check(i, spec, [n, nn], lambda v, q: map_result(
             element_count=v[n], nonnull_count=v[nn], unexpected_count=0, mostly=mostly))
-    nd = scan.distinct(col, sql.SQL("count(distinct {})").format(sql.Identifier(col)), [col])
+    rest = table.unique_given_constant([col])
+    proof = _ConstantProof.add(scan, rest) if rest else None
+    nd = None if proof else scan.distinct(col, sql.SQL("count(distinct {})").format(sql.Identifier(col)), [col])
     dup_q = _duplicate_rows(table, where, [col])
     sample_q = _duplicate_samples(table, where, [col], sample_size) if sample_size > 0 else None
 
     def ev(v, q):
-        # as many distinct values as values: no duplicates, no second statement
-        u = 0 if v[nd] == v[nn] else int(q(dup_q)[0][0])
+        if proof is not None:
+            # no value to compare, or an index proves them unique: no second statement;
+            # else (the rare case) the duplicated rows are counted exactly, after the scan
+            u = 0 if v[nn] == 0 or proof.holds(v) else int(q(dup_q)[0][0])
+        else:
+            # as many distinct values as values: no duplicates, no second statement
+            u = 0 if v[nd] == v[nn] else int(q(dup_q)[0][0])
         res = map_result(element_count=v[n], nonnull_count=v[nn], unexpected_count=u, mostly=mostly)
         if not res["success"] and sample_q is not None:
             res["result"]["partial_unexpected_list"] = [_plain(r[0]) for r in q(sample_q)]
         return res
 
-    return _Check(i, spec, [n, nn, nd], ev)
+    return _Check(i, spec, list(dict.fromkeys([n, nn, nd] if proof is None else [n, nn, *proof.names])), ev)
 
 
 def _compile_compound(i: int, spec: ExpectationSpec, cols: list[str], scan: _Scan, table: TableInfo,
@@ -925,8 +1020,10 @@ def _compile_compound(i: int, spec: ExpectationSpec, cols: list[str], scan: _Sca
     key = tuple(cols)
     ignore = spec.kwargs.get("ignore_row_if", "all_values_are_missing")
     proven = table.proven_unique(cols)
+    rest = None if proven else table.unique_given_constant(cols)
+    proof = _ConstantProof.add(scan, rest) if rest else None
     all_nn = scan.count_where(("all_not_null", key), _not_null_all(cols), cols)
-    nd = None if proven else scan.distinct(
+    nd = None if proven or proof else scan.distinct(
         key, sql.SQL("count(distinct ({})) filter (where {})").format(
             sql.SQL(", ").join(sql.Identifier(c) for c in cols), _not_null_all(cols)), cols)
     if ignore == "never":
@@ -941,14 +1038,18 @@ def _compile_compound(i: int, spec: ExpectationSpec, cols: list[str], scan: _Sca
     mostly = spec.kwargs.get("mostly", 1)
 
     def ev(v, q):
-        u = 0 if nd is None or v[nd] == v[all_nn] else int(q(dup_q)[0][0])
+        if proof is not None:
+            u = 0 if v[all_nn] == 0 or proof.holds(v) else int(q(dup_q)[0][0])
+        else:
+            u = 0 if nd is None or v[nd] == v[all_nn] else int(q(dup_q)[0][0])
         res = map_result(element_count=v[n], nonnull_count=v[considered], unexpected_count=u, mostly=mostly)
         if not res["success"] and sample_q is not None:
             res["result"]["partial_unexpected_list"] = [
                 {c: _plain(x) for c, x in zip(cols, r)} for r in q(sample_q)]
         return res
 
-    return _Check(i, spec, [x for x in dict.fromkeys([n, all_nn, nd, considered]) if x], ev)
+    slots = [n, all_nn, nd, considered] + (proof.names if proof else [])
+    return _Check(i, spec, [x for x in dict.fromkeys(slots) if x], ev)
 
 
 # --------------------------------------------------------------------------- execution
