@@ -64,9 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--max-bad-fraction", type=float, help="quarantined fraction allowed, e.g. 0.001")
     load.add_argument("--allow-empty", action="store_true", help="accept an empty source (replaces with nothing)")
     load.add_argument("--lock-timeout", default="30s", help="bound on lock waits (default 30s)")
-    load.add_argument("--publish-strategy", choices=["delete_insert", "swap"], default="delete_insert",
-                      help="delete_insert (default, never blocks readers) or swap (natively partitioned "
-                           "targets: the staged table becomes the partition; briefly locks out readers)")
+    load.add_argument("--publish-strategy", choices=["auto", "swap", "delete_insert"], default="auto",
+                      help="auto (default): swap where the target is natively partitioned and a swap is safe, "
+                           "else delete_insert; swap: the staged table becomes the partition (rows written once; "
+                           "readers wait at most 200 ms per lock attempt); delete_insert: DELETE + INSERT from "
+                           "staging (rows written twice; never blocks readers)")
     load.add_argument("--run-key", help="names this load in the history (default: a new random key)")
     load.add_argument("--json", action="store_true", help="print the result as JSON")
     load.set_defaults(func=_load)

@@ -46,6 +46,10 @@ from safeload.loads.privileges import explain_privileges
 log = logging.getLogger(__name__)
 
 COPY_BLOCK = 1 << 20  # bytes per COPY write: large enough to amortise calls, small enough to stay flat
+PUBLISH_STRATEGIES = ("auto", "swap", "delete_insert")
+#: a swap asks for the parent's ACCESS EXCLUSIVE lock in attempts this long: a reader
+#: arriving meanwhile queues behind the request for at most this (plus the swap itself)
+SWAP_LOCK_ATTEMPT_MS = 200
 
 
 @dataclass
@@ -287,10 +291,15 @@ class PartitionLoader:
     :param audit: dag_id, run_id, task_id, try_number for the load history
     :param stale_staging_after: staging left by other runs of the same partition longer
         ago than this is dropped by the next stage (a crashed or abandoned run)
-    :param publish_strategy: ``delete_insert`` (default: readers are never blocked) or,
-        for natively partitioned targets, ``swap``: the staging table becomes the
-        partition (DETACH old, ATTACH staging), so the rows are written once, at the price
-        of a short ACCESS EXCLUSIVE lock on the parent. See docs/decisions/002.
+    :param publish_strategy: ``auto`` (default), ``swap`` or ``delete_insert``. ``swap``
+        makes the staging table the partition (DETACH old, ATTACH staging): the rows are
+        written once, at the price of a brief ACCESS EXCLUSIVE lock on the parent, taken
+        in short attempts so that readers wait at most one attempt. ``delete_insert``
+        DELETEs the partition and INSERTs it from staging: rows written twice, no reader
+        ever blocked. ``auto`` swaps when the target is natively partitioned and a swap is
+        safe there (:meth:`swap_blocker`), and falls back to ``delete_insert`` when it is
+        not, or when the parent stays busy for the whole ``lock_timeout``. See
+        docs/decisions/002.
     """
 
     #: Publishes of one partition serialise on an advisory lock. Only the test that shows
@@ -312,7 +321,7 @@ class PartitionLoader:
         add_columns: list[tuple[str, str]] | None = None,
         audit: dict[str, Any] | None = None,
         stale_staging_after: str = "12 hours",
-        publish_strategy: str = "delete_insert",
+        publish_strategy: str = "auto",
     ):
         self.connect = connect
         self.table = table
@@ -326,8 +335,8 @@ class PartitionLoader:
         self.add_columns = [(validate_identifier(n, "column"), str(parse_type(t))) for n, t in (add_columns or [])]
         self.audit = audit or {}
         self.stale_staging_after = stale_staging_after
-        if publish_strategy not in ("delete_insert", "swap"):
-            raise ValueError(f"publish_strategy {publish_strategy!r}: use 'delete_insert' or 'swap'")
+        if publish_strategy not in PUBLISH_STRATEGIES:
+            raise ValueError(f"publish_strategy {publish_strategy!r}: use one of {', '.join(PUBLISH_STRATEGIES)}")
         self.publish_strategy = publish_strategy
         self._started = time.time()
 
@@ -365,7 +374,7 @@ class PartitionLoader:
                 self._drop_stale(conn, info, name)
                 with conn.transaction():
                     _lock_timeout(conn, self.lock_timeout)
-                    self._create_staging(conn, info, name, header, mapping)
+                    swap = self._create_staging(conn, info, name, header, mapping)
                     path, rows_source, rows_loaded = self._fill(conn, info, name, source, fmt, header, mapping, quarantine)
                     bad = quarantine.count
                     if rows_source != rows_loaded + bad:  # the invariant every load keeps
@@ -377,6 +386,8 @@ class PartitionLoader:
                     n, checksum = conn.execute(q.checksum_sql(q.staging_ident(name), cols)).fetchone()
                     if n != rows_loaded:
                         raise AssertionError(f"staging holds {n} rows, COPY reported {rows_loaded}")
+                    if swap:
+                        self._prepare_partition(conn, info, name)
                     conn.execute(
                         """insert into safeload.staging (staging_table, target, partition_value, run_key,
                                rows_loaded, rows_quarantined, rows_source, checksum, source, add_columns)
@@ -483,12 +494,70 @@ class PartitionLoader:
                 conn.execute(sql.SQL("drop table if exists {}").format(q.staging_ident(stale)))
                 conn.execute("delete from safeload.staging where staging_table = %s", (stale,))
 
-    def _swaps(self, info: q.TargetInfo) -> bool:
-        return self.publish_strategy == "swap" and info.partitioned
+    def swap_blocker(self, conn: psycopg.Connection, info: q.TargetInfo) -> tuple[bool, str] | None:
+        """Why ``auto`` will not swap this partition: ``(unsafe, reason)``, None when it will.
 
-    def _create_staging(self, conn, info, name, header, mapping) -> None:
+        A swap is metadata only and writes the rows once, except where PostgreSQL would
+        make the ATTACH or DETACH scan or lose something, under the parent's lock:
+        a DEFAULT partition (ATTACH scans it), foreign keys from or to the table (the new
+        partition's rows, or the referencing rows, are checked), a partition that is not
+        a plain table of the parent (sub-partitioned or foreign), or a role that does not
+        own the tables (PostgreSQL allows DETACH and ATTACH to the owner only). ``unsafe``:
+        a swap there would replace more than the partition, so ``swap`` is refused too.
+        """
+        if not info.partitioned:
+            return True, "the target is not natively partitioned"
+        parent = _regclass(info.schema, info.table)
+        default, fks, owner, create = conn.execute(
+            """select p.partdefid <> 0,
+                      exists (select 1 from pg_constraint f where f.contype = 'f'
+                              and (f.conrelid = c.oid or f.confrelid = c.oid)),
+                      pg_has_role(c.relowner, 'USAGE'),
+                      has_schema_privilege(c.relnamespace, 'CREATE')
+               from pg_class c join pg_partitioned_table p on p.partrelid = c.oid
+               where c.oid = %s::regclass""", (parent,)).fetchone()
+        if default:
+            # and the value's rows may live in it, among other values' rows: DETACHing it
+            # would take those away
+            return True, "it has a DEFAULT partition, which ATTACH would scan under the lock"
+        if fks:
+            return False, "foreign keys refer from or to it, which DETACH/ATTACH would validate under the lock"
+        if not (owner and create):
+            return False, "the loader's role does not own it (or lacks CREATE on its schema)"
+        old = _partition_for(conn, info, self.partition_value)
+        if old is not None:
+            kind, direct, owns = conn.execute(
+                """select c.relkind, i.inhparent = %s::regclass, pg_has_role(c.relowner, 'USAGE')
+                   from pg_class c join pg_inherits i on i.inhrelid = c.oid where c.oid = %s::regclass""",
+                (parent, old)).fetchone()
+            if kind != "r" or not direct:
+                return True, f"the partition {old} is not a plain table attached to it directly"
+            if not owns:
+                return False, f"the loader's role does not own the partition {old}"
+        return None
+
+    def _plans_swap(self, conn: psycopg.Connection, info: q.TargetInfo) -> bool:
+        """Whether this load stages for a swap (decided when staging is created)."""
+        if self.publish_strategy == "delete_insert" or not info.partitioned:
+            return False
+        blocker = self.swap_blocker(conn, info)
+        if blocker is None:
+            return True
+        unsafe, why = blocker
+        if self.publish_strategy == "swap":
+            if unsafe:
+                raise LoadRefusedError(f"{info.name} partition {self.partition_value}: publish_strategy='swap' "
+                                       f"cannot be used: {why}. Use publish_strategy='auto' or 'delete_insert'")
+            return True  # slower or needs grants, but what was asked for
+        log.info("%s partition %s: publishing by DELETE + INSERT, not by swap: %s", info.name,
+                 self.partition_value, why)
+        return False
+
+    def _create_staging(self, conn, info, name, header, mapping) -> bool:
+        """Create the staging table; True when it is staged for a swap."""
         ident = q.staging_ident(name)
-        if self._swaps(info):
+        swap = self._plans_swap(conn, info)
+        if swap:
             # becomes the partition itself: permanent (ATTACH requires the parent's
             # persistence) and with the parent's CHECK constraints
             conn.execute(sql.SQL("create table {} (like {} including defaults including constraints)").format(
@@ -509,6 +578,25 @@ class PartitionLoader:
         # without a scan of their own; the constraint also lets ATTACH skip its scan.
         conn.execute(sql.SQL("alter table {} add constraint safeload_partition_check check ({} = {})").format(
             ident, sql.Identifier(self.partition_column), sql.Literal(self.partition_value)))
+        return swap
+
+    def _prepare_partition(self, conn: psycopg.Connection, info: q.TargetInfo, name: str) -> None:
+        """Give staging that will become the partition its indexes and statistics now.
+
+        The parent's unique and plain indexes must exist on the partition anyway; built at
+        the stage, they also serve the audit (the quality gate proves uniqueness from a
+        unique index instead of sorting the column), and the partition is published with
+        planner statistics. Duplicate keys leave staging without its indexes: the gate's
+        uniqueness checks report them, and publish refuses to attach them.
+        """
+        try:
+            with conn.transaction():  # a savepoint: a failed index build keeps the staged rows
+                self._build_indexes(conn, info, name)
+        except psycopg.errors.IntegrityError as e:
+            log.warning("%s partition %s: staging has duplicate keys (%s); the partition cannot be published "
+                        "until the source is fixed", info.name, self.partition_value,
+                        e.diag.message_detail or e.diag.message_primary)
+        conn.execute(sql.SQL("analyze {}").format(q.staging_ident(name)))
 
     def _fill(self, conn, info, name, source, fmt, header, mapping, quarantine) -> tuple[str, int, int]:
         """COPY the source into staging. Returns (path, rows in source, rows loaded)."""
@@ -651,11 +739,13 @@ class PartitionLoader:
         t0 = time.time()
         with self._connect() as conn:
             info = q.target_info(conn, self.table)
-            swap = self._swaps(info) and _persistence(conn, staged.staging_table) == "p"
+            # staged for a swap (a permanent table), and a swap is still possible there
+            swap = info.partitioned and self.publish_strategy != "delete_insert" and \
+                _persistence(conn, staged.staging_table) == "p" and self._plans_swap(conn, info)
             try:
                 if swap:
-                    # Index builds happen here, before any lock on the target is taken,
-                    # so ATTACH finds matching indexes and only has to attach them.
+                    # Normally built by the stage; a staging table without them (its keys
+                    # were duplicated) fails here, before any lock on the target is taken.
                     self._build_indexes(conn, info, staged.staging_table)
                 elif info.partitioned:
                     self._ensure_partition(conn, info)
@@ -682,9 +772,12 @@ class PartitionLoader:
                             conn.execute(sql.SQL("alter table {} add column if not exists {} {}").format(
                                 info.ident, sql.Identifier(col), sql.SQL(str(parse_type(pg_type)))))
                             added.append(col)
-                    if swap:
-                        replaced, inserted = self._swap(conn, info, staged.staging_table, rows_loaded)
+                    swapped = swap and self._swap(conn, info, staged.staging_table, rows_loaded)
+                    if swapped:
+                        replaced, inserted = swapped
                     else:
+                        if swap and info.partitioned:
+                            self._ensure_partition(conn, info)
                         cols = sql.SQL(", ").join(sql.Identifier(c) for c in
                                                   [c.name for c in info.columns] + [c for c, _ in add_columns])
                         replaced = conn.execute(sql.SQL("delete from {} where {}").format(
@@ -698,10 +791,17 @@ class PartitionLoader:
                         conn, info, "published", source=source, rows_loaded=inserted,
                         rows_quarantined=rows_quarantined, rows_source=rows_source, checksum=checksum,
                         schema_changes=json.dumps([{"added": c} for c in added]) if added else None,
-                        message=f"replaced {replaced} row(s)")
-                    if not swap:
+                        message=f"replaced {replaced} row(s) by {'swap' if swapped else 'DELETE + INSERT'}")
+                    if not swapped:
                         conn.execute(sql.SQL("drop table {}").format(stg))
                     conn.execute("delete from safeload.staging where staging_table = %s", (staged.staging_table,))
+            except psycopg.errors.UniqueViolation as e:
+                raise LoadRefusedError(
+                    f"{info.name} partition {self.partition_value}: the staged rows break a unique key of the "
+                    f"target ({e.diag.message_detail or e.diag.message_primary}); nothing was published and the "
+                    "partition is unchanged. Fix the source, or add expect_column_values_to_be_unique (or "
+                    "expect_compound_columns_to_be_unique) on the key to the gate so it fails before the publish"
+                ) from None
             except psycopg.errors.LockNotAvailable as e:
                 raise LockTimeoutError(
                     f"{info.name} partition {self.partition_value}: a lock could not be had within "
@@ -712,12 +812,14 @@ class PartitionLoader:
         log.info("published %s partition %s: %s rows (replaced %s)", info.name, self.partition_value, inserted, replaced)
         return result
 
-    def _swap(self, conn: psycopg.Connection, info: q.TargetInfo, staging: str, rows_loaded: int) -> tuple[int, int]:
+    def _swap(self, conn: psycopg.Connection, info: q.TargetInfo, staging: str,
+              rows_loaded: int) -> tuple[int, int] | None:
         """Make the staging table the partition: DETACH and DROP the old one, ATTACH staging.
 
         Metadata only: no row is copied. The staging table's CHECK constraint
         (``partition = value``) implies the partition bound, so ATTACH skips its scan.
-        Returns (rows replaced, rows published).
+        Returns (rows replaced, rows published), or None when ``auto`` could not lock the
+        parent within ``lock_timeout`` (the caller then publishes by DELETE + INSERT).
         """
         stg = q.staging_ident(staging)
         extras = [r[0] for r in conn.execute(
@@ -734,6 +836,8 @@ class PartitionLoader:
                 "where c.oid = %s::regclass", (old,)).fetchone()
             old_ident = sql.Identifier(old_schema, old_name)
             replaced = conn.execute(sql.SQL("select count(*) from {}").format(old_ident)).fetchone()[0]
+            if not self._lock_for_swap(conn, info, old_ident):
+                return None
             conn.execute(sql.SQL("alter table {} detach partition {}").format(info.ident, old_ident))
             conn.execute(sql.SQL("drop table {}").format(old_ident))
             name = old_name if old_schema == info.schema else name
@@ -743,6 +847,45 @@ class PartitionLoader:
         conn.execute(sql.SQL("alter table {} rename to {}").format(
             sql.Identifier(info.schema, staging), sql.Identifier(name)))
         return replaced, rows_loaded
+
+    def _lock_for_swap(self, conn: psycopg.Connection, info: q.TargetInfo, old: sql.Composable) -> bool:
+        """ACCESS EXCLUSIVE on the parent and the old partition, asked for in short attempts.
+
+        A lock request waits in a queue, and every reader arriving after it waits behind it:
+        one request waiting out a long report for ``lock_timeout`` would stall all readers
+        of the table for that long. So each attempt waits at most
+        :data:`SWAP_LOCK_ATTEMPT_MS`, gives way (rolled back to a savepoint) and tries again
+        after a growing pause, until ``lock_timeout`` is spent. True once held; False when
+        ``auto`` gave up (``swap`` raises LockNotAvailable instead).
+        """
+        budget_ms = int(conn.execute("select setting from pg_settings where name = 'lock_timeout'").fetchone()[0])
+        deadline = time.monotonic() + (budget_ms / 1000 if budget_ms else float("inf"))
+        pause, attempts = 0.05, 0
+        while True:
+            attempts += 1
+            wait_ms = SWAP_LOCK_ATTEMPT_MS if not budget_ms else \
+                max(1, min(SWAP_LOCK_ATTEMPT_MS, int((deadline - time.monotonic()) * 1000)))
+            try:
+                with conn.transaction():  # a savepoint: a failed attempt leaves nothing behind
+                    conn.execute("select set_config('lock_timeout', %s, true)", (f"{wait_ms}ms",))
+                    conn.execute(sql.SQL("lock table only {}, only {} in access exclusive mode").format(
+                        info.ident, old))
+                break
+            except psycopg.errors.LockNotAvailable:
+                if time.monotonic() + pause >= deadline:
+                    if self.publish_strategy == "auto":
+                        log.warning("%s partition %s: the table stayed busy for lock_timeout=%s (%s attempts); "
+                                    "publishing by DELETE + INSERT instead of swap", info.name,
+                                    self.partition_value, self.lock_timeout, attempts)
+                        return False
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+        _lock_timeout(conn, self.lock_timeout)  # the attempt's setting outlives the savepoint
+        if attempts > 1:
+            log.info("%s partition %s: lock for the swap granted at attempt %s", info.name, self.partition_value,
+                     attempts)
+        return True
 
     def _build_indexes(self, conn: psycopg.Connection, info: q.TargetInfo, staging: str) -> None:
         """Give the staging table the parent's primary key, unique constraints and plain
@@ -842,8 +985,8 @@ def _partition_for(conn: psycopg.Connection, info: q.TargetInfo, value: str) -> 
     for leaf, _bound in leaves:
         # ask PostgreSQL whether the leaf's partition constraint admits the value
         constraint = conn.execute("select pg_get_partition_constraintdef(%s::regclass)", (leaf,)).fetchone()[0]
-        if constraint is None:
-            continue
+        if constraint is None:  # no constraint: a DEFAULT partition alone takes every value
+            return leaf
         ok = conn.execute(
             sql.SQL("select {} from (select {}::{} as {}) as v").format(
                 sql.SQL(constraint), sql.Literal(value),

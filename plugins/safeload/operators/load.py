@@ -45,7 +45,7 @@ class _PartitionOperator(BaseOperator):
         max_bad_fraction: float | None = None,
         allow_empty: bool = False,
         lock_timeout: str = "30s",
-        publish_strategy: str = "delete_insert",
+        publish_strategy: str = "auto",
         schema_policy: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -255,9 +255,11 @@ class PartitionOverwriteOperator(_PartitionOperator):
     :param max_bad_fraction: quarantined fraction above this refuses the load
     :param allow_empty: accept an empty source (default: refuse, nothing is deleted)
     :param lock_timeout: bound on lock waits; past it the task fails and is retried
-    :param publish_strategy: ``delete_insert`` (default; never blocks readers) or ``swap``
-        for natively partitioned targets (writes the rows once; briefly locks the parent
-        against readers). See docs/decisions/002-write-audit-publish.md.
+    :param publish_strategy: ``auto`` (default: ``swap`` where the target is natively
+        partitioned and a swap is safe, else ``delete_insert``), ``swap`` (the staging
+        table becomes the partition: rows written once; readers wait at most one short
+        lock attempt) or ``delete_insert`` (rows written twice; never blocks a reader).
+        See docs/decisions/002-write-audit-publish.md.
     :param quality_suite: a GX suite JSON to run on staging before publishing (optional)
     :param quality_engine: ``sql`` (default) or ``gx``
     """
