@@ -13,6 +13,14 @@ samples it to decide whether to group), then timed:
   a range and a null check), each with ``run_gate(engine="sql")`` and
   ``run_gate(engine="gx")`` (Great Expectations 1.x itself; its import is not timed).
 
+A second table holds the same rows with one ``order_date`` (the suites check the same row
+count) and the target's ``PRIMARY KEY (order_id, order_date)``, as a published partition
+of a natively partitioned target or a swap staging table built with the target's indexes
+has: the plain scan and both suites are timed on it too, in the same rounds, and printed as
+a block of their own (ratios to the plain scan of that table). There the key proves
+``order_id`` unique once the scan shows ``order_date`` non-null and constant, so suite A
+needs no distinct count (docs/decisions/007).
+
 The machine may be shared, so every measurement is repeated ``--runs`` times (5), the
 measurements of a round interleaved, and the median is printed, with the ratios to the
 plain scan and between the engines taken from medians of the same run.
@@ -67,15 +75,22 @@ _SWAP = {"expect_column_values_to_be_unique": {"type": "expect_column_values_to_
                                                  "kwargs": {"column": "status"}}}
 SUITE_B = {"name": "bench_orders_b", "expectations": [_SWAP.get(e["type"], e) for e in SUITE_A["expectations"]]}
 TABLE = "bench_orders"
+#: the same rows on one day, with the target's primary key
+PK_TABLE = "bench_orders_pk"
+PK_DAY = "2024-06-01"
 PLAIN_SCAN = ("select count(*), count(order_id), count(customer_id), count(amount), min(amount), max(amount), "
               "avg(amount), count(currency), count(status), max(order_date) from public.bench_orders")
 DISTINCT_SCAN = PLAIN_SCAN.replace(" from public", ", count(distinct order_id) from public")
+PK_PLAIN_SCAN = PLAIN_SCAN.replace("public.bench_orders", f"public.{PK_TABLE}")
 
 
-def create_table(uri: str, rows: int) -> float:
+def create_table(uri: str, rows: int, table: str = TABLE, *, one_day: str | None = None) -> float:
+    """Build the bench table: orders over 300 days, or (``one_day``) all on that day with
+    ``PRIMARY KEY (order_id, order_date)``."""
     started = time.perf_counter()
+    day = sql.SQL("date {}").format(sql.Literal(one_day)) if one_day else sql.SQL("date '2024-01-01' + (g % 300)::int")
     with psycopg.connect(uri, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(TABLE)))
+        conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(table)))
         conn.execute(sql.SQL("""
             create unlogged table {} as
             select g::bigint as order_id,
@@ -83,13 +98,15 @@ def create_table(uri: str, rows: int) -> float:
                    ((g * 7919) % 100000 / 100.0)::numeric(12,2) as amount,
                    (array['EUR','USD','GBP'])[1 + g % 3]::char(3) as currency,
                    (array['placed','paid','shipped','delivered','cancelled','returned'])[1 + g % 6] as status,
-                   date '2024-01-01' + (g % 300)::int as order_date
+                   {} as order_date
             from generate_series(1::bigint, {}) as g
-        """).format(sql.Identifier(TABLE), sql.Literal(rows)))
+        """).format(sql.Identifier(table), day, sql.Literal(rows)))
+        if one_day:
+            conn.execute(sql.SQL("alter table {} add primary key (order_id, order_date)").format(sql.Identifier(table)))
         # no statistics, as after a load (autovacuum off: it would analyse mid-run); vacuum
         # sets the visibility map and the row estimate, not pg_stats
-        conn.execute(sql.SQL("alter table {} set (autovacuum_enabled = false)").format(sql.Identifier(TABLE)))
-        conn.execute(sql.SQL("vacuum {}").format(sql.Identifier(TABLE)))
+        conn.execute(sql.SQL("alter table {} set (autovacuum_enabled = false)").format(sql.Identifier(table)))
+        conn.execute(sql.SQL("vacuum {}").format(sql.Identifier(table)))
     return time.perf_counter() - started
 
 
@@ -102,27 +119,40 @@ def time_query(uri: str, query: str) -> float:
     return elapsed
 
 
-def time_gate(uri: str, suite: dict, engine: str, work_mem: str | None) -> float:
+def time_gate(uri: str, suite: dict, engine: str, work_mem: str | None, table: str = TABLE) -> float:
     from safeload.quality.gate import run_gate
 
     started = time.perf_counter()
-    result = run_gate(uri, table=f"public.{TABLE}", suite=suite, engine=engine, work_mem=work_mem)
+    result = run_gate(uri, table=f"public.{table}", suite=suite, engine=engine, work_mem=work_mem)
     elapsed = time.perf_counter() - started
     assert all(r.engine_used == engine for r in result.results), "the bench suite must run on one engine"
     assert result.success, f"the bench suites should pass on both engines:\n{result.summary()}"
     return elapsed
 
 
-def sql_way(uri: str, suite: dict) -> str:
+def sql_way(uri: str, suite: dict, table: str = TABLE) -> str:
     """How the sql engine runs the suite on this table (grouping keys, statements)."""
     from safeload.quality.sql_engine import compile_plan, plan_groups, read_table_info
     from safeload.quality.suite import coerce_suite
 
     with psycopg.connect(uri, autocommit=True) as conn:
         plan = plan_groups(conn, compile_plan(list(coerce_suite(suite).expectations),
-                                              read_table_info(conn, "public", TABLE)))
+                                              read_table_info(conn, "public", table)))
     grouped = f"grouped by ({', '.join(plan.group_keys)})" if plan.group_keys else "row by row"
-    return grouped + ("; distinct counts beside it" if plan.distinct is not None else "")
+    proof = any(s.kind == "same" for s in plan.slots.values())
+    return (grouped + ("; distinct counts beside it" if plan.distinct is not None else "")
+            + ("; unique by the key (order_date constant in the scan)" if proof else ""))
+
+
+def print_suites(uri: str, med: dict[str, float], prefix: str, scan: float, table: str) -> None:
+    print(f"  {'suite':<26} {'sql s':>7} {'gx s':>7} {'sql/plain':>10} {'gx/plain':>9} {'gx/sql':>7}"
+          "  sql engine")
+    suites = (("A", "A: incl. unique + regex", SUITE_A), ("B", "B: no unique, no regex", SUITE_B))
+    for key, label, suite in suites:
+        sql_s = med[f"{prefix}sql {key}"]
+        gx_s = med.get(f"{prefix}gx {key}", float("nan"))
+        print(f"  {label:<26} {sql_s:>7.3f} {gx_s:>7.3f} {sql_s / scan:>9.2f}x {gx_s / scan:>8.2f}x "
+              f"{gx_s / sql_s:>6.1f}x  {sql_way(uri, suite, table)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,12 +191,20 @@ def main(argv: list[str] | None = None) -> int:
         for rows in sizes:
             build = create_table(uri, rows)
             print(f"(built {rows:,} rows in {build:.1f} s)", file=sys.stderr)
+            build = create_table(uri, rows, PK_TABLE, one_day=PK_DAY)
+            print(f"(built {rows:,} rows of {PK_DAY} with the primary key in {build:.1f} s)", file=sys.stderr)
             time_query(uri, PLAIN_SCAN)  # warm the cache
+            time_query(uri, PK_PLAIN_SCAN)
             jobs = {"plain": lambda: time_query(uri, PLAIN_SCAN), "dist": lambda: time_query(uri, DISTINCT_SCAN)}
             for key, suite in (("A", SUITE_A), ("B", SUITE_B)):
                 jobs[f"sql {key}"] = lambda suite=suite: time_gate(uri, suite, "sql", args.work_mem)
                 if not args.no_gx:
                     jobs[f"gx {key}"] = lambda suite=suite: time_gate(uri, suite, "gx", None)
+            jobs["pk plain"] = lambda: time_query(uri, PK_PLAIN_SCAN)
+            for key, suite in (("A", SUITE_A), ("B", SUITE_B)):
+                jobs[f"pk sql {key}"] = lambda suite=suite: time_gate(uri, suite, "sql", args.work_mem, PK_TABLE)
+                if not args.no_gx:
+                    jobs[f"pk gx {key}"] = lambda suite=suite: time_gate(uri, suite, "gx", None, PK_TABLE)
             times: dict[str, list[float]] = {k: [] for k in jobs}
             for _ in range(args.runs):  # interleaved: a load spike hits every measurement alike
                 for key, job in jobs.items():
@@ -175,19 +213,19 @@ def main(argv: list[str] | None = None) -> int:
             scan = med["plain"]
             print(f"\n{rows:,} rows: plain scan {scan:.3f} s; scan + count(distinct order_id) {med['dist']:.3f} s "
                   f"({med['dist'] / scan:.2f}x plain)")
-            print(f"  {'suite':<26} {'sql s':>7} {'gx s':>7} {'sql/plain':>10} {'gx/plain':>9} {'gx/sql':>7}"
-                  "  sql engine")
-            suites = (("A", "A: incl. unique + regex", SUITE_A), ("B", "B: no unique, no regex", SUITE_B))
-            for key, label, suite in suites:
-                sql_s = med[f"sql {key}"]
-                gx_s = med.get(f"gx {key}", float("nan"))
-                print(f"  {label:<26} {sql_s:>7.3f} {gx_s:>7.3f} {sql_s / scan:>9.2f}x {gx_s / scan:>8.2f}x "
-                      f"{gx_s / sql_s:>6.1f}x  {sql_way(uri, suite)}")
-            spread = {k: f"{min(v):.3f}-{max(v):.3f}" for k, v in times.items()}
+            print_suites(uri, med, "", scan, TABLE)
+            spread = {k: f"{min(v):.3f}-{max(v):.3f}" for k, v in times.items() if not k.startswith("pk ")}
             print(f"  (medians of {args.runs} interleaved runs; min-max: {spread})")
+            pk_scan = med["pk plain"]
+            print(f"{rows:,} rows with the target's primary key (order_id, order_date) — a published partition / "
+                  f"swap staging (one order_date): plain scan {pk_scan:.3f} s")
+            print_suites(uri, med, "pk ", pk_scan, PK_TABLE)
+            spread = {k[3:]: f"{min(v):.3f}-{max(v):.3f}" for k, v in times.items() if k.startswith("pk ")}
+            print(f"  (medians of the same {args.runs} interleaved runs; min-max: {spread})")
             sys.stdout.flush()
         with psycopg.connect(uri, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(TABLE)))
+            for table in (TABLE, PK_TABLE):
+                conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(table)))
     finally:
         if tmp is not None:
             from safeload.dev import embedded
