@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DDL = """create table {name} (order_id bigint not null, order_date date not null, customer_id bigint not null,
          amount numeric(12,2) not null, currency char(3) not null, status text not null,
          created_at timestamptz not null)"""
+KEY = ", primary key (order_id, order_date))"
 BLOCK = 1 << 20
 
 CHILD = r"""
@@ -72,12 +73,18 @@ def make_csv(path: Path, rows: int) -> None:
                         "paid", f"2024-05-01T{(i // 3600) % 24:02d}:{(i // 60) % 60:02d}:{i % 60:02d}+00:00"])
 
 
-def raw_copy(uri: str, path: Path) -> float:
+def keyed(ddl: str) -> str:
+    """The table with the primary key a natively partitioned fact table has."""
+    head, tail = ddl.rsplit(")", 1)
+    return head + KEY + tail
+
+
+def raw_copy(uri: str, path: Path, key: bool = False) -> float:
     import psycopg
 
     with psycopg.connect(uri, autocommit=True) as conn:
         conn.execute("drop table if exists raw_copy")
-        conn.execute(DDL.format(name="raw_copy"))
+        conn.execute(keyed(DDL.format(name="raw_copy")) if key else DDL.format(name="raw_copy"))
         t0 = time.perf_counter()
         with conn.transaction():
             with conn.cursor().copy("copy raw_copy from stdin (format csv, header true)") as copy:
@@ -158,6 +165,10 @@ CASES = [
     ("file  native (auto)", "file", "public.bench_orders_native", "auto", "swap"),
     ("query plain  (auto)", "query", "public.bench_orders", "auto", "DELETE + INSERT"),
     ("query native (auto)", "query", "public.bench_orders_native", "auto", "swap"),
+    # the same with the primary key (order_id, order_date) on the target, and on raw COPY's
+    # table: COPY maintains the index row by row, the swap builds it on staging in one sort
+    ("file  plain  + key", "keyed", "public.bench_orders_key", "auto", "DELETE + INSERT"),
+    ("file  native + key", "keyed", "public.bench_orders_native_key", "auto", "swap"),
 ]
 QUERY = "select * from public.orders"
 
@@ -198,32 +209,36 @@ def main() -> int:
                         copy.write(block)
                 src.execute("vacuum analyze public.orders")
             with psycopg.connect(uri, autocommit=True) as conn:
-                for t in ("bench_orders", "bench_orders_native"):
+                for t in ("bench_orders", "bench_orders_native", "bench_orders_key", "bench_orders_native_key"):
                     conn.execute(f"drop table if exists {t} cascade")
                 conn.execute(DDL.format(name="bench_orders"))
                 conn.execute(DDL.format(name="bench_orders_native") + " partition by range (order_date)")
+                conn.execute(keyed(DDL.format(name="bench_orders_key")))
+                conn.execute(keyed(DDL.format(name="bench_orders_native_key")) + " partition by range (order_date)")
                 conn.execute("drop schema if exists safeload cascade")
                 conn.execute("drop schema if exists safeload_staging cascade")
 
             def run_case(kind, table, strategy, key):
-                if kind == "file":
+                if kind in ("file", "keyed"):
                     return safeload_run(uri, str(path), key, table, strategy)
                 return safeload_run(uri, QUERY, key, table, strategy, source_uri)
 
             for label, kind, table, strategy, _ in CASES:  # the first load of the day creates; not timed
                 run_case(kind, table, strategy, f"warm-{label}")
-            copies, pipes, runs = [], [], {c[0]: [] for c in CASES}
+            copies, keyed_copies, pipes, runs = [], [], [], {c[0]: [] for c in CASES}
             for rep in range(repeats):
                 copies.append(raw_copy(uri, path))
+                keyed_copies.append(raw_copy(uri, path, key=True))
                 pipes.append(raw_pipe(uri, source_uri, QUERY))
                 for label, kind, table, strategy, how in CASES:
                     r = run_case(kind, table, strategy, f"r{rep}-{label}")
                     assert r["rows"] == n and r["path"] == "copy" and r["how"] == how, r
                     runs[label].append(r)
-                print(f"  {n:,} rows, repeat {rep + 1}/{repeats}: raw COPY {copies[-1]:.2f}s, raw pipe "
+                print(f"  {n:,} rows, repeat {rep + 1}/{repeats}: raw COPY {copies[-1]:.2f}s (with key "
+                      f"{keyed_copies[-1]:.2f}s), raw pipe "
                       f"{pipes[-1]:.2f}s, " + ", ".join(f"{k} {v[-1]['seconds']:.2f}s" for k, v in runs.items()),
                       flush=True)
-            results.append((n, size_mb, copies, pipes, runs))
+            results.append((n, size_mb, copies, keyed_copies, pipes, runs))
             path.unlink()
         sample = tmp / "hook.csv"
         make_csv(sample, hook_rows)
@@ -242,16 +257,18 @@ def main() -> int:
     hook_rps = hook_rows / hook_s
     print(f"\nPostgresHook.insert_rows: {hook_rows:,} rows in {hook_s:.2f}s = {hook_rps:,.0f} rows/s")
     print(f"median of {repeats} repeat(s); 'x base' = safeload's speed / the baseline's, both measured in the same "
-          "repeat (file: raw COPY of the file; query: raw COPY TO | COPY FROM pipe)")
-    print(f"{'rows':>10} {'MB':>5} {'raw COPY r/s':>13} {'raw pipe r/s':>13}")
-    for n, mb, copies, pipes, _ in results:
-        print(f"{n:>10,} {mb:>5.0f} {n / med(copies):>13,.0f} {n / med(pipes):>13,.0f}")
+          "repeat (file: raw COPY of the file; + key: raw COPY into a table with the key; query: raw COPY TO | "
+          "COPY FROM pipe)")
+    print(f"{'rows':>10} {'MB':>5} {'raw COPY r/s':>13} {'+ key r/s':>10} {'raw pipe r/s':>13}")
+    for n, mb, copies, keyed_copies, pipes, _ in results:
+        print(f"{n:>10,} {mb:>5.0f} {n / med(copies):>13,.0f} {n / med(keyed_copies):>10,.0f} "
+              f"{n / med(pipes):>13,.0f}")
     print(f"\n{'rows':>10} {'case':<20} {'r/s':>10} {'x base':>7} {'min-max':>11} {'x ins_rows':>10} "
           f"{'stage s':>8} {'publish s':>9} {'RSS MB':>6}")
-    for n, _, copies, pipes, runs in results:
+    for n, _, copies, keyed_copies, pipes, runs in results:
         for label, kind, _, _, _ in CASES:
             rs = runs[label]
-            base = copies if kind == "file" else pipes
+            base = {"file": copies, "keyed": keyed_copies, "query": pipes}[kind]
             ratios = [b / r["seconds"] for b, r in zip(base, rs)]
             secs = med(r["seconds"] for r in rs)
             print(f"{n:>10,} {label:<20} {n / secs:>10,.0f} {med(ratios):>7.2f} "
@@ -260,8 +277,9 @@ def main() -> int:
                   f"{max(r['maxrss_kb'] for r in rs) / 1024:>6.0f}")
     print("publish_strategy='auto' (the default): a plain table is published by DELETE + INSERT (rows written "
           "twice), a natively partitioned one by swap (the staging table becomes the partition). Each replaces an "
-          "already published partition (stage + audit counts and checksum + atomic publish). Goal: x base >= "
-          "0.7. RSS: peak of the loading process.")
+          "already published partition (stage + audit counts and checksum + atomic publish). '+ key': target "
+          "and raw COPY's table have the primary key (order_id, order_date). Goal: x base >= 0.7. RSS: peak of "
+          "the loading process.")
     return 0
 
 
