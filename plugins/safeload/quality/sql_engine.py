@@ -195,7 +195,9 @@ class TableInfo:
     exact_unique_sets: tuple[frozenset[str], ...] = ()
 
     def proven_unique(self, cols: Sequence[str]) -> bool:
-        return any(u <= set(cols) for u in self.unique_sets)
+        # exact indexes only: one with another operator class or collation may enforce an
+        # equality finer than the one GX's GROUP BY uses ('a' and 'A' distinct to it)
+        return any(u <= set(cols) for u in self.exact_unique_sets)
 
     def unique_given_constant(self, cols: Sequence[str]) -> tuple[str, ...] | None:
         """The fewest columns R such that the checked rows are unique on ``cols`` when
