@@ -69,8 +69,9 @@ def write_csv(path: Path | str, day: str, n: int, start: int = 1, status: str = 
 
 
 def create_target(conn: psycopg.Connection, strategy: str) -> None:
-    """delete_insert loads a plain table, swap a natively partitioned one (swap needs it)."""
-    conn.execute(NATIVE if strategy == "swap" else PLAIN)
+    """delete_insert loads a plain table, swap and auto a natively partitioned one (swap needs
+    it; auto swaps there)."""
+    conn.execute(NATIVE if strategy in ("swap", "auto") else PLAIN)
 
 
 def version(conn: psycopg.Connection, day: str = DAY) -> tuple[int, str]:
