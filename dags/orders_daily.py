@@ -45,9 +45,12 @@ partition of `public.orders` in one transaction. A summary goes to Slack.
   a run triggered with `{"schema_policy": "evolve"}` adds it to `public.orders` (nullable,
   inside the publish transaction, so readers never see the column without the day's rows).
 * *Write-audit-publish.* Bad data is found in staging, where it harms nobody; the
-  published partition changes only after the gate passes, atomically (DELETE + INSERT in
-  one transaction, serialised per partition by an advisory lock). Readers see yesterday's
-  version or today's, never half of one. A crash anywhere leaves the old partition.
+  published partition changes only after the gate passes, atomically, in one transaction
+  serialised per partition by an advisory lock: the audited staging table is swapped in
+  as the day's partition (its rows are written once; readers wait at most one 200 ms lock
+  attempt), or, while a long report holds the table, the day is replaced by DELETE +
+  INSERT, which no reader blocks. Readers see yesterday's version or today's, never half
+  of one. A crash anywhere leaves the old partition.
 * *Quarantine, not crash.* Rows that do not parse go to `safeload.quarantine` with their
   line and reason; more than 0.5% of them refuses the load.
 * *Severities.* `critical` checks (uniqueness, not-null, allowed values from the
