@@ -250,9 +250,9 @@ class Child:
     """One load in a child process (``python -m reliability.harness load``)."""
 
     def __init__(self, uri: str, source: str, *, strategy: str, run_key: str, pause_at: str | None = None,
-                 day: str = DAY):
+                 day: str = DAY, query: bool = False):
         cmd = [sys.executable, "-m", "reliability.harness", "load", "--uri", uri, "--source", source,
-               "--strategy", strategy, "--run-key", run_key, "--day", day]
+               "--strategy", strategy, "--run-key", run_key, "--day", day] + (["--query"] if query else [])
         if pause_at:
             cmd += ["--pause-at", pause_at]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
@@ -305,6 +305,7 @@ def _main(argv: list[str] | None = None) -> int:
     ld.add_argument("--run-key", required=True)
     ld.add_argument("--day", default=DAY)
     ld.add_argument("--pause-at")
+    ld.add_argument("--query", action="store_true", help="--source is a SQL query on --uri (a QuerySource)")
     args = p.parse_args(argv)
 
     def hook(phase: str) -> None:
@@ -318,8 +319,13 @@ def _main(argv: list[str] | None = None) -> int:
         sys.stdin.readline()
 
     t0 = time.monotonic()
+    source = args.source
+    if args.query:
+        from safeload.loads.loader import QuerySource
+
+        source = QuerySource.from_conninfo(args.uri, args.source)
     result = loader(args.uri, strategy=args.strategy, run_key=args.run_key, day=args.day, hook=hook,
-                    lock_timeout="60s").run(args.source)
+                    lock_timeout="60s").run(source)
     print("DONE " + json.dumps({**result.to_dict(), "elapsed": time.monotonic() - t0}), flush=True)
     return 0
 
