@@ -185,7 +185,8 @@ def _load(args) -> int:
         print(json.dumps(result.to_dict(), indent=2))
     else:
         print(f"published {result.target} partition {result.partition_value}: {result.rows} rows "
-              f"({result.rows_quarantined} quarantined, {result.rows_replaced} replaced), checksum {result.checksum}")
+              f"({result.rows_quarantined} quarantined, {result.rows_replaced} replaced by {result.published_by}), "
+              f"checksum {result.checksum}")
     return EXIT_OK
 
 

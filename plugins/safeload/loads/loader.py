@@ -89,6 +89,8 @@ class PublishResult:
     history_id: int
     added_columns: list[str]
     seconds: float
+    #: how the partition was replaced: ``swap`` or ``delete_insert`` (what ``auto`` chose)
+    published_by: str = "delete_insert"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -808,8 +810,10 @@ class PartitionLoader:
                     f"lock_timeout={self.lock_timeout} ({e.diag.message_primary}); the partition is unchanged. "
                     "A long-running reader or another load holds it; retry later") from None
         result = PublishResult(info.name, self.partition_value, inserted, replaced, rows_quarantined, rows_source,
-                               checksum, history_id, added, round(time.time() - t0, 3))
-        log.info("published %s partition %s: %s rows (replaced %s)", info.name, self.partition_value, inserted, replaced)
+                               checksum, history_id, added, round(time.time() - t0, 3),
+                               published_by="swap" if swapped else "delete_insert")
+        log.info("published %s partition %s: %s rows (replaced %s, by %s)", info.name, self.partition_value, inserted,
+                 replaced, result.published_by)
         return result
 
     def _swap(self, conn: psycopg.Connection, info: q.TargetInfo, staging: str,

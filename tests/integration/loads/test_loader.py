@@ -481,7 +481,7 @@ def test_auto_swaps_native_targets_and_stages_their_indexes(pg, pg_uri, tmp_path
                       (staged.staging_table,)).fetchone() == (True,)
     old = _partition_of(pg, "2024-05-02")
     r = ld.publish(staged)
-    assert (r.rows, r.rows_replaced) == (500, 300)
+    assert (r.rows, r.rows_replaced, r.published_by) == (500, 300, "swap")
     assert _history_messages(pg, "2024-05-02") == ["replaced 0 row(s) by swap", "replaced 300 row(s) by swap"]
     assert _partition_of(pg, "2024-05-02") == old  # the new table took the old one's name
     assert counts(pg) == {"2024-05-02": 500}
@@ -540,7 +540,7 @@ def test_auto_publishes_by_delete_insert_when_a_reader_holds_the_table(pg, pg_ur
         r = ld.publish(staged)
         assert reader.execute("select count(*) from public.orders").fetchone() == (100,)
         reader.rollback()
-    assert (r.rows, r.rows_replaced) == (250, 100)
+    assert (r.rows, r.rows_replaced, r.published_by) == (250, 100, "delete_insert")
     assert _history_messages(pg, "2024-05-02")[-1] == "replaced 100 row(s) by DELETE + INSERT"
     assert counts(pg) == {"2024-05-02": 250}
     assert pg.execute("select count(*) from pg_tables where schemaname = 'safeload_staging'").fetchone() == (0,)
