@@ -149,6 +149,12 @@ class ColumnInfo:
         values may differ byte for byte, so a check cannot be evaluated once per value)
     :param n_distinct: ``pg_stats.n_distinct`` (negative: a fraction of the rows), None
         when the table has not been analysed
+    :param not_null: the column has a *validated* not-null constraint (a primary key
+        column, ``not null``): its ``count(c)`` is ``count(*)``. PostgreSQL 18 sets
+        ``attnotnull`` for a ``not valid`` constraint too, whose column may hold nulls:
+        that one does not count
+    :param collation: (schema, name) of the column's collation, None when it has none
+        (a regular expression's character classes follow it)
     """
 
     name: str
@@ -157,6 +163,8 @@ class ColumnInfo:
     typname: str
     deterministic: bool = True
     n_distinct: float | None = None
+    not_null: bool = False
+    collation: tuple[str, str] | None = None
 
     @property
     def gx_type(self) -> str:
@@ -265,7 +273,14 @@ def read_table_info(conn: psycopg.Connection, schema: str, table: str) -> TableI
                       coalesce(coll.collisdeterministic, true),
                       (select s.n_distinct from pg_stats s
                        where s.schemaname = n.nspname and s.tablename = c.relname and s.attname = a.attname
-                       order by s.inherited limit 1))
+                       order by s.inherited limit 1),
+                      a.attnotnull and not exists (
+                          -- PostgreSQL 18: a "not valid" not-null constraint sets attnotnull too
+                          select from pg_constraint nc
+                          where nc.conrelid = a.attrelid and nc.contype = 'n' and not nc.convalidated
+                                and nc.conkey[1] = a.attnum),
+                      (select json_build_array(cn.nspname, coll.collname)
+                       from pg_namespace cn where cn.oid = coll.collnamespace))
                    order by a.attnum), '[]')
            from pg_attribute a
            join pg_type t on t.oid = a.atttypid
@@ -298,7 +313,8 @@ def read_table_info(conn: psycopg.Connection, schema: str, table: str) -> TableI
     if row is None:
         return None
     columns, unique, rows, pages = row
-    return TableInfo(schema, table, tuple(ColumnInfo(*c) for c in columns),
+    return TableInfo(schema, table, tuple(ColumnInfo(*c[:7], collation=tuple(c[7]) if c[7] else None)
+                                          for c in columns),
                      tuple(frozenset(u) for u, _ in unique if u), rows=rows, pages=int(pages or 0),
                      exact_unique_sets=tuple(frozenset(u) for u, exact in unique if u and exact))
 
@@ -409,6 +425,9 @@ class _Slot:
     :param expr: the aggregate over the table's rows
     :param cols: the columns it reads
     :param regex: ``pred`` evaluates a regular expression (the costly predicate)
+    :param pattern: that regular expression (``pred`` is ``not (c ~ pattern)``), for
+        :func:`memoize_regexes`
+    :param memo: values whose match :func:`memoize_regexes` looked up in advance (0: none)
     """
 
     kind: str
@@ -417,6 +436,8 @@ class _Slot:
     pred: sql.Composable | None = None
     fn: str | None = None
     regex: bool = False
+    pattern: str | None = None
+    memo: int = 0
 
 
 def _agg_expr(fn: str, col: str) -> sql.Composable:
@@ -426,9 +447,10 @@ def _agg_expr(fn: str, col: str) -> sql.Composable:
 class _Scan:
     """The aggregates of the suite, deduplicated by what they compute."""
 
-    def __init__(self) -> None:
+    def __init__(self, not_null: frozenset[str] = frozenset()) -> None:
         self.slots: dict[str, _Slot] = {}
         self._names: dict[Any, str] = {}
+        self._not_null = not_null
 
     @property
     def exprs(self) -> dict[str, sql.Composable]:
@@ -446,11 +468,16 @@ class _Scan:
         return self.slot(("count",), _Slot("count_all", sql.SQL("count(*)")))
 
     def count(self, col: str) -> str:
+        if col in self._not_null:
+            # a validated not-null constraint: the same number, one aggregate fewer per row
+            # (a primary key column's not-null check, a uniqueness proof's count(r))
+            return self.count_all()
         return self.slot(("count", col), _Slot("count", sql.SQL("count({})").format(sql.Identifier(col)), (col,)))
 
-    def count_where(self, key: Any, pred: sql.Composable, cols: Sequence[str], *, regex: bool = False) -> str:
+    def count_where(self, key: Any, pred: sql.Composable, cols: Sequence[str], *, regex: bool = False,
+                    pattern: str | None = None) -> str:
         return self.slot(("count_where", key), _Slot("count_where", sql.SQL("count(*) filter (where {})").format(pred),
-                                                     tuple(cols), pred=pred, regex=regex))
+                                                     tuple(cols), pred=pred, regex=regex, pattern=pattern))
 
     def agg(self, fn: str, col: str) -> str:
         return self.slot((fn, col), _Slot("agg", _agg_expr(fn, col), (col,), fn=fn))
@@ -833,7 +860,7 @@ def compile_plan(specs: Sequence[ExpectationSpec], table: TableInfo, where: str 
     :param where: a SQL predicate selecting the partition, or None
     :param sample_size: unexpected values fetched for each failed map check (0: none)
     """
-    scan = _Scan()
+    scan = _Scan(frozenset(c.name for c in table.columns if c.not_null))
     checks: list[_Check] = []
     static: dict[int, RawResult] = {}
     unsupported: list[int] = []
@@ -930,7 +957,8 @@ def _compile_condition(i: int, spec: ExpectationSpec, col: str, scan: _Scan, tab
         # GX's "c is not null and not (cond)": every cond here (comparisons, in, ~, like) is
         # NULL for a NULL c, and filter counts only true, so the null test is redundant work
         regex = spec.type == REGEX and regex_as_like(spec.kwargs["regex"]) is None
-        u_slot = scan.count_where(key, sql.SQL("not ({})").format(cond), [col], regex=regex)
+        u_slot = scan.count_where(key, sql.SQL("not ({})").format(cond), [col], regex=regex,
+                                  pattern=spec.kwargs["regex"] if regex else None)
     mostly = spec.kwargs.get("mostly", 1)
     sample_q = None
     if unexpected_pred is not None and sample_size > 0:
@@ -1138,6 +1166,104 @@ def plan_groups(conn: psycopg.Connection, plan: Plan) -> Plan:
     return plan.grouped(keys) if keys else plan
 
 
+#: most common values of a column a regular expression memo may list (the most common
+#: first; pg_stats holds up to the column's statistics target, 100 by default)
+MEMO_MAX_VALUES = 1000
+#: fewest rows (a fraction of the non-null ones, by pg_stats) the most common values must
+#: cover for the memo to pay: it adds a hashed lookup per row (about 20 ns on PostgreSQL 18)
+#: and saves the regular expression (about 130 ns) for the rows it covers
+MEMO_MIN_COVERAGE = 0.2
+
+
+def memoize_regexes(conn: psycopg.Connection, plan: Plan) -> Plan:
+    """``plan`` with each regular expression on an analysed column evaluated once per
+    most common value of the column (``pg_stats.most_common_vals``), in a small statement
+    before the scan; the scan then looks a row's value up in those values instead of
+    matching it::
+
+        case when c in (<values that match>) then true
+             when c in (<values that do not>) then false
+             else c ~ <regex> end
+
+    Exact whatever the statistics say: a value outside the lists (a rare one, one added
+    since the last ``analyze``) still runs the regular expression, a null gives null as
+    ``c ~ <regex>`` does, and the values are matched by PostgreSQL itself, as the column's
+    type (``char(n)`` padded as stored) under the column's collation. Statistics only decide
+    whether it pays (the values cover :data:`MEMO_MIN_COVERAGE` of the rows). Only columns
+    whose equal values are identical (deterministic collation, no bare ``bpchar``), so that
+    a value found in a list is the value that was matched. The lists are ``in`` lists
+    padded as :func:`_in_list` pads them, so PostgreSQL looks them up by hash. The scan no
+    longer needs grouping for those expressions (:func:`plan_groups` then groups only for
+    regular expressions left). A statement PostgreSQL refuses (an invalid regular
+    expression) leaves the plan as it was: the scan reports the error, as before.
+
+    Measured on 2M rows (PostgreSQL 18, CPU of the statement over a plain scan of 196-202
+    ms): a regex on a char(3) column of 3 values +257 ms, grouped by that column +88, with
+    the memo +43 (unpadded lists +68).
+
+    :param conn: a psycopg connection
+    :param plan: from :func:`compile_plan`
+    """
+    import psycopg
+
+    table = plan.table
+    eligible: dict[str, _Slot] = {}
+    for name, slot in plan.slots.items():
+        if not slot.regex or slot.pattern is None or len(slot.cols) != 1:
+            continue
+        info = table.find(slot.cols[0])
+        # n_distinct: the column has statistics; -1: every value distinct, no common values
+        if info is None or not _groupable(info) or info.n_distinct is None or info.n_distinct == -1:
+            continue
+        eligible[name] = slot
+    if not eligible:
+        return plan
+    parts = []
+    for k, (name, slot) in enumerate(eligible.items()):
+        info = table.find(slot.cols[0])
+        value = sql.SQL("m.v")
+        if info.collation:
+            value = sql.SQL("(m.v collate {})").format(sql.Identifier(*info.collation))
+        parts.append(sql.SQL(
+            # m.v as text (one type for the union): char(n) loses its padding, which its
+            # equality ignores, so the value still finds the same rows
+            "(select {k}, m.v::text, {value} ~ {pattern}, s.coverage"
+            " from (select most_common_vals, (select sum(f) from unnest(most_common_freqs) as f)"
+            "              / nullif(1 - null_frac, 0) as coverage"
+            "       from pg_stats where schemaname = {schema} and tablename = {table} and attname = {col}"
+            "       order by inherited limit 1) as s,"
+            " unnest(s.most_common_vals::text::{type}[]) with ordinality as m(v, i)"
+            " where m.i <= {limit} order by m.i)").format(
+            k=sql.Literal(k), value=value, pattern=sql.Literal(slot.pattern), schema=sql.Literal(table.schema),
+            table=sql.Literal(table.table), col=sql.Literal(info.name), type=sql.SQL(info.type),
+            limit=sql.Literal(MEMO_MAX_VALUES)))
+    try:
+        with conn.transaction():
+            rows = conn.execute(sql.SQL(" union all ").join(parts)).fetchall()
+    except psycopg.OperationalError:
+        raise
+    except psycopg.Error:
+        return plan  # an invalid regular expression: the scan reports it per check, as without the memo
+    found: dict[int, list[tuple[Any, bool]]] = {}
+    for k, v, matched, coverage in rows:
+        if coverage is not None and coverage >= MEMO_MIN_COVERAGE:
+            found.setdefault(k, []).append((v, matched))
+    slots = dict(plan.slots)
+    for k, (name, slot) in enumerate(eligible.items()):
+        values = found.get(k)
+        if not values:
+            continue
+        col = sql.Identifier(slot.cols[0])
+        branches = [sql.SQL("when {} in ({}) then {}").format(col, _in_list(vs), sql.SQL(answer))
+                    for vs, answer in (([v for v, m in values if m], "true"), ([v for v, m in values if not m], "false"))
+                    if vs]
+        memo = sql.SQL("case {} else {} ~ {} end").format(sql.SQL(" ").join(branches), col, _literal(slot.pattern))
+        pred = sql.SQL("not ({})").format(memo)
+        slots[name] = dataclasses.replace(slot, expr=sql.SQL("count(*) filter (where {})").format(pred), pred=pred,
+                                          regex=False, memo=len(values))
+    return dataclasses.replace(plan, slots=slots)
+
+
 def execute_plan(conn: psycopg.Connection, plan: Plan, *, work_mem: str | None = None,
                  connect: Callable[[], psycopg.Connection] | None = None) -> dict[int, RawResult]:
     """Run a compiled plan; return a GX-shaped result per supported expectation index.
@@ -1305,7 +1431,8 @@ def _pg_message(e: Exception, spec: ExpectationSpec) -> str:
 def run_sql(conn: psycopg.Connection, *, schema: str, table: str, specs: Sequence[ExpectationSpec],
             where: str | None = None, sample_size: int = 5, work_mem: str | None = None,
             connect: Callable[[], psycopg.Connection] | None = None,
-            group_by: Sequence[str] | str = "auto") -> tuple[dict[int, RawResult], list[int]]:
+            group_by: Sequence[str] | str = "auto", regex_memo: bool = True,
+            ) -> tuple[dict[int, RawResult], list[int]]:
     """Evaluate the supported expectations of ``specs`` on ``schema.table``.
 
     :param conn: a psycopg connection to the warehouse
@@ -1318,6 +1445,8 @@ def run_sql(conn: psycopg.Connection, *, schema: str, table: str, specs: Sequenc
     :param connect: opens a second connection for the distinct counts (see :func:`execute_plan`)
     :param group_by: ``"auto"`` (group the scan when that pays, :func:`plan_groups`), or
         the columns to group by (``()``: row by row); the results are the same either way
+    :param regex_memo: evaluate regular expressions once per most common value of an
+        analysed column (:func:`memoize_regexes`); the results are the same either way
 
     :returns: (results by index, indexes of the expectations left for the gx engine)
     :raises LookupError: when the table does not exist
@@ -1328,6 +1457,8 @@ def run_sql(conn: psycopg.Connection, *, schema: str, table: str, specs: Sequenc
         raise LookupError(f"table {schema}.{table} does not exist; check the name (schema.table) and the "
                           "connection's database")
     plan = compile_plan(specs, info, where, sample_size=sample_size)
+    if regex_memo:
+        plan = memoize_regexes(conn, plan)  # before grouping: a memoized regex needs none
     if group_by == "auto":
         plan = plan_groups(conn, plan)
     else:
