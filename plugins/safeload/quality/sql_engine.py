@@ -21,10 +21,13 @@ existence and types. Other statements run only when a check needs them:
 
 Rewrites keep the per-row work down, with the same results: a regular expression that
 is a literal with anchors becomes a ``like``; short ``in`` lists are padded to the length
-PostgreSQL looks up by hash; and when a regular expression checks a low-cardinality
-column (by ``pg_stats`` or a small sample), the scan groups the rows by such columns
-first and evaluates their predicates once per group (:meth:`Plan.scan`,
-:func:`choose_group_keys`). See docs/decisions/007.
+PostgreSQL looks up by hash; a regular expression on an analysed column is matched once
+per most common value and looked up per row (:func:`memoize_regexes`); a column with a
+validated not-null constraint is counted by ``count(*)``; and when a regular expression
+still checks a low-cardinality column (by a small sample when the table has no
+statistics), the scan groups the rows by such columns first and evaluates their
+predicates once per group (:meth:`Plan.scan`, :func:`choose_group_keys`). See
+docs/decisions/007.
 
 Results are GX-shaped dicts (``{"success", "result": {...}, "exception"}``) with the
 fields GX reports: ``observed_value`` for aggregate checks; ``element_count``,
