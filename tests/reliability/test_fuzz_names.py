@@ -80,6 +80,11 @@ def test_names_load_or_are_refused_and_leave_no_stray_object(db, pg_uri, tmp_pat
                              "('information_schema', 'safeload', 'safeload_staging')").fetchall():
         pg.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(nsp)))
     pg.execute("create schema public")
+    # a target an earlier example created in safeload's own schema (the loader refuses it)
+    for (t,) in pg.execute("select relname from pg_class where relnamespace = 'safeload'::regnamespace "
+                           "and relkind in ('r', 'p') and relname not in ('staging', 'load_history', "
+                           "'quarantine', 'quality_results', 'contract_checks')").fetchall():
+        pg.execute(sql.SQL("drop table {} cascade").format(sql.Identifier("safeload", t)))
     # staging that an earlier example's failed publish kept for its retry
     for (t,) in pg.execute("select tablename from pg_tables where schemaname = 'safeload_staging'").fetchall():
         pg.execute(sql.SQL("drop table {}").format(sql.Identifier("safeload_staging", t)))

@@ -40,6 +40,7 @@ from safeload.contracts.types import PgType, check_value, parse_type
 from safeload.errors import LoadRefusedError, LockTimeoutError, SourceError, SourceUnavailableError
 from safeload.identifiers import validate_identifier
 from safeload.loads import sql as q
+from safeload.loads.metadata import SCHEMA as METADATA_SCHEMA
 from safeload.loads.metadata import STAGING_SCHEMA, ensure_metadata
 from safeload.loads.privileges import explain_privileges
 
@@ -363,7 +364,7 @@ class PartitionLoader:
         label = str(source)  # what the history and quarantine call it (a query's has no password)
         with self._connect() as conn:
             ensure_metadata(conn)
-            info = q.target_info(conn, self.table)
+            info = self._target(conn)
             self._check_partition_column(info)
             self._check_partition_value(conn, info)
             if isinstance(source, QuerySource):
@@ -496,7 +497,15 @@ class PartitionLoader:
                 conn.execute(sql.SQL("drop table if exists {}").format(q.staging_ident(stale)))
                 conn.execute("delete from safeload.staging where staging_table = %s", (stale,))
 
-    def swap_blocker(self, conn: psycopg.Connection, info: q.TargetInfo) -> tuple[bool, str] | None:
+    def _target(self, conn: psycopg.Connection) -> q.TargetInfo:
+        info = q.target_info(conn, self.table)
+        if info.schema in (METADATA_SCHEMA, STAGING_SCHEMA):
+            raise LoadRefusedError(f"{info.name}: schema {info.schema} holds safeload's own tables (load history, "
+                                   "staging, quarantine) and is never a load target; load into another schema")
+        return info
+
+    def swap_blocker(self, conn: psycopg.Connection, info: q.TargetInfo, *,
+                     partition: bool = True) -> tuple[bool, str] | None:
         """Why ``auto`` will not swap this partition: ``(unsafe, reason)``, None when it will.
 
         A swap is metadata only and writes the rows once, except where PostgreSQL would
@@ -506,6 +515,9 @@ class PartitionLoader:
         a plain table of the parent (sub-partitioned or foreign), or a role that does not
         own the tables (PostgreSQL allows DETACH and ATTACH to the owner only). ``unsafe``:
         a swap there would replace more than the partition, so ``swap`` is refused too.
+
+        :param partition: also check the value's current partition; only under the
+            publish's advisory lock, where no other load can detach or drop it meanwhile
         """
         if not info.partitioned:
             return True, "the target is not natively partitioned"
@@ -526,7 +538,7 @@ class PartitionLoader:
             return False, "foreign keys refer from or to it, which DETACH/ATTACH would validate under the lock"
         if not (owner and create):
             return False, "the loader's role does not own it (or lacks CREATE on its schema)"
-        old = _partition_for(conn, info, self.partition_value)
+        old = _partition_for(conn, info, self.partition_value) if partition else None
         if old is not None:
             kind, direct, owns = conn.execute(
                 """select c.relkind, i.inhparent = %s::regclass, pg_has_role(c.relowner, 'USAGE')
@@ -538,11 +550,13 @@ class PartitionLoader:
                 return False, f"the loader's role does not own the partition {old}"
         return None
 
-    def _plans_swap(self, conn: psycopg.Connection, info: q.TargetInfo) -> bool:
-        """Whether this load stages for a swap (decided when staging is created)."""
+    def _plans_swap(self, conn: psycopg.Connection, info: q.TargetInfo, *, partition: bool = False) -> bool:
+        """Whether this load swaps: planned when staging is created (the table's traits),
+        confirmed under the publish's advisory lock (``partition=True``: the value's
+        partition too)."""
         if self.publish_strategy == "delete_insert" or not info.partitioned:
             return False
-        blocker = self.swap_blocker(conn, info)
+        blocker = self.swap_blocker(conn, info, partition=partition)
         if blocker is None:
             return True
         unsafe, why = blocker
@@ -740,12 +754,13 @@ class PartitionLoader:
         """Replace the partition with the staging table's rows, atomically."""
         t0 = time.time()
         with self._connect() as conn:
-            info = q.target_info(conn, self.table)
-            # staged for a swap (a permanent table), and a swap is still possible there
-            swap = info.partitioned and self.publish_strategy != "delete_insert" and \
-                _persistence(conn, staged.staging_table) == "p" and self._plans_swap(conn, info)
+            info = self._target(conn)
+            # staged for a swap (a permanent table); whether it still swaps is decided
+            # under the publish's advisory lock, where the partition cannot change
+            staged_swap = info.partitioned and self.publish_strategy != "delete_insert" and \
+                _persistence(conn, staged.staging_table) == "p"
             try:
-                if swap:
+                if staged_swap:
                     # Normally built by the stage; a staging table without them (its keys
                     # were duplicated) fails here, before any lock on the target is taken.
                     self._build_indexes(conn, info, staged.staging_table)
@@ -774,11 +789,12 @@ class PartitionLoader:
                             conn.execute(sql.SQL("alter table {} add column if not exists {} {}").format(
                                 info.ident, sql.Identifier(col), sql.SQL(str(parse_type(pg_type)))))
                             added.append(col)
-                    swapped = swap and self._swap(conn, info, staged.staging_table, rows_loaded)
+                    swapped = staged_swap and self._plans_swap(conn, info, partition=True) and \
+                        self._swap(conn, info, staged.staging_table, rows_loaded)
                     if swapped:
                         replaced, inserted = swapped
                     else:
-                        if swap and info.partitioned:
+                        if staged_swap:
                             self._ensure_partition(conn, info)
                         cols = sql.SQL(", ").join(sql.Identifier(c) for c in
                                                   [c.name for c in info.columns] + [c for c, _ in add_columns])
@@ -980,17 +996,38 @@ def _regclass(schema: str, name: str) -> str:
 
 
 def _partition_for(conn: psycopg.Connection, info: q.TargetInfo, value: str) -> str | None:
-    """The leaf partition a row with ``value`` in the key would be routed to, or None."""
+    """The leaf partition a row with ``value`` in the key would be routed to, or None.
+
+    Loads of other partitions may detach and drop their leaves meanwhile (they hold
+    their own advisory lock, not this one): a leaf that vanishes between the listing and
+    the reading of its constraint is not the value's, and is skipped. Reading a leaf's
+    constraint opens it (ACCESS SHARE, kept to the end of the transaction), so the look-up
+    runs in a savepoint that is rolled back, which releases those locks: kept, they would
+    deadlock two swaps of different partitions (each waiting to DETACH a partition the
+    other had looked at).
+    """
+    with conn.transaction(force_rollback=True):
+        return _find_leaf(conn, info, value)
+
+
+def _find_leaf(conn: psycopg.Connection, info: q.TargetInfo, value: str) -> str | None:
     leaves = conn.execute(
-        "select relid::regclass::text, pg_get_expr(c.relpartbound, c.oid) from pg_partition_tree(%s::regclass) t "
-        "join pg_class c on c.oid = t.relid where t.isleaf",
+        "select t.relid::oid, t.relid::regclass::text, "
+        "exists (select 1 from pg_partitioned_table p where p.partdefid = t.relid) "
+        "from pg_partition_tree(%s::regclass) t where t.isleaf",
         (_regclass(info.schema, info.table),),
     ).fetchall()
-    for leaf, _bound in leaves:
+    for oid, leaf, is_default in leaves:
         # ask PostgreSQL whether the leaf's partition constraint admits the value
-        constraint = conn.execute("select pg_get_partition_constraintdef(%s::regclass)", (leaf,)).fetchone()[0]
-        if constraint is None:  # no constraint: a DEFAULT partition alone takes every value
-            return leaf
+        try:
+            with conn.transaction():  # a savepoint: a vanished leaf must not abort the caller's transaction
+                constraint = conn.execute("select pg_get_partition_constraintdef(%s::oid)", (oid,)).fetchone()[0]
+        except (psycopg.errors.UndefinedTable, psycopg.errors.InternalError_):
+            continue  # "could not open relation": dropped after the listing
+        if constraint is None:
+            if is_default:  # a DEFAULT partition alone has no constraint: it takes every value
+                return leaf
+            continue  # no longer a partition (detached or dropped after the listing)
         ok = conn.execute(
             sql.SQL("select {} from (select {}::{} as {}) as v").format(
                 sql.SQL(constraint), sql.Literal(value),

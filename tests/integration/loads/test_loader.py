@@ -599,3 +599,46 @@ def test_duplicate_keys_are_refused_at_publish_naming_the_key(pg, pg_uri, tmp_pa
                                                r"partition is unchanged"):
         ld.publish(staged)
     assert partition_checksum(pg, "public.orders", "order_date", "2024-05-02") == before
+
+
+@pytest.mark.parametrize("schema", ["safeload", "safeload_staging"])
+def test_safeloads_own_schemas_are_never_a_target(pg, pg_uri, tmp_path, schema):
+    """`safeload load --table safeload.load_history ...` would DELETE the history's rows."""
+    pg.execute(PLAIN)
+    loader(pg_uri, "2024-05-01", run_key="meta").run(write_csv(tmp_path / "m.csv", "2024-05-01", 3))
+    pg.execute(f"create table {schema}.orders (like public.orders)")
+    before = pg.execute("select count(*) from safeload.load_history").fetchone()
+    with pytest.raises(LoadRefusedError, match=rf"{schema}.orders: schema {schema} holds safeload's own tables"):
+        loader(pg_uri, "2024-05-01", table=f"{schema}.orders").run(write_csv(tmp_path / "a.csv", "2024-05-01", 3))
+    assert pg.execute(f"select count(*) from {schema}.orders").fetchone() == (0,)
+    assert pg.execute("select count(*) from safeload.load_history").fetchone() == before
+
+
+def test_swaps_of_different_partitions_at_once_do_not_trip_over_each_others_partitions(pg, pg_uri, tmp_path):
+    """A backfill publishing several days at once: each swap detaches and drops its own
+    day's partition while the others look up theirs among the table's partitions (they
+    hold different advisory locks). Found by the reliability suite's 8-writer rounds:
+    'could not open relation with OID ...' when a partition vanished mid-lookup."""
+    pg.execute(NATIVE_PK)
+    days = [f"2024-05-{d:02d}" for d in range(1, 7)]
+    sources = {d: write_csv(tmp_path / f"{d}.csv", d, 2000) for d in days}
+    for d in days:
+        loader(pg_uri, d, run_key="first").run(sources[d])
+    errors, barrier = [], threading.Barrier(len(days))
+
+    def backfill(day):
+        try:
+            barrier.wait(timeout=30)
+            for i in range(4):  # bounded
+                r = loader(pg_uri, day, run_key=f"again-{i}").run(sources[day])
+                assert r.published_by == "swap", r
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"{day}: {type(e).__name__}: {e}")
+
+    threads = [threading.Thread(target=backfill, args=(d,)) for d in days]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors
+    assert counts(pg) == {d: 2000 for d in days}
