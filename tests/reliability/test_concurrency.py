@@ -188,3 +188,49 @@ def test_swap_publish_queues_other_partitions_behind_the_parent_lock(pg, pg_uri,
     assert h.version(pg, h.NEIGHBOUR)[0] == 6000 and h.version(pg)[0] == 7000
     record("concurrency: other partitions (swap)", trials=1, faults=1,
            held="B queued behind A's DETACH lock on the parent, then published; no error (decision 002)")
+
+
+@pytest.mark.timeout(1200)
+def test_a_backfill_publishing_many_partitions_at_once(pg, pg_uri, tmp_path):
+    """The default strategy on a natively partitioned table (auto: swap) with one writer per
+    day, all released together, repeated: each swap detaches and drops its own day's
+    partition while the others look up theirs. Every writer publishes (no deadlock, no
+    'could not open relation'), each day holds exactly its writer's version, and the
+    other days are untouched."""
+    days = [f"2024-06-{d:02d}" for d in range(1, trials(fast=5, full=9))]
+    rounds = trials(fast=2, full=6)
+    h.create_target(pg, "auto")
+    sources = {d: h.write_csv(tmp_path / f"{d}.csv", d, 3000 + 50 * i, start=100_000 * (i + 1))
+               for i, d in enumerate(days)}
+    for d in days:
+        h.loader(pg_uri, strategy="auto", run_key="first", day=d).run(sources[d])
+    want = {d: h.version(pg, d) for d in days}
+    deadlocks_before = _deadlocks(pg)
+    how: dict[str, int] = {}
+    for r in range(rounds):
+        errors, results = [], []
+        barrier = threading.Barrier(len(days))
+
+        def write(day: str, r: int = r) -> None:
+            try:
+                barrier.wait(timeout=60)
+                results.append(h.loader(pg_uri, strategy="auto", run_key=f"round-{r}", day=day,
+                                        lock_timeout="60s").run(sources[day]))
+            except Exception as e:  # noqa: BLE001
+                errors.append(f"{day}: {type(e).__name__}: {e}")
+
+        threads = [threading.Thread(target=write, args=(d,)) for d in days]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=600)
+        assert not any(t.is_alive() for t in threads), f"round {r}: a writer hung"
+        assert errors == [], f"round {r}: {errors}"
+        assert {d: h.version(pg, d) for d in days} == want, f"round {r}: a day is not its writer's version"
+        for res in results:
+            how[res.published_by] = how.get(res.published_by, 0) + 1
+    assert _deadlocks(pg) == deadlocks_before
+    assert h.advisory_locks(pg) == 0 and h.staging_leftovers(pg) == (0, 0)
+    record("concurrency: a backfill, one writer per partition (auto)", trials=rounds, faults=rounds * len(days),
+           held=f"{rounds} rounds of {len(days)} days published at once: each day its writer's version, no "
+                f"deadlock, no error (published by {', '.join(f'{k} {v}' for k, v in sorted(how.items()))})")
