@@ -21,6 +21,7 @@ from safeload.quality.sql_engine import TableInfo, compile_plan, read_table_info
 from safeload.quality.suite import parse_suite
 
 from tests.integration.quality.test_quality_differential import compare
+from tests.integration.quality.test_quality_gate_sql import _wait_for_scans as _seq_scans
 
 PARTITIONED = """
 create table pt (id int, day date, v text, amount numeric(8,2), primary key (id, day)) partition by range (day);
@@ -93,17 +94,6 @@ def assert_same(specs, results, previous, gx):
 
 def _table_scans(statements: list[str], table: str) -> list[str]:
     return [s for s in statements if f'from "public"."{table}"' in s]
-
-
-def _seq_scans(uri: str, table: str, at_least: int) -> int:
-    deadline = time.monotonic() + 10
-    while True:  # statistics reach the shared counters a moment after the session ends
-        with psycopg.connect(uri, autocommit=True) as conn:
-            conn.execute("select pg_stat_clear_snapshot()")
-            n = conn.execute("select seq_scan from pg_stat_user_tables where relname = %s", (table,)).fetchone()[0]
-        if n >= at_least or time.monotonic() > deadline:
-            return n
-        time.sleep(0.2)
 
 
 def test_a_partitions_primary_key_proves_uniqueness_of_one_day(pg, pg_uri, monkeypatch):
