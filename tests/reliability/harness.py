@@ -36,6 +36,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -119,6 +120,28 @@ def wait_backends_gone(conn: psycopg.Connection, app: str = APP, timeout: float 
             return
         time.sleep(0.02)
     raise AssertionError(f"backends of {app} still there after {timeout} s")
+
+
+def together(work: Callable[[Any], Any], items: list, *, timeout: float = 600.0) -> list[str]:
+    """Run ``work(item)`` in a thread per item, all released at once by a barrier (so their
+    stages and publishes overlap); return the errors as text, ``"<item>: <Error>: <message>"``.
+    Fails when a thread is still running after ``timeout`` (a hang)."""
+    barrier, errors = threading.Barrier(len(items)), []
+
+    def run(item: Any) -> None:
+        try:
+            barrier.wait(timeout=60)
+            work(item)
+        except Exception as e:  # noqa: BLE001 - every error is reported to the test
+            errors.append(f"{item}: {type(e).__name__}: {e}")
+
+    threads = [threading.Thread(target=run, args=(item,)) for item in items]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    return errors
 
 
 # --------------------------------------------------------------------------- phases

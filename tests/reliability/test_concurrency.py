@@ -40,24 +40,13 @@ def test_many_writers_of_one_partition_leave_exactly_one_version(pg, pg_uri, tmp
             pg.execute("drop table if exists public.orders")
             h.create_target(pg, strategy)
             strategy_now = strategy
-        barrier = threading.Barrier(writers)
-        results, errors = {}, []
+        results = {}
 
-        def write(i: int) -> None:
-            ld = h.loader(pg_uri, strategy=strategy, run_key=f"r{r}-w{i}", lock_timeout="120s",
-                          audit={"run_id": f"r{r}-w{i}"})
-            try:
-                barrier.wait(timeout=60)
-                results[i] = ld.run(sources[i])
-            except Exception as e:  # noqa: BLE001 - every error is a failure of the test
-                errors.append(f"writer {i}: {type(e).__name__}: {e}")
+        def write(i: int, r: int = r, strategy: str = strategy) -> None:
+            results[i] = h.loader(pg_uri, strategy=strategy, run_key=f"r{r}-w{i}", lock_timeout="120s",
+                                  audit={"run_id": f"r{r}-w{i}"}).run(sources[i])
 
-        threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=300)
-        assert not any(t.is_alive() for t in threads), f"round {r}: a writer hung"
+        errors = h.together(write, list(range(writers)), timeout=300)
         assert errors == [], f"round {r} ({writers} writers, {strategy}): {errors}"
         # the last publish decides: history ids follow commit order of the publishes
         last = pg.execute("select run_id from safeload.load_history where status = 'published' and run_id like %s "
@@ -208,23 +197,13 @@ def test_a_backfill_publishing_many_partitions_at_once(pg, pg_uri, tmp_path):
     deadlocks_before = _deadlocks(pg)
     how: dict[str, int] = {}
     for r in range(rounds):
-        errors, results = [], []
-        barrier = threading.Barrier(len(days))
+        results = []
 
         def write(day: str, r: int = r) -> None:
-            try:
-                barrier.wait(timeout=60)
-                results.append(h.loader(pg_uri, strategy="auto", run_key=f"round-{r}", day=day,
-                                        lock_timeout="60s").run(sources[day]))
-            except Exception as e:  # noqa: BLE001
-                errors.append(f"{day}: {type(e).__name__}: {e}")
+            results.append(h.loader(pg_uri, strategy="auto", run_key=f"round-{r}", day=day,
+                                    lock_timeout="60s").run(sources[day]))
 
-        threads = [threading.Thread(target=write, args=(d,)) for d in days]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=600)
-        assert not any(t.is_alive() for t in threads), f"round {r}: a writer hung"
+        errors = h.together(write, days)
         assert errors == [], f"round {r}: {errors}"
         assert {d: h.version(pg, d) for d in days} == want, f"round {r}: a day is not its writer's version"
         for res in results:

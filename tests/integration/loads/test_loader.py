@@ -19,6 +19,8 @@ from safeload.errors import LoadRefusedError, LockTimeoutError, SourceError
 from safeload.loads.loader import PartitionLoader
 from safeload.loads.sql import partition_checksum
 
+from reliability.harness import together
+
 PLAIN = """create table public.orders (order_id bigint not null, order_date date not null,
            amount numeric(12,2) not null, status text)"""
 NATIVE = PLAIN + " partition by range (order_date)"
@@ -624,21 +626,11 @@ def test_swaps_of_different_partitions_at_once_do_not_trip_over_each_others_part
     sources = {d: write_csv(tmp_path / f"{d}.csv", d, 2000) for d in days}
     for d in days:
         loader(pg_uri, d, run_key="first").run(sources[d])
-    errors, barrier = [], threading.Barrier(len(days))
-
     def backfill(day):
-        try:
-            barrier.wait(timeout=30)
-            for i in range(4):  # bounded
-                r = loader(pg_uri, day, run_key=f"again-{i}").run(sources[day])
-                assert r.published_by == "swap", r
-        except Exception as e:  # noqa: BLE001
-            errors.append(f"{day}: {type(e).__name__}: {e}")
+        for i in range(4):  # bounded
+            r = loader(pg_uri, day, run_key=f"again-{i}").run(sources[day])
+            assert r.published_by == "swap", r
 
-    threads = [threading.Thread(target=backfill, args=(d,)) for d in days]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
+    errors = together(backfill, days, timeout=300)
     assert not errors, errors
     assert counts(pg) == {d: 2000 for d in days}
