@@ -1,15 +1,20 @@
 """Write-audit-publish of one partition into PostgreSQL.
 
-``stage()`` streams the source into a fresh UNLOGGED staging table with COPY, in one
-transaction that also records the staging table in ``safeload.staging``: a crash
-mid-COPY leaves nothing behind. Rows that do not parse or cast go to
-``safeload.quarantine`` with their line, raw text and reason, and a threshold decides
-whether the load goes on. The counts always add up: source = loaded + quarantined.
+``stage()`` streams the source into a fresh staging table with COPY, in one transaction
+that also records the staging table in ``safeload.staging``: a crash mid-COPY leaves
+nothing behind. Rows that do not parse or cast go to ``safeload.quarantine`` with their
+line, raw text and reason, and a threshold decides whether the load goes on. The counts
+always add up: source = loaded + quarantined. Staging is UNLOGGED when it will be copied
+into the target, permanent (with the target's indexes and statistics) when it will
+become the partition.
 
 ``publish()`` replaces the partition in one transaction, serialised per partition by
-``pg_advisory_xact_lock`` and bounded by ``lock_timeout``: DELETE the partition, INSERT
-from staging, write the load history row, drop staging. Readers see the old partition
-or the new one, never a mix; a crash at any point leaves the old one.
+``pg_advisory_xact_lock`` and bounded by ``lock_timeout``: on a natively partitioned
+target the staging table is swapped in (DETACH and DROP the old partition, ATTACH
+staging; the lock is asked for in short attempts), elsewhere, or while a long reader
+holds the table, the partition is DELETEd and INSERTed from staging; then the load
+history row. Readers see the old partition or the new one, never a mix; a crash at any
+point leaves the old one.
 
 Between the two, a quality gate can check the staging table (the *audit*). Pure
 psycopg: no Airflow import; the operators and the CLI are thin layers over this.
