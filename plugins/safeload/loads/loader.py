@@ -935,14 +935,19 @@ class PartitionLoader:
             (_regclass(info.schema, info.table),),
         ).fetchall()
         with conn.transaction():
-            for kind, cols in rows:
+            for k, (kind, cols) in enumerate(rows):
                 collist = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
+                # Named after the staging table (unique per target, partition and run; at
+                # most 57 bytes): the swap moves them into the target's schema, where names
+                # PostgreSQL chose (the staging name truncated to fit the columns' names)
+                # would be the same for every partition of a long-named table
+                idx = sql.Identifier(f"{staging}_i{k}")
                 if kind == "p":
-                    conn.execute(sql.SQL("alter table {} add primary key ({})").format(stg, collist))
+                    conn.execute(sql.SQL("alter table {} add constraint {} primary key ({})").format(stg, idx, collist))
                 elif kind == "u":
-                    conn.execute(sql.SQL("alter table {} add unique ({})").format(stg, collist))
+                    conn.execute(sql.SQL("alter table {} add constraint {} unique ({})").format(stg, idx, collist))
                 else:
-                    conn.execute(sql.SQL("create index on {} ({})").format(stg, collist))
+                    conn.execute(sql.SQL("create index {} on {} ({})").format(idx, stg, collist))
 
     def _ensure_partition(self, conn: psycopg.Connection, info: q.TargetInfo) -> None:
         """Create and attach the partition for the value when it is missing.
