@@ -42,3 +42,53 @@ def test_swapped_partitions_of_a_long_named_table_do_not_collide_on_index_names(
     n = pg.execute("select count(*) from pg_inherits i join pg_class c on c.oid = i.inhparent "
                    "where c.relkind = 'I' and c.relname like %s", (LONG[:20] + "%",)).fetchone()[0]
     assert n == 3
+
+
+def _csv_rows(path, rows):
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["order_id", "customer_id", "order_date"])
+        w.writerows(rows)
+    return str(path)
+
+
+def test_a_row_without_a_partition_value_is_quarantined_not_published_again_and_again(pg, pg_uri, tmp_path):
+    """Staging's CHECK (order_date = value) lets a NULL through (a CHECK fails only on
+    false): the row was published outside the partition, which the next load's DELETE
+    does not touch, so every re-run of the day added one more copy of it."""
+    pg.execute("create table public.orders (order_id bigint not null, customer_id int, order_date date)")
+    src = _csv_rows(tmp_path / "a.csv", [[1, 1, "2024-05-02"], [2, 1, "2024-05-02"], [3, 1, ""]])
+    for attempt in range(2):
+        r = _loader(pg_uri, "public.orders", "2024-05-02", run_key=f"r{attempt}", max_bad_rows=5).run(src)
+        assert (r.rows, r.rows_quarantined, r.rows_source) == (2, 1, 3)
+    assert pg.execute("select count(*) filter (where order_date is null), count(*) from public.orders").fetchone() \
+        == (0, 2)
+    reasons = [r[0] for r in pg.execute("select reason from safeload.quarantine order by id").fetchall()]
+    assert len(reasons) == 2 and all("order_date" in x for x in reasons), reasons
+
+
+def test_swap_attach_skips_its_scan_when_the_partition_column_is_nullable(pg, pg_uri, tmp_path):
+    """ATTACH skips its validation scan only when staging's constraints imply the partition
+    constraint, which includes 'order_date IS NOT NULL': with a nullable column, CHECK
+    (order_date = value) does not (it admits NULL), so ATTACH scanned every row while the
+    swap held the parent's ACCESS EXCLUSIVE lock, and a NULL row failed the publish with
+    'partition constraint ... is violated by some row'."""
+    pg.execute("create table public.orders (order_id bigint not null, customer_id int, order_date date)"
+               " partition by range (order_date)")
+    messages: list[str] = []
+
+    def connect():
+        conn = psycopg.connect(pg_uri, options="-c client_min_messages=debug1")
+        conn.add_notice_handler(lambda d: messages.append(d.message_primary or ""))
+        return conn
+
+    for k in range(2):  # the first creates the partition, the second replaces it by swap
+        ld = PartitionLoader(connect, table="public.orders", partition_column="order_date",
+                             partition_value="2024-05-02", run_key=f"r{k}", max_bad_rows=5)
+        staged = ld.stage(_csv_rows(tmp_path / f"{k}.csv", [[1, 1, "2024-05-02"], [2, 1, "2024-05-02"], [3, 1, ""]]))
+        messages.clear()  # the publish's own: ATTACH says whether it scans
+        r = ld.publish(staged)
+        assert (r.rows, r.rows_quarantined, r.published_by) == (2, 1, "swap")
+        attach = [m for m in messages if m.startswith("verifying table") or "implied by existing constraints" in m]
+        assert attach == [f'partition constraint for table "{staged.staging_table}" is implied by existing '
+                          "constraints"], attach

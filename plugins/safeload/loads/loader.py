@@ -596,9 +596,13 @@ class PartitionLoader:
             conn.execute(sql.SQL("alter table {} alter column {} set default {}").format(
                 ident, sql.Identifier(self.partition_column), sql.Literal(self.partition_value)))
         # Rows of another partition fail the COPY (and are quarantined by the checked path)
-        # without a scan of their own; the constraint also lets ATTACH skip its scan.
-        conn.execute(sql.SQL("alter table {} add constraint safeload_partition_check check ({} = {})").format(
-            ident, sql.Identifier(self.partition_column), sql.Literal(self.partition_value)))
+        # without a scan of their own; the constraint also lets ATTACH skip its scan. "is not
+        # null": a CHECK admits NULL, which would be published outside the partition (and
+        # again by every re-run), and ATTACH proves its bound only from a constraint that
+        # excludes NULL (else it scans staging under the parent's lock).
+        conn.execute(sql.SQL("alter table {} add constraint safeload_partition_check check ({} is not null and {} = {})")
+                     .format(ident, sql.Identifier(self.partition_column), sql.Identifier(self.partition_column),
+                             sql.Literal(self.partition_value)))
         return swap
 
     def _prepare_partition(self, conn: psycopg.Connection, info: q.TargetInfo, name: str) -> None:
@@ -709,7 +713,10 @@ class PartitionLoader:
                         elif "\x00" in v:
                             reason = f"column {header[i]!r}: NUL byte in text"
                             break
-                    if reason is None and part_idx is not None and values[part_idx] is not None \
+                    if reason is None and part_idx is not None and values[part_idx] is None:
+                        reason = (f"column {header[part_idx]!r} is empty: the row belongs to no partition "
+                                  f"(loading partition {self.partition_value})")
+                    elif reason is None and part_idx is not None \
                             and not _same_partition(values[part_idx], self.partition_value, types[part_idx]):
                         reason = (f"column {header[part_idx]!r} is {values[part_idx]!r}: the row belongs to another "
                                   f"partition than {self.partition_value}")
