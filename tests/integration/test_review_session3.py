@@ -92,3 +92,67 @@ def test_swap_attach_skips_its_scan_when_the_partition_column_is_nullable(pg, pg
         attach = [m for m in messages if m.startswith("verifying table") or "implied by existing constraints" in m]
         assert attach == [f'partition constraint for table "{staged.staging_table}" is implied by existing '
                           "constraints"], attach
+
+
+def test_auto_does_not_swap_away_a_partition_that_holds_other_values(pg, pg_uri, tmp_path):
+    """A partition created by the user for a month (or a LIST partition of several values)
+    holds other days' rows: swapping it for one day's staging table detaches and drops
+    them all. The load must replace the day's rows only, and keep the rest of the month."""
+    pg.execute("create table public.orders (order_id bigint not null, customer_id int, order_date date not null)"
+               " partition by range (order_date)")
+    pg.execute("create table public.orders_2024_05 partition of public.orders "
+               "for values from ('2024-05-01') to ('2024-06-01')")
+    pg.execute("insert into public.orders select g, 1, date '2024-05-01' + (g % 31) from generate_series(1, 310) g")
+    before = dict(pg.execute("select order_date::text, count(*) from public.orders group by 1").fetchall())
+    r = _loader(pg_uri, "public.orders", "2024-05-02").run(_csv(tmp_path / "a.csv", "2024-05-02", 25, start=1000))
+    assert r.rows == 25
+    after = dict(pg.execute("select order_date::text, count(*) from public.orders group by 1").fetchall())
+    assert after == {**before, "2024-05-02": 25}
+
+
+def test_list_partition_of_several_values_is_not_swapped_away(pg, pg_uri, tmp_path):
+    """The same for LIST: the partition of ('a', 'b') keeps 'b' when 'a' is loaded; one of
+    its own value is still swapped."""
+    pg.execute("create table public.events (order_id bigint not null, customer_id int, order_date text not null)"
+               " partition by list (order_date)")
+    pg.execute("create table public.events_ab partition of public.events for values in ('a', 'b')")
+    pg.execute("create table public.events_c partition of public.events for values in ('c')")
+    pg.execute("insert into public.events select g, 1, case when g % 2 = 0 then 'a' else 'b' end "
+               "from generate_series(1, 10) g")
+    r = _loader(pg_uri, "public.events", "a").run(_csv(tmp_path / "a.csv", "a", 3, start=100))
+    assert (r.rows, r.rows_replaced, r.published_by) == (3, 5, "delete_insert")
+    r = _loader(pg_uri, "public.events", "c").run(_csv(tmp_path / "c.csv", "c", 4, start=200))
+    assert (r.rows, r.published_by) == (4, "swap")
+    assert dict(pg.execute("select order_date, count(*) from public.events group by 1").fetchall()) == \
+        {"a": 3, "b": 5, "c": 4}
+
+
+def test_swap_refuses_a_partition_that_holds_other_values_and_changes_nothing(pg, pg_uri, tmp_path):
+    pg.execute("create table public.orders (order_id bigint not null, customer_id int, order_date date not null)"
+               " partition by range (order_date)")
+    pg.execute("create table public.orders_2024_05 partition of public.orders "
+               "for values from ('2024-05-01') to ('2024-06-01')")
+    pg.execute("insert into public.orders select g, 1, date '2024-05-01' + (g % 31) from generate_series(1, 62) g")
+    import pytest
+
+    from safeload.errors import LoadRefusedError
+
+    with pytest.raises(LoadRefusedError, match="also holds other values"):
+        _loader(pg_uri, "public.orders", "2024-05-02", publish_strategy="swap").run(
+            _csv(tmp_path / "a.csv", "2024-05-02", 5, start=1000))
+    assert pg.execute("select count(*) from public.orders").fetchone()[0] == 62
+    assert pg.execute("select count(*) from pg_inherits where inhparent = 'public.orders'::regclass").fetchone()[0] == 1
+
+
+def test_day_partitions_safeload_creates_are_still_swapped(pg, pg_uri, tmp_path):
+    """The bounds check keeps the swap where the partition is the value's own: safeload's
+    day partition of a timestamp column (and of an integer column) is replaced by swap."""
+    pg.execute("create table public.snaps (order_id bigint not null, customer_id int, order_date timestamptz not null)"
+               " partition by range (order_date)")
+    pg.execute("create table public.nums (order_id bigint not null, customer_id int, order_date int not null)"
+               " partition by range (order_date)")
+    for table, value in (("public.snaps", "2024-05-02"), ("public.nums", "7")):
+        for k in range(2):
+            r = _loader(pg_uri, table, value, run_key=f"r{k}").run(_csv(tmp_path / f"{k}.csv", value, 5 + k))
+            assert (r.rows, r.published_by) == (5 + k, "swap")
+        assert pg.execute(f"select count(*) from {table}").fetchone()[0] == 6

@@ -551,6 +551,11 @@ class PartitionLoader:
                 (parent, old)).fetchone()
             if kind != "r" or not direct:
                 return True, f"the partition {old} is not a plain table attached to it directly"
+            if not _bounds_one_value(conn, info, old, self.partition_value):
+                # a month's partition, or a LIST of several values: dropped, it would take
+                # the other values' rows with it
+                return True, (f"the partition {old} also holds other values than {self.partition_value} (its bounds "
+                              "are not the ones safeload gives one value's partition)")
             if not owns:
                 return False, f"the loader's role does not own the partition {old}"
         return None
@@ -1053,6 +1058,47 @@ def _find_leaf(conn: psycopg.Connection, info: q.TargetInfo, value: str) -> str 
         if ok:
             return leaf
     return None
+
+
+def _bounds_one_value(conn: psycopg.Connection, info: q.TargetInfo, leaf: str, value: str) -> bool:
+    """Whether ``leaf`` (which admits ``value``) has the bounds :func:`q.partition_bounds`
+    gives the value's partition, the ones the swap attaches staging with: LIST of that one
+    value; RANGE of one integer, or of one day on a date or timestamp column. Told by
+    PostgreSQL evaluating the leaf's partition constraint (a range is one interval) just
+    inside and outside those bounds. False for any other layout (a month's partition)."""
+    constraint = conn.execute("select pg_get_partition_constraintdef(%s::regclass)", (leaf,)).fetchone()[0]
+    col = info.column(info.partition_key or "")
+    if constraint is None or col is None:
+        return False
+    if info.strategy == "l":
+        # one non-null value prints as "(c IS NOT NULL) AND (c = v)"; several as "= ANY (ARRAY[...])",
+        # NULL among them as "(c IS NULL) OR ..." (a value that contains these only makes it False)
+        return "= ANY (" not in constraint and "IS NULL)" not in constraint
+    if info.strategy != "r":
+        return False
+    v = sql.SQL("{}::{}").format(sql.Literal(value), sql.SQL(col.type))
+    if col.type in ("date", "smallint", "integer", "bigint"):  # one value: v in, its neighbours out
+        inside, outside = [v], [sql.SQL("{} - 1").format(v), sql.SQL("{} + 1").format(v)]
+    elif col.type in ("timestamp without time zone", "timestamp with time zone"):
+        import datetime as dt
+
+        try:
+            first = dt.date.fromisoformat(str(value)[:10])  # as q.partition_bounds reads the value
+        except ValueError:
+            return False
+        day, next_day = (sql.SQL("{}::{}").format(sql.Literal(d.isoformat()), sql.SQL(col.type))
+                         for d in (first, first + dt.timedelta(days=1)))
+        us = sql.SQL("interval '1 microsecond'")
+        inside = [day, sql.SQL("{} - {}").format(next_day, us)]
+        outside = [sql.SQL("{} - {}").format(day, us), next_day]
+    else:
+        return False
+    for point, expected in [(p, True) for p in inside] + [(p, False) for p in outside]:
+        got = conn.execute(sql.SQL("select {} from (select {} as {}) as v").format(
+            sql.SQL(constraint), point, sql.Identifier(col.name))).fetchone()[0]
+        if got is not expected:
+            return False
+    return True
 
 
 def _lock_timeout(conn: psycopg.Connection, value: str) -> None:
