@@ -277,8 +277,9 @@ def read_table_info(conn: psycopg.Connection, schema: str, table: str) -> TableI
                       (select s.n_distinct from pg_stats s
                        where s.schemaname = n.nspname and s.tablename = c.relname and s.attname = a.attname
                        order by s.inherited limit 1),
-                      a.attnotnull and not exists (
-                          -- PostgreSQL 18: a "not valid" not-null constraint sets attnotnull too
+                      a.attnotnull and (c.relkind = 'p' or not c.relhassubclass) and not exists (
+                          -- PostgreSQL 18: a "not valid" not-null constraint sets attnotnull too,
+                          -- and a NO INHERIT one leaves inheritance children's NULLs to the scan
                           select from pg_constraint nc
                           where nc.conrelid = a.attrelid and nc.contype = 'n' and not nc.convalidated
                                 and nc.conkey[1] = a.attnum),
@@ -300,6 +301,9 @@ def read_table_info(conn: psycopg.Connection, schema: str, table: str) -> TableI
                  join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
                  join pg_opclass opc on opc.oid = k.cls
                  where i.indrelid = c.oid and i.indisunique and i.indisvalid
+                       -- an index covers its own table only: not the rows of inheritance
+                       -- children, which a scan of the table reads (a partitioned table's does)
+                       and (c.relkind = 'p' or not c.relhassubclass)
                        and i.indpred is null and i.indexprs is null and k.pos <= i.indnkeyatts
                  group by i.indexrelid) as u),
           case when c.reltuples >= 0 then c.reltuples end,
