@@ -221,3 +221,21 @@ def test_a_parents_no_inherit_not_null_does_not_count_its_childrens_nulls_away(p
     assert gx[0]["result"]["unexpected_count"] == 1
     problems = compare(specs, res, gx)
     assert not problems, "\n".join(problems)
+
+
+def test_list_values_whose_partition_names_collide_each_get_a_partition(pg, pg_uri, tmp_path):
+    """Partition names are the value's first 20 characters with '-' and the like as '_':
+    'eu-west' and 'eu_west' (or two values sharing 20 characters) named the same table,
+    and the second value's first load failed with 'relation ... already exists', every
+    retry too, by swap and by DELETE + INSERT alike."""
+    for k, strategy in enumerate(["auto", "delete_insert"]):
+        t = f"regions{k}"
+        pg.execute(f"create table public.{t} (order_id bigint not null, customer_id int, order_date text not null)"
+                   " partition by list (order_date)")
+        values = ["eu-west", "eu_west", "warehouse_europe_west_1", "warehouse_europe_west_2"]
+        for j, value in enumerate(values):
+            r = _loader(pg_uri, f"public.{t}", value, publish_strategy=strategy).run(
+                _csv(tmp_path / f"{k}{j}.csv", value, 2 + j))
+            assert r.rows == 2 + j
+        assert dict(pg.execute(f"select order_date, count(*) from public.{t} group by 1").fetchall()) == \
+            {v: 2 + j for j, v in enumerate(values)}

@@ -866,7 +866,7 @@ class PartitionLoader:
             conn.execute(sql.SQL("alter table {} drop column {}").format(stg, sql.Identifier(col)))
         old = _partition_for(conn, info, self.partition_value)
         replaced = 0
-        name = q.partition_table_name(info, self.partition_value)
+        name = _free_partition_name(conn, info, self.partition_value)
         if old is not None:
             old_schema, old_name = conn.execute(
                 "select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
@@ -973,7 +973,7 @@ class PartitionLoader:
             conn.execute("select pg_advisory_xact_lock(%s)", (q.partition_lock_key(info.name, self.partition_value),))
             if _partition_for(conn, info, self.partition_value) is not None:
                 return
-            name = q.partition_table_name(info, self.partition_value)
+            name = _free_partition_name(conn, info, self.partition_value)
             part = sql.Identifier(info.schema, name)
             conn.execute(sql.SQL("create table {} (like {} including defaults including constraints)").format(part, info.ident))
             conn.execute(sql.SQL("alter table {} attach partition {} {}").format(
@@ -1058,6 +1058,16 @@ def _find_leaf(conn: psycopg.Connection, info: q.TargetInfo, value: str) -> str 
         if ok:
             return leaf
     return None
+
+
+def _free_partition_name(conn: psycopg.Connection, info: q.TargetInfo, value: str) -> str:
+    """The name of a new partition for ``value``: :func:`q.partition_table_name`, or, when a
+    table already has that name (another value's partition: 'eu-west' and 'eu_west', or two
+    values sharing their first 20 characters, make the same name), the value's hash."""
+    name = q.partition_table_name(info, value)
+    if conn.execute("select to_regclass(%s)", (_regclass(info.schema, name),)).fetchone()[0] is None:
+        return name
+    return f"{info.table[:40]}_p{hashlib.sha1(str(value).encode()).hexdigest()[:12]}"
 
 
 def _bounds_one_value(conn: psycopg.Connection, info: q.TargetInfo, leaf: str, value: str) -> bool:
