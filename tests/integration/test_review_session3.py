@@ -239,3 +239,20 @@ def test_list_values_whose_partition_names_collide_each_get_a_partition(pg, pg_u
             assert r.rows == 2 + j
         assert dict(pg.execute(f"select order_date, count(*) from public.{t} group by 1").fetchall()) == \
             {v: 2 + j for j, v in enumerate(values)}
+
+
+def test_a_foreign_tables_not_null_is_not_trusted(pg, pg_uri, tmp_path):
+    """PostgreSQL does not enforce a foreign table's NOT NULL (the remote data is what it
+    is): count(id) is not count(*) there either, and GX counts the NULLs."""
+    from tests.integration.quality.test_quality_differential import compare
+
+    pg.execute("create extension file_fdw")
+    pg.execute("create server files foreign data wrapper file_fdw")
+    # rows from a program: the server's OS user cannot read the test's temporary directory
+    pg.execute("create foreign table remote (id int not null, v text) server files "
+               "options (program 'echo 1,a; echo ,b; echo 3,c', format 'csv')")
+    exps = [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}}]
+    specs, res, gx = _sql_and_gx(pg_uri, "remote", exps)
+    assert gx[0]["result"]["unexpected_count"] == 1
+    problems = compare(specs, res, gx)
+    assert not problems, "\n".join(problems)

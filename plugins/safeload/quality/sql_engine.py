@@ -277,9 +277,10 @@ def read_table_info(conn: psycopg.Connection, schema: str, table: str) -> TableI
                       (select s.n_distinct from pg_stats s
                        where s.schemaname = n.nspname and s.tablename = c.relname and s.attname = a.attname
                        order by s.inherited limit 1),
-                      a.attnotnull and (c.relkind = 'p' or not c.relhassubclass) and not exists (
+                      a.attnotnull and (c.relkind = 'p' or c.relkind = 'r' and not c.relhassubclass) and not exists (
                           -- PostgreSQL 18: a "not valid" not-null constraint sets attnotnull too,
-                          -- and a NO INHERIT one leaves inheritance children's NULLs to the scan
+                          -- and a NO INHERIT one leaves inheritance children's NULLs to the scan;
+                          -- a foreign table's is not enforced at all
                           select from pg_constraint nc
                           where nc.conrelid = a.attrelid and nc.contype = 'n' and not nc.convalidated
                                 and nc.conkey[1] = a.attnum),
