@@ -256,3 +256,22 @@ def test_a_foreign_tables_not_null_is_not_trusted(pg, pg_uri, tmp_path):
     assert gx[0]["result"]["unexpected_count"] == 1
     problems = compare(specs, res, gx)
     assert not problems, "\n".join(problems)
+
+
+def test_a_partitioned_tables_not_null_is_not_trusted_with_a_foreign_partition(pg, pg_uri):
+    """The same through a partitioned table: its NOT NULL binds its plain partitions, not
+    a foreign one."""
+    from tests.integration.quality.test_quality_differential import compare
+
+    pg.execute("create extension file_fdw")
+    pg.execute("create server files foreign data wrapper file_fdw")
+    pg.execute("create table pt (id int not null, v text not null) partition by list (v)")
+    pg.execute("create table pt_a partition of pt for values in ('a')")
+    pg.execute("insert into pt values (1, 'a'), (2, 'a')")
+    pg.execute("create foreign table pt_b partition of pt for values in ('b') server files "
+               "options (program 'echo 3,b; echo ,b', format 'csv')")
+    exps = [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}}]
+    specs, res, gx = _sql_and_gx(pg_uri, "pt", exps)
+    assert gx[0]["result"]["unexpected_count"] == 1
+    problems = compare(specs, res, gx)
+    assert not problems, "\n".join(problems)

@@ -277,10 +277,13 @@ def read_table_info(conn: psycopg.Connection, schema: str, table: str) -> TableI
                       (select s.n_distinct from pg_stats s
                        where s.schemaname = n.nspname and s.tablename = c.relname and s.attname = a.attname
                        order by s.inherited limit 1),
-                      a.attnotnull and (c.relkind = 'p' or c.relkind = 'r' and not c.relhassubclass) and not exists (
+                      a.attnotnull and (c.relkind = 'r' and not c.relhassubclass
+                                        or c.relkind = 'p' and not exists (
+                                            select from pg_partition_tree(c.oid) pt
+                                            join pg_class l on l.oid = pt.relid where l.relkind = 'f')) and not exists (
                           -- PostgreSQL 18: a "not valid" not-null constraint sets attnotnull too,
                           -- and a NO INHERIT one leaves inheritance children's NULLs to the scan;
-                          -- a foreign table's is not enforced at all
+                          -- a foreign table's (or foreign partition's) is not enforced at all
                           select from pg_constraint nc
                           where nc.conrelid = a.attrelid and nc.contype = 'n' and not nc.convalidated
                                 and nc.conkey[1] = a.attnum),
