@@ -4,6 +4,7 @@ here failed before the fix it names, against the real PostgreSQL."""
 from __future__ import annotations
 
 import csv
+import hashlib
 
 import psycopg
 
@@ -275,3 +276,28 @@ def test_a_partitioned_tables_not_null_is_not_trusted_with_a_foreign_partition(p
     assert gx[0]["result"]["unexpected_count"] == 1
     problems = compare(specs, res, gx)
     assert not problems, "\n".join(problems)
+
+
+def test_swap_staging_copies_no_index_as_a_btree_that_the_parent_has_by_another_method(pg, pg_uri, tmp_path):
+    """Staging for a swap got every plain index of the parent as a btree: a hash (or GiST,
+    GIN) index on a long text column became a btree, whose entries are limited to 2704
+    bytes, and the stage failed ('index row size exceeds btree maximum') where DELETE +
+    INSERT loads the rows; a GiST index on a type with no btree class failed outright."""
+    pg.execute("create table public.docs (order_id bigint not null, body text, spot point, order_date date not null)"
+               " partition by range (order_date)")
+    pg.execute("create index on public.docs using hash (body)")
+    pg.execute("create index on public.docs using gist (spot)")
+    src = tmp_path / "docs.csv"
+    with open(src, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["order_id", "body", "spot", "order_date"])
+        for i in range(3):
+            body = "".join(hashlib.sha256(f"{i}-{j}".encode()).hexdigest() for j in range(150))  # incompressible
+            w.writerow([i, body, f"({i},{i})", "2024-05-02"])
+    for k in range(2):
+        r = _loader(pg_uri, "public.docs", "2024-05-02", run_key=f"r{k}").run(str(src))
+        assert (r.rows, r.published_by) == (3, "swap")
+    # the partition has the parent's hash and gist indexes (built by ATTACH), each attached
+    methods = pg.execute("select am.amname from pg_inherits i join pg_class c on c.oid = i.inhrelid "
+                         "join pg_am am on am.oid = c.relam where c.relkind = 'i' order by 1").fetchall()
+    assert methods == [("gist",), ("hash",)], methods

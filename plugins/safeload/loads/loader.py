@@ -927,7 +927,7 @@ class PartitionLoader:
     def _build_indexes(self, conn: psycopg.Connection, info: q.TargetInfo, staging: str) -> None:
         """Give the staging table the parent's primary key, unique constraints and plain
         column indexes, so that ATTACH can adopt them instead of building them under lock.
-        (Expression and partial indexes are left for ATTACH to build.)"""
+        (Expression, partial and non-btree indexes are left for ATTACH to build.)"""
         stg = q.staging_ident(staging)
         existing = conn.execute("select count(*) from pg_index where indrelid = %s::regclass",
                                 (_regclass(STAGING_SCHEMA, staging),)).fetchone()[0]
@@ -942,6 +942,9 @@ class PartitionLoader:
             join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
             left join pg_constraint con on con.conindid = i.indexrelid and con.contype in ('p', 'u')
             where i.indrelid = %s::regclass and i.indexprs is null and i.indpred is null
+              -- btree only (built as btree below): a hash, GiST or GIN index as a btree may not
+              -- build at all (no btree class, entries over 2704 bytes) and would not match
+              and (select relam from pg_class where oid = i.indexrelid) = (select oid from pg_am where amname = 'btree')
             group by i.indexrelid, con.contype
             """,
             (_regclass(info.schema, info.table),),
