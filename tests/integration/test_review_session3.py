@@ -301,3 +301,16 @@ def test_swap_staging_copies_no_index_as_a_btree_that_the_parent_has_by_another_
     methods = pg.execute("select am.amname from pg_inherits i join pg_class c on c.oid = i.inhrelid "
                          "join pg_am am on am.oid = c.relam where c.relkind = 'i' order by 1").fetchall()
     assert methods == [("gist",), ("hash",)], methods
+
+
+def test_swap_staging_does_not_make_an_included_column_a_key(pg, pg_uri, tmp_path):
+    """A primary key's INCLUDE columns were built into staging's key: NOT NULL where the
+    parent allows NULL, so a row with none failed the index build, and every publish
+    after it ('null value in column ... violates not-null constraint')."""
+    pg.execute("create table public.orders (order_id bigint not null, customer_id int, order_date date not null,"
+               " primary key (order_id, order_date) include (customer_id)) partition by range (order_date)")
+    src = _csv_rows(tmp_path / "a.csv", [[1, "", "2024-05-02"], [2, 5, "2024-05-02"]])
+    for k in range(2):
+        r = _loader(pg_uri, "public.orders", "2024-05-02", run_key=f"r{k}").run(src)
+        assert (r.rows, r.published_by) == (2, "swap")
+    assert pg.execute("select count(*), count(customer_id) from public.orders").fetchone() == (2, 1)

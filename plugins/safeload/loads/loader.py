@@ -927,7 +927,7 @@ class PartitionLoader:
     def _build_indexes(self, conn: psycopg.Connection, info: q.TargetInfo, staging: str) -> None:
         """Give the staging table the parent's primary key, unique constraints and plain
         column indexes, so that ATTACH can adopt them instead of building them under lock.
-        (Expression, partial and non-btree indexes are left for ATTACH to build.)"""
+        (Expression, partial, non-btree and INCLUDE indexes are left for ATTACH to build.)"""
         stg = q.staging_ident(staging)
         existing = conn.execute("select count(*) from pg_index where indrelid = %s::regclass",
                                 (_regclass(STAGING_SCHEMA, staging),)).fetchone()[0]
@@ -945,6 +945,8 @@ class PartitionLoader:
               -- btree only (built as btree below): a hash, GiST or GIN index as a btree may not
               -- build at all (no btree class, entries over 2704 bytes) and would not match
               and (select relam from pg_class where oid = i.indexrelid) = (select oid from pg_am where amname = 'btree')
+              -- INCLUDE columns would become key columns here (NOT NULL in a primary key)
+              and i.indnatts = i.indnkeyatts
             group by i.indexrelid, con.contype
             """,
             (_regclass(info.schema, info.table),),
