@@ -8,6 +8,7 @@ import hashlib
 
 import psycopg
 
+from safeload.loads import loader as loader_module
 from safeload.loads.loader import PartitionLoader
 
 LONG = "orders_of_the_regional_warehouse_by_customer"  # 44 characters: staging names keep 40
@@ -314,3 +315,27 @@ def test_swap_staging_does_not_make_an_included_column_a_key(pg, pg_uri, tmp_pat
         r = _loader(pg_uri, "public.orders", "2024-05-02", run_key=f"r{k}").run(src)
         assert (r.rows, r.published_by) == (2, "swap")
     assert pg.execute("select count(*), count(customer_id) from public.orders").fetchone() == (2, 1)
+
+
+def test_the_swap_decision_keeps_no_lock_on_the_parent(pg, pg_uri, tmp_path):
+    """Reading a partition's constraint (pg_get_partition_constraintdef) also locks its
+    parent, ACCESS SHARE, to the end of the transaction: kept by the publish's swap
+    decision, it would stand in the way of every other load's swap of the same table
+    (each one's ACCESS EXCLUSIVE attempts wait for it), as _partition_for explains."""
+    from safeload.loads import sql as q
+
+    pg.execute("create table public.orders (order_id bigint not null, customer_id int, order_date date not null)"
+               " partition by range (order_date)")
+    _loader(pg_uri, "public.orders", "2024-05-02").run(_csv(tmp_path / "a.csv", "2024-05-02", 5))
+    ld = _loader(pg_uri, "public.orders", "2024-05-02", run_key="b")
+    held = "select count(*) from pg_locks where pid = pg_backend_pid() and relation = 'public.orders'::regclass"
+    # the bounds check alone, on a fresh session (no partition constraint cached yet, as
+    # after another session's DDL): the path that opens the parent
+    with psycopg.connect(pg_uri) as conn:
+        info = q.target_info(conn, "public.orders")
+        assert loader_module._bounds_one_value(conn, info, "public.orders_p2024_05_02", "2024-05-02")
+        assert conn.execute(held).fetchone()[0] == 0
+    with psycopg.connect(pg_uri) as conn:
+        info = q.target_info(conn, "public.orders")
+        assert ld.swap_blocker(conn, info, partition=True) is None
+        assert conn.execute(held).fetchone()[0] == 0

@@ -1080,7 +1080,16 @@ def _bounds_one_value(conn: psycopg.Connection, info: q.TargetInfo, leaf: str, v
     gives the value's partition, the ones the swap attaches staging with: LIST of that one
     value; RANGE of one integer, or of one day on a date or timestamp column. Told by
     PostgreSQL evaluating the leaf's partition constraint (a range is one interval) just
-    inside and outside those bounds. False for any other layout (a month's partition)."""
+    inside and outside those bounds. False for any other layout (a month's partition).
+
+    Reading the constraint also locks the leaf's parent (ACCESS SHARE): in a savepoint
+    rolled back, as :func:`_partition_for` does, so that the lock does not stand in the way
+    of other loads' swaps for the rest of the publish."""
+    with conn.transaction(force_rollback=True):
+        return _check_bounds_one_value(conn, info, leaf, value)
+
+
+def _check_bounds_one_value(conn: psycopg.Connection, info: q.TargetInfo, leaf: str, value: str) -> bool:
     constraint = conn.execute("select pg_get_partition_constraintdef(%s::regclass)", (leaf,)).fetchone()[0]
     col = info.column(info.partition_key or "")
     if constraint is None or col is None:
