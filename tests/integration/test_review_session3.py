@@ -339,3 +339,20 @@ def test_the_swap_decision_keeps_no_lock_on_the_parent(pg, pg_uri, tmp_path):
         info = q.target_info(conn, "public.orders")
         assert ld.swap_blocker(conn, info, partition=True) is None
         assert conn.execute(held).fetchone()[0] == 0
+
+
+def test_a_timestamp_days_partition_with_other_times_is_not_swapped_away(pg, pg_uri, tmp_path):
+    """On a timestamp column the day's partition holds every time of the day, and DELETE +
+    INSERT replaces the rows equal to the value only: the swap replaced the whole day, so
+    auto dropped a 13:00 row that delete_insert keeps. Where a swap published the day for
+    this value (its CHECK pins every row to it), the swap goes on."""
+    for strategy in ("auto", "delete_insert"):
+        t = f"snaps_{strategy}"
+        pg.execute(f"create table public.{t} (order_id bigint not null, customer_id int, "
+                   "order_date timestamptz not null) partition by range (order_date)")
+        pg.execute(f"create table public.{t}_d partition of public.{t} for values from ('2024-05-02') to ('2024-05-03')")
+        pg.execute(f"insert into public.{t} values (98, 1, '2024-05-02 00:00'), (99, 1, '2024-05-02 13:00')")
+        r = _loader(pg_uri, f"public.{t}", "2024-05-02", run_key="b", publish_strategy=strategy).run(
+            _csv(tmp_path / "b.csv", "2024-05-02", 4))
+        assert (r.rows, r.rows_replaced, r.published_by) == (4, 1, "delete_insert"), strategy
+        assert pg.execute(f"select count(*) from public.{t} where order_id = 99").fetchone()[0] == 1, strategy

@@ -1115,6 +1115,20 @@ def _check_bounds_one_value(conn: psycopg.Connection, info: q.TargetInfo, leaf: 
         us = sql.SQL("interval '1 microsecond'")
         inside = [day, sql.SQL("{} - {}").format(next_day, us)]
         outside = [sql.SQL("{} - {}").format(day, us), next_day]
+        # A day holds many timestamps, and DELETE + INSERT replaces only the rows equal to
+        # the value: the day's partition may be swapped only when its own CHECK (left by
+        # the swap that published it, for this value) pins every row to the value.
+        pin = conn.execute("select pg_get_expr(conbin, conrelid) from pg_constraint where conrelid = %s::regclass "
+                           "and conname = 'safeload_partition_check' and contype = 'c' and convalidated",
+                           (leaf,)).fetchone()
+        if pin is None:
+            return False
+        for point, expected in ((v, True), (sql.SQL("{} - {}").format(v, us), False),
+                                (sql.SQL("{} + {}").format(v, us), False)):
+            got = conn.execute(sql.SQL("select {} from (select {} as {}) as v").format(
+                sql.SQL(pin[0]), point, sql.Identifier(col.name))).fetchone()[0]
+            if got is not expected:
+                return False
     else:
         return False
     for point, expected in [(p, True) for p in inside] + [(p, False) for p in outside]:
