@@ -7,6 +7,7 @@ import csv
 import hashlib
 
 import psycopg
+import pytest
 
 from safeload.loads import loader as loader_module
 from safeload.loads.loader import PartitionLoader
@@ -135,8 +136,6 @@ def test_swap_refuses_a_partition_that_holds_other_values_and_changes_nothing(pg
     pg.execute("create table public.orders_2024_05 partition of public.orders "
                "for values from ('2024-05-01') to ('2024-06-01')")
     pg.execute("insert into public.orders select g, 1, date '2024-05-01' + (g % 31) from generate_series(1, 62) g")
-    import pytest
-
     from safeload.errors import LoadRefusedError
 
     with pytest.raises(LoadRefusedError, match="also holds other values"):
@@ -243,40 +242,44 @@ def test_list_values_whose_partition_names_collide_each_get_a_partition(pg, pg_u
             {v: 2 + j for j, v in enumerate(values)}
 
 
-def test_a_foreign_tables_not_null_is_not_trusted(pg, pg_uri, tmp_path):
-    """PostgreSQL does not enforce a foreign table's NOT NULL (the remote data is what it
-    is): count(id) is not count(*) there either, and GX counts the NULLs."""
-    from tests.integration.quality.test_quality_differential import compare
-
+@pytest.fixture
+def files_server(pg):
+    """A file_fdw server: foreign tables whose rows come from a program."""
     pg.execute("create extension file_fdw")
     pg.execute("create server files foreign data wrapper file_fdw")
-    # rows from a program: the server's OS user cannot read the test's temporary directory
-    pg.execute("create foreign table remote (id int not null, v text) server files "
-               "options (program 'echo 1,a; echo ,b; echo 3,c', format 'csv')")
+    return pg
+
+
+def _same_as_gx_with_one_null(pg_uri, table):
+    from tests.integration.quality.test_quality_differential import compare
+
     exps = [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}}]
-    specs, res, gx = _sql_and_gx(pg_uri, "remote", exps)
+    specs, res, gx = _sql_and_gx(pg_uri, table, exps)
     assert gx[0]["result"]["unexpected_count"] == 1
     problems = compare(specs, res, gx)
     assert not problems, "\n".join(problems)
 
 
-def test_a_partitioned_tables_not_null_is_not_trusted_with_a_foreign_partition(pg, pg_uri):
+def test_a_foreign_tables_not_null_is_not_trusted(files_server, pg_uri):
+    """PostgreSQL does not enforce a foreign table's NOT NULL (the remote data is what it
+    is): count(id) is not count(*) there either, and GX counts the NULLs."""
+    pg = files_server
+    # rows from a program: the server's OS user cannot read the test's temporary directory
+    pg.execute("create foreign table remote (id int not null, v text) server files "
+               "options (program 'echo 1,a; echo ,b; echo 3,c', format 'csv')")
+    _same_as_gx_with_one_null(pg_uri, "remote")
+
+
+def test_a_partitioned_tables_not_null_is_not_trusted_with_a_foreign_partition(files_server, pg_uri):
     """The same through a partitioned table: its NOT NULL binds its plain partitions, not
     a foreign one."""
-    from tests.integration.quality.test_quality_differential import compare
-
-    pg.execute("create extension file_fdw")
-    pg.execute("create server files foreign data wrapper file_fdw")
+    pg = files_server
     pg.execute("create table pt (id int not null, v text not null) partition by list (v)")
     pg.execute("create table pt_a partition of pt for values in ('a')")
     pg.execute("insert into pt values (1, 'a'), (2, 'a')")
     pg.execute("create foreign table pt_b partition of pt for values in ('b') server files "
                "options (program 'echo 3,b; echo ,b', format 'csv')")
-    exps = [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}}]
-    specs, res, gx = _sql_and_gx(pg_uri, "pt", exps)
-    assert gx[0]["result"]["unexpected_count"] == 1
-    problems = compare(specs, res, gx)
-    assert not problems, "\n".join(problems)
+    _same_as_gx_with_one_null(pg_uri, "pt")
 
 
 def test_swap_staging_copies_no_index_as_a_btree_that_the_parent_has_by_another_method(pg, pg_uri, tmp_path):
