@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 COPY_BLOCK = 1 << 20  # bytes per COPY write: large enough to amortise calls, small enough to stay flat
 PUBLISH_STRATEGIES = ("auto", "swap", "delete_insert")
+_LOOK_UP = object()  # swap_blocker's "old" when the caller has not looked the partition up
 #: a swap asks for the parent's ACCESS EXCLUSIVE lock in attempts this long: a reader
 #: arriving meanwhile queues behind the request for at most this (plus the swap itself)
 SWAP_LOCK_ATTEMPT_MS = 200
@@ -509,8 +510,8 @@ class PartitionLoader:
                                    "staging, quarantine) and is never a load target; load into another schema")
         return info
 
-    def swap_blocker(self, conn: psycopg.Connection, info: q.TargetInfo, *,
-                     partition: bool = True) -> tuple[bool, str] | None:
+    def swap_blocker(self, conn: psycopg.Connection, info: q.TargetInfo, *, partition: bool = True,
+                     old: Any = _LOOK_UP) -> tuple[bool, str] | None:
         """Why ``auto`` will not swap this partition: ``(unsafe, reason)``, None when it will.
 
         A swap is metadata only and writes the rows once, except where PostgreSQL would
@@ -523,6 +524,7 @@ class PartitionLoader:
 
         :param partition: also check the value's current partition; only under the
             publish's advisory lock, where no other load can detach or drop it meanwhile
+        :param old: that partition (None: there is none) when the caller has looked it up
         """
         if not info.partitioned:
             return True, "the target is not natively partitioned"
@@ -543,7 +545,10 @@ class PartitionLoader:
             return False, "foreign keys refer from or to it, which DETACH/ATTACH would validate under the lock"
         if not (owner and create):
             return False, "the loader's role does not own it (or lacks CREATE on its schema)"
-        old = _partition_for(conn, info, self.partition_value) if partition else None
+        if not partition:
+            old = None
+        elif old is _LOOK_UP:
+            old = _partition_for(conn, info, self.partition_value)
         if old is not None:
             kind, direct, owns = conn.execute(
                 """select c.relkind, i.inhparent = %s::regclass, pg_has_role(c.relowner, 'USAGE')
@@ -560,13 +565,14 @@ class PartitionLoader:
                 return False, f"the loader's role does not own the partition {old}"
         return None
 
-    def _plans_swap(self, conn: psycopg.Connection, info: q.TargetInfo, *, partition: bool = False) -> bool:
+    def _plans_swap(self, conn: psycopg.Connection, info: q.TargetInfo, *, partition: bool = False,
+                    old: Any = _LOOK_UP) -> bool:
         """Whether this load swaps: planned when staging is created (the table's traits),
         confirmed under the publish's advisory lock (``partition=True``: the value's
-        partition too)."""
+        partition ``old`` too)."""
         if self.publish_strategy == "delete_insert" or not info.partitioned:
             return False
-        blocker = self.swap_blocker(conn, info, partition=partition)
+        blocker = self.swap_blocker(conn, info, partition=partition, old=old)
         if blocker is None:
             return True
         unsafe, why = blocker
@@ -806,8 +812,10 @@ class PartitionLoader:
                             conn.execute(sql.SQL("alter table {} add column if not exists {} {}").format(
                                 info.ident, sql.Identifier(col), sql.SQL(str(parse_type(pg_type)))))
                             added.append(col)
-                    swapped = staged_swap and self._plans_swap(conn, info, partition=True) and \
-                        self._swap(conn, info, staged.staging_table, rows_loaded)
+                    # the value's partition, looked up once under the lock for both
+                    old = _partition_for(conn, info, self.partition_value) if staged_swap else None
+                    swapped = staged_swap and self._plans_swap(conn, info, partition=True, old=old) and \
+                        self._swap(conn, info, staged.staging_table, rows_loaded, old)
                     if swapped:
                         replaced, inserted = swapped
                     else:
@@ -850,13 +858,15 @@ class PartitionLoader:
         return result
 
     def _swap(self, conn: psycopg.Connection, info: q.TargetInfo, staging: str,
-              rows_loaded: int) -> tuple[int, int] | None:
+              rows_loaded: int, old: str | None) -> tuple[int, int] | None:
         """Make the staging table the partition: DETACH and DROP the old one, ATTACH staging.
 
         Metadata only: no row is copied. The staging table's CHECK constraint
         (``partition = value``) implies the partition bound, so ATTACH skips its scan.
-        Returns (rows replaced, rows published), or None when ``auto`` could not lock the
-        parent within ``lock_timeout`` (the caller then publishes by DELETE + INSERT).
+        ``old`` is the value's current partition (None: none yet), looked up by the caller
+        under the publish's advisory lock. Returns (rows replaced, rows published), or None
+        when ``auto`` could not lock the parent within ``lock_timeout`` (the caller then
+        publishes by DELETE + INSERT).
         """
         stg = q.staging_ident(staging)
         extras = [r[0] for r in conn.execute(
@@ -864,7 +874,6 @@ class PartitionLoader:
             "and attname like '\\_extra\\_%%'", (_regclass(STAGING_SCHEMA, staging),)).fetchall()]
         for col in extras:  # source columns the target does not have: ATTACH wants exactly the parent's
             conn.execute(sql.SQL("alter table {} drop column {}").format(stg, sql.Identifier(col)))
-        old = _partition_for(conn, info, self.partition_value)
         replaced = 0
         name = _free_partition_name(conn, info, self.partition_value)
         if old is not None:
