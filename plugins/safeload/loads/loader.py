@@ -589,14 +589,12 @@ class PartitionLoader:
         """Create the staging table; True when it is staged for a swap."""
         ident = q.staging_ident(name)
         swap = self._plans_swap(conn, info)
-        if swap:
-            # becomes the partition itself: permanent (ATTACH requires the parent's
-            # persistence) and with the parent's CHECK constraints
-            conn.execute(sql.SQL("create table {} (like {} including defaults including constraints)").format(
-                ident, info.ident))
-        else:
-            # only read once by INSERT ... SELECT: UNLOGGED skips the WAL
-            conn.execute(sql.SQL("create unlogged table {} (like {} including defaults)").format(ident, info.ident))
+        # Built from the catalogue, not with LIKE: LIKE would keep a lock on the target for
+        # the whole COPY (see q.create_like). For a swap it becomes the partition itself:
+        # permanent (ATTACH requires the parent's persistence) and with the parent's CHECK
+        # constraints; otherwise it is only read once by INSERT ... SELECT: UNLOGGED skips
+        # the WAL.
+        q.create_like(conn, _regclass(info.schema, info.table), ident, unlogged=not swap, constraints=swap)
         for col, pg_type in self.add_columns:
             conn.execute(sql.SQL("alter table {} add column if not exists {} {}").format(
                 ident, sql.Identifier(col), sql.SQL(pg_type)))
@@ -812,17 +810,23 @@ class PartitionLoader:
                             conn.execute(sql.SQL("alter table {} add column if not exists {} {}").format(
                                 info.ident, sql.Identifier(col), sql.SQL(str(parse_type(pg_type)))))
                             added.append(col)
+                    # The target's columns now: DDL may have changed them since the stage
+                    # (another day's load adding a column, as evolve does, runs meanwhile).
+                    now = self._target(conn)
+                    staged_cols = _columns(conn, STAGING_SCHEMA, staged.staging_table)
                     # the value's partition, looked up once under the lock for both
                     old = _partition_for(conn, info, self.partition_value) if staged_swap else None
-                    swapped = staged_swap and self._plans_swap(conn, info, partition=True, old=old) and \
+                    swapped = staged_swap and self._same_columns(now, staged_cols) and \
+                        self._plans_swap(conn, info, partition=True, old=old) and \
                         self._swap(conn, info, staged.staging_table, rows_loaded, old)
                     if swapped:
                         replaced, inserted = swapped
                     else:
                         if staged_swap:
                             self._ensure_partition(conn, info)
-                        cols = sql.SQL(", ").join(sql.Identifier(c) for c in
-                                                  [c.name for c in info.columns] + [c for c, _ in add_columns])
+                        # the staged columns the target has; a column added since the stage
+                        # gets its default, one dropped since is not published
+                        cols = sql.SQL(", ").join(sql.Identifier(c.name) for c in now.columns if c.name in staged_cols)
                         replaced = conn.execute(sql.SQL("delete from {} where {}").format(
                             info.ident, q.partition_where(self.partition_column, self.partition_value))).rowcount
                         inserted = conn.execute(sql.SQL("insert into {} ({}) select {} from {}").format(
@@ -856,6 +860,26 @@ class PartitionLoader:
         log.info("published %s partition %s: %s rows (replaced %s, by %s)", info.name, self.partition_value, inserted,
                  replaced, result.published_by)
         return result
+
+    def _same_columns(self, now: q.TargetInfo, staged_cols: dict[str, str]) -> bool:
+        """Whether staging has exactly the parent's columns (its source-only ``_extra_``
+        columns aside), which ATTACH requires. Not when DDL changed the parent since the
+        stage: then ``auto`` publishes by DELETE + INSERT, ``swap`` refuses."""
+        have = {c: t for c, t in staged_cols.items() if not c.startswith("_extra_")}
+        want = {c.name: c.type for c in now.columns}
+        if have == want:
+            return True
+        changes = [f"{what} {', '.join(sorted(cols))}" for what, cols in (
+            ("added", set(want) - set(have)), ("dropped", set(have) - set(want)),
+            ("of another type", {c for c in set(want) & set(have) if want[c] != have[c]})) if cols]
+        why = f"the target's columns changed since the stage ({'; '.join(changes)})"
+        if self.publish_strategy == "swap":
+            raise LoadRefusedError(f"{now.name} partition {self.partition_value}: cannot swap the staged table in: "
+                                   f"{why}; nothing was published. Stage the partition again, or publish it with "
+                                   "publish_strategy='auto' (DELETE + INSERT of the staged columns)")
+        log.info("%s partition %s: publishing by DELETE + INSERT, not by swap: %s", now.name,
+                 self.partition_value, why)
+        return False
 
     def _swap(self, conn: psycopg.Connection, info: q.TargetInfo, staging: str,
               rows_loaded: int, old: str | None) -> tuple[int, int] | None:
@@ -1023,6 +1047,13 @@ def _persistence(conn: psycopg.Connection, staging: str) -> str | None:
     row = conn.execute("select relpersistence from pg_class where oid = to_regclass(%s)",
                        (_regclass(STAGING_SCHEMA, staging),)).fetchone()
     return row[0] if row else None
+
+
+def _columns(conn: psycopg.Connection, schema: str, table: str) -> dict[str, str]:
+    """A table's columns and their types as ``format_type()`` prints them, in order."""
+    return dict(conn.execute(
+        "select attname, format_type(atttypid, atttypmod) from pg_attribute where attrelid = %s::regclass "
+        "and attnum > 0 and not attisdropped order by attnum", (_regclass(schema, table),)).fetchall())
 
 
 def _regclass(schema: str, name: str) -> str:

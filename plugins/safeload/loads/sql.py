@@ -87,6 +87,76 @@ def target_info(conn: Any, table: str) -> TargetInfo:
     return TargetInfo(schema, name, tuple(TargetColumn(*c) for c in cols), relkind == "p", strategy, key)
 
 
+def create_like(conn: Any, source_regclass: str, new: sql.Composable, *, unlogged: bool,
+                constraints: bool) -> None:
+    """Create ``new`` as ``CREATE TABLE new (LIKE source INCLUDING DEFAULTS [INCLUDING
+    CONSTRAINTS])`` would, from the catalogue, without locking ``source``.
+
+    ``LIKE`` takes ACCESS SHARE on the source table until the end of the transaction. The
+    stage creates staging in the transaction that then runs the COPY, so that lock would
+    stay for the whole COPY: other partitions' swaps (ACCESS EXCLUSIVE on the parent) and
+    DDL on the target would wait for it. Reading the catalogue takes no lock on the table.
+
+    Copied as ``LIKE`` copies them: columns in order (dropped ones skipped), type with its
+    modifier, collation, NOT NULL, defaults (not generation expressions nor identity,
+    which ``LIKE`` copies only when asked to), and with ``constraints`` the CHECK
+    constraints with their names (ATTACH matches the parent's by name), ``NO INHERIT`` and
+    ``NOT ENFORCED``. Printed and run with ``search_path`` set to ``pg_catalog`` alone (as
+    pg_dump does), so every name in a type, default or constraint is schema-qualified and
+    means the object it meant on the source; the caller's ``search_path`` is restored.
+    tests/integration/loads/test_staging_ddl.py holds the result to ``LIKE``'s own,
+    catalogue row by catalogue row.
+    """
+    path = conn.execute("select current_setting('search_path')").fetchone()[0]
+    conn.execute("select set_config('search_path', 'pg_catalog', true)")
+    try:
+        cols = conn.execute(
+            """
+            select a.attname, format_type(a.atttypid, a.atttypmod),
+                   case when a.attcollation <> 0
+                        then quote_ident(cn.nspname) || '.' || quote_ident(co.collname) end,
+                   a.attnotnull,
+                   case when a.attgenerated = '' then pg_get_expr(d.adbin, d.adrelid) end
+            from pg_attribute a
+            left join pg_collation co on co.oid = a.attcollation
+            left join pg_namespace cn on cn.oid = co.collnamespace
+            left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+            where a.attrelid = %s::regclass and a.attnum > 0 and not a.attisdropped
+            order by a.attnum
+            """,
+            (source_regclass,),
+        ).fetchall()
+        checks = []
+        if constraints:
+            enforced = "c.conenforced" if conn.info.server_version >= 180000 else "true"
+            checks = conn.execute(
+                f"""
+                select c.conname, pg_get_expr(c.conbin, c.conrelid), c.connoinherit, {enforced}
+                from pg_constraint c where c.conrelid = %s::regclass and c.contype = 'c'
+                order by c.conname
+                """,
+                (source_regclass,),
+            ).fetchall()
+        parts = []
+        for name, typ, coll, not_null, default in cols:
+            col = sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(typ))
+            if coll is not None:
+                col += sql.SQL(" collate {}").format(sql.SQL(coll))
+            if not_null:
+                col += sql.SQL(" not null")
+            if default is not None:
+                col += sql.SQL(" default {}").format(sql.SQL(default))
+            parts.append(col)
+        for name, expr, no_inherit, enforced in checks:
+            parts.append(sql.SQL("constraint {} check ({}){}{}").format(
+                sql.Identifier(name), sql.SQL(expr), sql.SQL(" no inherit" if no_inherit else ""),
+                sql.SQL("" if enforced else " not enforced")))
+        conn.execute(sql.SQL("create {}table {} ({})").format(
+            sql.SQL("unlogged " if unlogged else ""), new, sql.SQL(", ").join(parts)))
+    finally:
+        conn.execute("select set_config('search_path', %s, true)", (path,))
+
+
 def staging_name(target: str, partition_value: str, run_key: str) -> str:
     """A staging table name unique to (target, partition, run), at most 63 bytes."""
     digest = hashlib.sha1(f"{target}\x00{partition_value}\x00{run_key}".encode()).hexdigest()[:12]

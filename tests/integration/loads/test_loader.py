@@ -634,3 +634,71 @@ def test_swaps_of_different_partitions_at_once_do_not_trip_over_each_others_part
     errors = together(backfill, days, timeout=300)
     assert not errors, errors
     assert counts(pg) == {d: 2000 for d in days}
+
+
+@pytest.mark.parametrize("target", ["plain", "native"])
+def test_a_running_stage_holds_no_lock_on_the_target(pg, pg_uri, tmp_path, target):
+    """A backfill stages several days at once. A stage that kept a lock on the target for the
+    length of its COPY (``CREATE TABLE ... (LIKE target)`` in the COPY's transaction) made
+    every other day's swap wait for it, then publish by DELETE + INSERT (auto) or fail
+    (swap), and queued any DDL on the target (a contract's ``evolve``) behind it."""
+    import reliability.harness as h
+
+    pg.execute(h.NATIVE if target == "native" else h.PLAIN)
+    pg.execute("alter table public.orders add constraint amount_sane check (amount >= 0)")
+    other = "2024-05-01"
+    h.loader(pg_uri, strategy="auto", run_key="first", day=other).run(h.write_csv(tmp_path / "o.csv", other, 300))
+    seen = {}
+
+    def during_copy(phase):
+        if phase != "copy:1" or seen:
+            return
+        seen["locks"] = pg.execute(
+            """select l.mode from pg_locks l join pg_stat_activity a using (pid)
+               where l.relation = 'public.orders'::regclass and a.application_name = %s""", (h.APP,)).fetchall()
+        # another day published meanwhile, as the backfill's other tasks do
+        r = h.loader(pg_uri, strategy="auto", run_key="again", day=other, app="other-day",
+                     lock_timeout="2s").run(h.write_csv(tmp_path / "o2.csv", other, 200, start=5000))
+        seen["published_by"] = r.published_by
+        if target == "plain":  # DDL on the target (what evolve runs at publish) does not wait either
+            with psycopg.connect(pg_uri, autocommit=True) as ddl:
+                ddl.execute("set lock_timeout = '2s'")
+                ddl.execute("alter table public.orders add column note text")
+
+    # COPY blocks of 64 KiB: a source of a few blocks reaches "copy:1" with the COPY still open
+    r = h.loader(pg_uri, strategy="auto", run_key="day", hook=during_copy).run(
+        h.write_csv(tmp_path / "d.csv", h.DAY, 20000))
+    assert seen["locks"] == [], "the stage holds a lock on the target while it copies"
+    assert seen["published_by"] == ("swap" if target == "native" else "delete_insert")
+    assert (r.rows, r.published_by) == (20000, "swap" if target == "native" else "delete_insert")
+    assert counts(pg) == {other: 200, h.DAY: 20000}
+    # the staged table still got the target's CHECK constraint (a swap keeps it on the partition)
+    assert pg.execute("select count(*) from pg_constraint where conname = 'amount_sane'").fetchone()[0] == \
+        (3 if target == "native" else 1)
+
+
+@pytest.mark.parametrize("change", ["add column note text default 'n/a'", "drop column status",
+                                    "alter column status type varchar(20)"])
+def test_target_columns_changed_between_stage_and_publish(pg, pg_uri, tmp_path, change):
+    """DDL on the target between a stage and its publish (another day's load evolving the
+    table, a DBA): ``auto`` publishes the staged columns by DELETE + INSERT (a new column
+    gets its default), ``swap`` refuses naming what changed (ATTACH needs the parent's exact
+    columns) and leaves the partition as it was. Before, both failed with PostgreSQL's
+    raw error."""
+    pg.execute(NATIVE + "; alter table public.orders add primary key (order_id, order_date)")
+    loader(pg_uri, "2024-05-02", run_key="first").run(write_csv(tmp_path / "a.csv", "2024-05-02", 50))
+    src = write_csv(tmp_path / "b.csv", "2024-05-02", 80, start=100)
+    staged_swap = loader(pg_uri, "2024-05-02", run_key="s", publish_strategy="swap").stage(src)
+    staged_auto = loader(pg_uri, "2024-05-02", run_key="a").stage(src)
+    pg.execute(f"alter table public.orders {change}")
+    before = partition_checksum(pg, "public.orders", "order_date", "2024-05-02")
+    column = change.split()[2]
+    refused = rf"columns changed since the stage \(.*{column}.*\); nothing was published. Stage the partition again"
+    with pytest.raises(LoadRefusedError, match=refused):
+        loader(pg_uri, "2024-05-02", run_key="s", publish_strategy="swap").publish(staged_swap)
+    assert partition_checksum(pg, "public.orders", "order_date", "2024-05-02") == before
+    r = loader(pg_uri, "2024-05-02", run_key="a").publish(staged_auto)
+    assert (r.rows, r.rows_replaced, r.published_by) == (80, 50, "delete_insert")
+    assert counts(pg) == {"2024-05-02": 80}
+    if column == "note":
+        assert pg.execute("select distinct note from public.orders").fetchall() == [("n/a",)]
