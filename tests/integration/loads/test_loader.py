@@ -702,3 +702,24 @@ def test_target_columns_changed_between_stage_and_publish(pg, pg_uri, tmp_path, 
     assert counts(pg) == {"2024-05-02": 80}
     if column == "note":
         assert pg.execute("select distinct note from public.orders").fetchall() == [("n/a",)]
+
+
+def test_sub_partitioned_target_loads_by_delete_insert(pg, pg_uri, tmp_path):
+    """A day's partition that is itself partitioned (by status). The partition look-up read
+    every leaf's constraint with only the day at hand, and a sub-partition's names its own
+    key too: PostgreSQL's 'column "status" does not exist', raw, for any load of the table."""
+    pg.execute(NATIVE)
+    pg.execute("""create table public.orders_0502 partition of public.orders
+                  for values from ('2024-05-02') to ('2024-05-03') partition by list (status);
+                  create table public.orders_0502_placed partition of public.orders_0502 for values in ('placed');
+                  create table public.orders_0502_other partition of public.orders_0502 default""")
+    for day, n in (("2024-05-02", 40), ("2024-05-02", 30), ("2024-05-03", 20)):
+        r = loader(pg_uri, day, run_key=f"{day}-{n}").run(write_csv(tmp_path / f"{day}-{n}.csv", day, n))
+        assert r.rows == n
+        assert r.published_by == ("delete_insert" if day == "2024-05-02" else "swap")
+    assert counts(pg) == {"2024-05-02": 30, "2024-05-03": 20}
+    assert pg.execute("select count(*) from public.orders_0502_placed").fetchone()[0] == 30
+    with pytest.raises(LoadRefusedError, match="not a plain table attached to it directly"):
+        loader(pg_uri, "2024-05-02", run_key="swap", publish_strategy="swap").run(
+            write_csv(tmp_path / "s.csv", "2024-05-02", 5))
+    assert counts(pg) == {"2024-05-02": 30, "2024-05-03": 20}
