@@ -2,7 +2,8 @@
 
 ``stage()`` streams the source into a fresh staging table with COPY, in one transaction
 that also records the staging table in ``safeload.staging``: a crash mid-COPY leaves
-nothing behind. Rows that do not parse or cast go to ``safeload.quarantine`` with their
+nothing behind. Staging is created from the catalogue, not with ``LIKE``, so a stage
+holds no lock on the target however long its COPY runs. Rows that do not parse or cast go to ``safeload.quarantine`` with their
 line, raw text and reason, and a threshold decides whether the load goes on. The counts
 always add up: source = loaded + quarantined. Staging is UNLOGGED when it will be copied
 into the target, permanent (with the target's indexes and statistics) when it will
