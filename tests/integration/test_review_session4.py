@@ -202,3 +202,102 @@ def test_a_target_with_a_generated_column_loads(pg, pg_uri, tmp_path, ddl, kind)
     assert r.rows == 3
     assert pg.execute("select order_id, twice from public.orders order by 1").fetchall() == \
         [(i, 2 * Decimal(f"{i}.{i % 100:02d}")) for i in (1, 2, 3)]
+
+
+def test_a_target_with_an_identity_generated_always_loads_the_sources_ids(pg, pg_uri, tmp_path):
+    """``id bigint generated always as identity`` and a source that carries the ids: a
+    swap (natively partitioned target) keeps them, DELETE + INSERT failed with
+    PostgreSQL's raw 'cannot insert a non-DEFAULT value into column "id"' (it needs
+    OVERRIDING SYSTEM VALUE), on every load of a plain table."""
+    pg.execute(PLAIN.replace("(order_id bigint not null,", "(id bigint generated always as identity, order_id bigint not null,"))
+    path = tmp_path / "a.csv"
+    path.write_text("id,order_id,order_date,amount,status\n" + "".join(
+        f"{i + 40},{i},{DAY},{i}.00,placed\n" for i in (1, 2, 3)))
+    r = _loader(pg_uri).run(str(path))
+    assert r.rows == 3
+    assert pg.execute("select id, order_id from public.orders order by 1").fetchall() == [(41, 1), (42, 2), (43, 3)]
+
+
+# --- the pruned partition look-up ------------------------------------------------------------
+
+PINNED = """create table public.snaps (order_id bigint, order_date timestamptz not null) partition by range (order_date)"""
+
+
+def _snaps_csv(path, value, n):
+    path.write_text("order_id,order_date\n" + "".join(f"{i},{value}\n" for i in range(1, n + 1)))
+    return str(path)
+
+
+def _snaps_loader(uri, value, run_key, strategy):
+    return PartitionLoader(lambda: psycopg.connect(uri), table="public.snaps", partition_column="order_date",
+                           partition_value=value, run_key=run_key, publish_strategy=strategy)
+
+
+def test_the_pruned_look_up_is_not_narrowed_by_a_partitions_check_constraint(pg, pg_uri, tmp_path):
+    """EXPLAIN's plan also drops partitions whose own CHECK constraints refute the value
+    (constraint_exclusion = partition, the default), which PostgreSQL's routing does not:
+    a day that a swap published for '2024-05-02' keeps its CHECK pinning every row to
+    midnight, so for '2024-05-02 13:00' the pruned look-up found no partition where the
+    exhaustive one (and routing) find the day's. ``swap`` then tried to ATTACH a second
+    partition for the day: PostgreSQL's raw 'would overlap', where it refused clearly
+    before ('also holds other values'), the partition unchanged."""
+    from safeload.loads import loader as loader_module
+    from safeload.loads import sql as q
+
+    pg.execute(PINNED)
+    _snaps_loader(pg_uri, "2024-05-02", "a", "swap").run(_snaps_csv(tmp_path / "a.csv", "2024-05-02", 3))
+    info = q.target_info(pg, "public.snaps")
+    with pg.transaction():
+        day = pg.execute("select relid::regclass::text from pg_partition_tree('public.snaps') where level = 1"
+                         ).fetchone()[0]
+        assert loader_module._partition_for(pg, info, "2024-05-02 13:00") == day
+    with pytest.raises(LoadRefusedError, match="also holds other values"):
+        _snaps_loader(pg_uri, "2024-05-02 13:00", "b", "swap").run(_snaps_csv(tmp_path / "b.csv", "2024-05-02 13:00", 2))
+    assert pg.execute("select count(*) from public.snaps").fetchone()[0] == 3
+
+
+# --- DDL that commits while the publish waits ------------------------------------------------
+
+@pytest.mark.parametrize("strategy", ["auto", "swap"])
+def test_a_column_added_while_the_publish_waits_for_the_target(pg, pg_uri, tmp_path, strategy):
+    """The publish reads the target's columns before it locks the target: the partition
+    look-up's EXPLAIN then waits for an ALTER TABLE ... ADD COLUMN that another session
+    (another day's evolve, a DBA) holds, and once that commits the swap ATTACHes staging
+    without the new column: PostgreSQL's raw 'child table is missing column "coupon"' for
+    both strategies, where ``auto`` should publish by DELETE + INSERT and ``swap`` refuse."""
+    import threading
+    import time
+
+    staged = _staged_then(pg, pg_uri, tmp_path, "alter column status set default null", strategy)
+    ddl = psycopg.connect(pg_uri)
+    try:
+        ddl.execute("alter table public.orders add column coupon text")  # uncommitted: ACCESS EXCLUSIVE held
+        out: dict = {}
+
+        def publish():
+            try:
+                out["result"] = _loader(pg_uri, run_key="second", publish_strategy=strategy).publish(staged)
+            except Exception as e:  # noqa: BLE001 - reported by the assertions below
+                out["error"] = e
+
+        t = threading.Thread(target=publish)
+        t.start()
+        for _ in range(600):  # until the publish waits for the ALTER's lock (bounded: 30 s)
+            if pg.execute("select count(*) from pg_stat_activity where datname = current_database() "
+                          "and wait_event_type = 'Lock'").fetchone()[0]:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the publish never waited for the ALTER TABLE's lock")
+        ddl.commit()
+        t.join(120)
+        assert not t.is_alive()
+    finally:
+        ddl.close()
+    if strategy == "swap":
+        assert isinstance(out.get("error"), LoadRefusedError), out
+        assert partition_checksum(pg, "public.orders", "order_date", DAY)[0] == 5
+    else:
+        assert "error" not in out, out["error"]
+        assert (out["result"].rows, out["result"].published_by) == (8, "delete_insert")
+        assert pg.execute("select count(*), count(coupon) from public.orders").fetchone() == (8, 0)
