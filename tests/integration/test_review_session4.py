@@ -301,3 +301,33 @@ def test_a_column_added_while_the_publish_waits_for_the_target(pg, pg_uri, tmp_p
         assert "error" not in out, out["error"]
         assert (out["result"].rows, out["result"].published_by) == (8, "delete_insert")
         assert pg.execute("select count(*), count(coupon) from public.orders").fetchone() == (8, 0)
+
+
+@pytest.mark.parametrize("strategy", ["auto", "swap"])
+def test_a_target_repartitioned_by_another_column_since_the_stage_loses_no_rows(pg, pg_uri, tmp_path, strategy):
+    """The owner re-creates the target partitioned by ship_date between the stage (by
+    order_date) and the publish. The publish never checks that the target is still
+    partitioned by the loader's column (the stage does, ``_check_partition_column``): it
+    looked the value up on ship_date, found ship_date's 2024-05-02 partition and swapped
+    it away, dropping the rows ordered on other days that shipped that day."""
+    pg.execute("create table public.o (id int, order_date date not null, ship_date date not null) "
+               "partition by range (order_date)")
+    path = tmp_path / "b.csv"
+    path.write_text("id,order_date,ship_date\n" + "".join(f"{i},{DAY},{DAY}\n" for i in range(100, 104)))
+
+    def ld():
+        return PartitionLoader(lambda: psycopg.connect(pg_uri), table="public.o", partition_column="order_date",
+                               partition_value=DAY, run_key="b", publish_strategy=strategy)
+
+    staged = ld().stage(str(path))
+    pg.execute("""alter table public.o rename to o_old;
+                  create table public.o (id int, order_date date not null, ship_date date not null)
+                      partition by range (ship_date);
+                  create table public.o_s0502 partition of public.o for values from ('2024-05-02') to ('2024-05-03');
+                  insert into public.o values (1, '2024-04-28', '2024-05-02'), (2, '2024-04-30', '2024-05-02')""")
+    try:
+        ld().publish(staged)
+    except LoadRefusedError:
+        pass
+    assert pg.execute("select id from public.o where id < 100 order by 1").fetchall() == [(1,), (2,)], \
+        "rows of other order days were dropped with ship_date's partition"
