@@ -331,3 +331,25 @@ def test_a_target_repartitioned_by_another_column_since_the_stage_loses_no_rows(
         pass
     assert pg.execute("select id from public.o where id < 100 order by 1").fetchall() == [(1,), (2,)], \
         "rows of other order days were dropped with ship_date's partition"
+
+
+@pytest.mark.parametrize(("ddl", "strategy"), [(PLAIN, "auto"), (NATIVE, "auto"), (NATIVE, "delete_insert")],
+                         ids=["plain", "native-swap", "native-delete-insert"])
+def test_a_row_breaking_the_targets_check_constraint_is_named_not_a_raw_error(pg, pg_uri, tmp_path, ddl, strategy):
+    """Not new in this session. A source row that breaks one of the target's CHECK
+    constraints fails every strategy with PostgreSQL's raw CheckViolation (at the stage's
+    COPY for a swap, where the checked path checks types and NOT NULL only, at the
+    publish's INSERT otherwise): no file line, no quarantine. Sound outcomes: the row is
+    quarantined with its line and the constraint's name, or a LoadRefusedError names them."""
+    pg.execute(ddl + "; alter table public.orders add constraint amount_ok check (amount >= 0)")
+    path = _csv(tmp_path / "b.csv", 3)
+    with open(path, "a") as fh:
+        fh.write(f"9,{DAY},-1.00,placed\n")
+    try:
+        r = _loader(pg_uri, publish_strategy=strategy, max_bad_rows=1).run(path)
+    except LoadRefusedError as e:
+        assert "amount_ok" in str(e) and "line 5" in str(e), e
+        assert pg.execute("select count(*) from public.orders").fetchone()[0] == 0
+        return
+    assert (r.rows, r.rows_quarantined) == (3, 1)
+    assert "amount_ok" in pg.execute("select reason from safeload.quarantine").fetchone()[0]
