@@ -595,7 +595,17 @@ class PartitionLoader:
         # permanent (ATTACH requires the parent's persistence) and with the parent's CHECK
         # constraints; otherwise it is only read once by INSERT ... SELECT: UNLOGGED skips
         # the WAL.
-        q.create_like(conn, _regclass(info.schema, info.table), ident, unlogged=not swap, constraints=swap)
+        try:
+            q.create_like(conn, _regclass(info.schema, info.table), ident, unlogged=not swap, constraints=swap)
+        except psycopg.errors.InsufficientPrivilege as e:
+            # a type, collation or function of the target in a schema the role may not use:
+            # LIKE copies them by OID and needs no such grant, at the price of the lock
+            log.warning("%s: staging created with LIKE, which keeps ACCESS SHARE on the target for the whole COPY "
+                        "(other partitions' swaps and DDL wait for it), because %s; GRANT USAGE on that schema "
+                        "to the loader's role lifts this", info.name, e.diag.message_primary)
+            conn.execute(sql.SQL("create {}table {} (like {} including defaults{})").format(
+                sql.SQL("" if swap else "unlogged "), ident, info.ident,
+                sql.SQL(" including constraints" if swap else "")))
         for col, pg_type in self.add_columns:
             conn.execute(sql.SQL("alter table {} add column if not exists {} {}").format(
                 ident, sql.Identifier(col), sql.SQL(pg_type)))
@@ -777,6 +787,9 @@ class PartitionLoader:
         t0 = time.time()
         with self._connect() as conn:
             info = self._target(conn)
+            # the target may have been re-created since the stage: never publish into a
+            # table partitioned by another column (a swap would drop that column's partition)
+            self._check_partition_column(info)
             # staged for a swap (a permanent table); whether it still swaps is decided
             # under the publish's advisory lock, where the partition cannot change
             staged_swap = info.partitioned and self.publish_strategy != "delete_insert" and \
@@ -814,7 +827,9 @@ class PartitionLoader:
                     # The target's columns now: DDL may have changed them since the stage
                     # (another day's load adding a column, as evolve does, runs meanwhile).
                     now = self._target(conn)
+                    self._check_partition_column(now)
                     staged_cols = _columns(conn, STAGING_SCHEMA, staged.staging_table)
+                    self._check_staged_columns(now, staged_cols)
                     # the value's partition, looked up once under the lock for both
                     old = _partition_for(conn, info, self.partition_value) if staged_swap else None
                     swapped = staged_swap and self._same_columns(now, staged_cols) and \
@@ -825,8 +840,8 @@ class PartitionLoader:
                     else:
                         if staged_swap:
                             self._ensure_partition(conn, info)
-                        # the staged columns the target has; a column added since the stage
-                        # gets its default, one dropped since is not published
+                        # the staged columns (all in the target, checked above); a column
+                        # added to the target since the stage gets its default
                         cols = sql.SQL(", ").join(sql.Identifier(c.name) for c in now.columns if c.name in staged_cols)
                         replaced = conn.execute(sql.SQL("delete from {} where {}").format(
                             info.ident, q.partition_where(self.partition_column, self.partition_value))).rowcount
@@ -862,25 +877,43 @@ class PartitionLoader:
                  replaced, result.published_by)
         return result
 
+    def _check_staged_columns(self, now: q.TargetInfo, staged_cols: dict[str, str]) -> None:
+        """Refuse to publish when a staged column is gone from the target or has another type
+        now: a column renamed since the stage looks like one dropped and one added, and its
+        audited values would be published as NULL; a retyped one would be cast (101.01 to
+        101) or fail. Columns added to the target since are fine: they get their defaults."""
+        want = {c.name: c.type for c in now.columns}
+        have = {c: t for c, t in staged_cols.items() if not c.startswith("_extra_")}
+        gone = sorted(set(have) - set(want))
+        retyped = sorted(f"{c} ({have[c]} staged, {want[c]} now)" for c in set(have) & set(want) if have[c] != want[c])
+        if gone or retyped:
+            what = "; ".join(([f"gone: {', '.join(gone)}"] if gone else []) +
+                             ([f"of another type: {', '.join(retyped)}"] if retyped else []))
+            raise LoadRefusedError(
+                f"{now.name} partition {self.partition_value}: the target's columns changed since the stage ({what}); "
+                "publishing the staged rows would lose or alter audited values, so nothing was published and the "
+                "partition is unchanged. Stage the partition again against the table as it is now")
+
     def _same_columns(self, now: q.TargetInfo, staged_cols: dict[str, str]) -> bool:
         """Whether staging has exactly the parent's columns (its source-only ``_extra_``
-        columns aside), which ATTACH requires. Not when DDL changed the parent since the
-        stage: then ``auto`` publishes by DELETE + INSERT, ``swap`` refuses."""
-        have = {c: t for c, t in staged_cols.items() if not c.startswith("_extra_")}
-        want = {c.name: c.type for c in now.columns}
-        if have == want:
+        columns aside), which ATTACH requires. Columns added to the parent since the stage
+        (the only change :meth:`_check_staged_columns` lets through): ``auto`` publishes by
+        DELETE + INSERT, ``swap`` refuses."""
+        added = sorted(c.name for c in now.columns if c.name not in staged_cols)
+        if not added:
             return True
-        changes = [f"{what} {', '.join(sorted(cols))}" for what, cols in (
-            ("added", set(want) - set(have)), ("dropped", set(have) - set(want)),
-            ("of another type", {c for c in set(want) & set(have) if want[c] != have[c]})) if cols]
-        why = f"the target's columns changed since the stage ({'; '.join(changes)})"
+        self._no_swap(now, f"the target's columns changed since the stage (added: {', '.join(added)})")
+        return False
+
+    def _no_swap(self, now: q.TargetInfo, why: str) -> None:
+        """A swap found impossible at publish: ``swap`` refuses (nothing published), ``auto``
+        logs why and publishes by DELETE + INSERT."""
         if self.publish_strategy == "swap":
             raise LoadRefusedError(f"{now.name} partition {self.partition_value}: cannot swap the staged table in: "
                                    f"{why}; nothing was published. Stage the partition again, or publish it with "
                                    "publish_strategy='auto' (DELETE + INSERT of the staged columns)")
         log.info("%s partition %s: publishing by DELETE + INSERT, not by swap: %s", now.name,
                  self.partition_value, why)
-        return False
 
     def _swap(self, conn: psycopg.Connection, info: q.TargetInfo, staging: str,
               rows_loaded: int, old: str | None) -> tuple[int, int] | None:
@@ -901,6 +934,7 @@ class PartitionLoader:
             conn.execute(sql.SQL("alter table {} drop column {}").format(stg, sql.Identifier(col)))
         replaced = 0
         name = _free_partition_name(conn, info, self.partition_value)
+        old_ident = None
         if old is not None:
             old_schema, old_name = conn.execute(
                 "select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
@@ -909,11 +943,23 @@ class PartitionLoader:
             replaced = conn.execute(sql.SQL("select count(*) from {}").format(old_ident)).fetchone()[0]
             if not self._lock_for_swap(conn, info, old_ident):
                 return None
-            conn.execute(sql.SQL("alter table {} detach partition {}").format(info.ident, old_ident))
-            conn.execute(sql.SQL("drop table {}").format(old_ident))
             name = old_name if old_schema == info.schema else name
-        conn.execute(sql.SQL("alter table {} attach partition {} {}").format(
-            info.ident, stg, q.partition_bounds(info, self.partition_value)))
+        try:
+            # A savepoint (the locks above stay with the transaction): when ATTACH refuses
+            # staging, the DETACH and DROP are undone and the old partition is back.
+            with conn.transaction():
+                if old_ident is not None:
+                    conn.execute(sql.SQL("alter table {} detach partition {}").format(info.ident, old_ident))
+                    conn.execute(sql.SQL("drop table {}").format(old_ident))
+                conn.execute(sql.SQL("alter table {} attach partition {} {}").format(
+                    info.ident, stg, q.partition_bounds(info, self.partition_value)))
+        except (psycopg.errors.DatatypeMismatch, psycopg.errors.CollationMismatch,
+                psycopg.errors.InvalidTableDefinition, psycopg.errors.InvalidObjectDefinition) as e:
+            # DDL on the parent since the stage that ATTACH checks and the column check does
+            # not: a collation, a NOT NULL or a CHECK constraint added, a column added while
+            # this publish waited for its lock
+            self._no_swap(info, f"the target's definition changed since the stage ({e.diag.message_primary})")
+            return None
         conn.execute(sql.SQL("alter table {} set schema {}").format(stg, sql.Identifier(info.schema)))
         conn.execute(sql.SQL("alter table {} rename to {}").format(
             sql.Identifier(info.schema, staging), sql.Identifier(name)))
@@ -1127,9 +1173,16 @@ def _pruned_leaves(conn: psycopg.Connection, info: q.TargetInfo, value: str) -> 
         return None
     try:
         with conn.transaction():  # a savepoint: a plan refused leaves the caller's transaction as it was
+            # Pruning only: constraint exclusion would also drop a partition whose own CHECK
+            # constraints refute the value (a day a swap published keeps its pin to the
+            # value), which tuple routing does not do. Local to the savepoint's transaction,
+            # and put back below.
+            exclusion = conn.execute("select current_setting('constraint_exclusion')").fetchone()[0]
+            conn.execute("select set_config('constraint_exclusion', 'off', true)")
             plan = conn.execute(sql.SQL("explain (format json, costs off, verbose) select from {} where {} = {}::{}")
                                 .format(info.ident, sql.Identifier(col.name), sql.Literal(value), sql.SQL(col.type))
                                 ).fetchone()[0]
+            conn.execute("select set_config('constraint_exclusion', %s, true)", (exclusion,))
     except (psycopg.OperationalError, psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled):
         raise  # the connection, lock_timeout, a cancel: as for any other statement of the publish
     except psycopg.Error as e:

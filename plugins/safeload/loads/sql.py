@@ -104,12 +104,16 @@ def create_like(conn: Any, source_regclass: str, new: sql.Composable, *, unlogge
     ``NOT ENFORCED``. Printed and run with ``search_path`` set to ``pg_catalog`` alone (as
     pg_dump does), so every name in a type, default or constraint is schema-qualified and
     means the object it meant on the source; the caller's ``search_path`` is restored.
+    The names must be usable by the role: a type in a schema it has no USAGE on is
+    refused (``InsufficientPrivilege``), where ``LIKE``, copying by OID, is not.
     tests/integration/loads/test_staging_ddl.py holds the result to ``LIKE``'s own,
     catalogue row by catalogue row.
     """
-    path = conn.execute("select current_setting('search_path')").fetchone()[0]
-    conn.execute("select set_config('search_path', 'pg_catalog', true)")
-    try:
+    # A savepoint: a failure is rolled back, search_path with it, and raised as it is (a
+    # statement after a failed one would only say "current transaction is aborted").
+    with conn.transaction():
+        path = conn.execute("select current_setting('search_path')").fetchone()[0]
+        conn.execute("select set_config('search_path', 'pg_catalog', true)")
         cols = conn.execute(
             """
             select a.attname, format_type(a.atttypid, a.atttypmod),
@@ -153,7 +157,6 @@ def create_like(conn: Any, source_regclass: str, new: sql.Composable, *, unlogge
                 sql.SQL("" if enforced else " not enforced")))
         conn.execute(sql.SQL("create {}table {} ({})").format(
             sql.SQL("unlogged " if unlogged else ""), new, sql.SQL(", ").join(parts)))
-    finally:
         conn.execute("select set_config('search_path', %s, true)", (path,))
 
 
