@@ -52,6 +52,8 @@ from safeload.loads.privileges import explain_privileges
 
 log = logging.getLogger(__name__)
 
+#: staging's CHECK that pins every row to the partition value (kept by a swapped-in partition)
+PARTITION_CHECK = "safeload_partition_check"
 COPY_BLOCK = 1 << 20  # bytes per COPY write: large enough to amortise calls, small enough to stay flat
 PUBLISH_STRATEGIES = ("auto", "swap", "delete_insert")
 _LOOK_UP = object()  # swap_blocker's "old" when the caller has not looked the partition up
@@ -482,6 +484,17 @@ class PartitionLoader:
             raise LoadRefusedError(f"{source} line 1: the header names column {dup!r} more than once (or in two "
                                    "spellings that differ only in case or spaces); column names must be unique")
         present = set(mapping.values())
+        generated = [c for c in info.columns if c.generated and c.name in present]
+        if generated:
+            raise LoadRefusedError(
+                f"{source} has a column {generated[0].name!r}, which {info.name} computes (GENERATED ALWAYS AS ...) "
+                "and PostgreSQL does not let anyone write; drop it from the source (or its contract)")
+        identity = [c.name for c in info.columns if c.identity and c.name not in present]
+        if identity:
+            raise LoadRefusedError(
+                f"{source} has no column {identity[0]!r}, which {info.name} fills from an identity sequence: "
+                "safeload publishes the rows as they were staged and audited, ids included, and does not draw "
+                "them at publish. Deliver the ids in the source, or give the column a DEFAULT instead")
         missing = [c.name for c in info.columns
                    if c.not_null and not c.has_default and c.name not in present and c.name != self.partition_column]
         if missing:
@@ -592,20 +605,21 @@ class PartitionLoader:
         swap = self._plans_swap(conn, info)
         # Built from the catalogue, not with LIKE: LIKE would keep a lock on the target for
         # the whole COPY (see q.create_like). For a swap it becomes the partition itself:
-        # permanent (ATTACH requires the parent's persistence) and with the parent's CHECK
-        # constraints; otherwise it is only read once by INSERT ... SELECT: UNLOGGED skips
-        # the WAL.
+        # permanent (ATTACH requires the parent's persistence); otherwise it is only read
+        # once by INSERT ... SELECT: UNLOGGED skips the WAL. Either way with the target's
+        # CHECK constraints (ATTACH needs them; and a row that breaks one is refused at the
+        # stage, where its line is known, not by the publish's INSERT)
         try:
-            q.create_like(conn, _regclass(info.schema, info.table), ident, unlogged=not swap, constraints=swap)
+            q.create_like(conn, _regclass(info.schema, info.table), ident, unlogged=not swap, constraints=True)
         except psycopg.errors.InsufficientPrivilege as e:
             # a type, collation or function of the target in a schema the role may not use:
             # LIKE copies them by OID and needs no such grant, at the price of the lock
             log.warning("%s: staging created with LIKE, which keeps ACCESS SHARE on the target for the whole COPY "
                         "(other partitions' swaps and DDL wait for it), because %s; GRANT USAGE on that schema "
                         "to the loader's role lifts this", info.name, e.diag.message_primary)
-            conn.execute(sql.SQL("create {}table {} (like {} including defaults{})").format(
-                sql.SQL("" if swap else "unlogged "), ident, info.ident,
-                sql.SQL(" including constraints" if swap else "")))
+            conn.execute(sql.SQL("create {}table {} (like {} including defaults including generated "
+                                 "including constraints)").format(sql.SQL("" if swap else "unlogged "), ident,
+                                                                  info.ident))
         for col, pg_type in self.add_columns:
             conn.execute(sql.SQL("alter table {} add column if not exists {} {}").format(
                 ident, sql.Identifier(col), sql.SQL(pg_type)))
@@ -620,8 +634,9 @@ class PartitionLoader:
         # null": a CHECK admits NULL, which would be published outside the partition (and
         # again by every re-run), and ATTACH proves its bound only from a constraint that
         # excludes NULL (else it scans staging under the parent's lock).
-        conn.execute(sql.SQL("alter table {} add constraint safeload_partition_check check ({} is not null and {} = {})")
-                     .format(ident, sql.Identifier(self.partition_column), sql.Identifier(self.partition_column),
+        conn.execute(sql.SQL("alter table {} add constraint {} check ({} is not null and {} = {})")
+                     .format(ident, sql.Identifier(PARTITION_CHECK), sql.Identifier(self.partition_column),
+                             sql.Identifier(self.partition_column),
                              sql.Literal(self.partition_value)))
         return swap
 
@@ -653,7 +668,7 @@ class PartitionLoader:
             # a value the target refuses falls back to the checked path (the same snapshot).
             straight = self._copy_straight(
                 conn, copy_sql, source.blocks(), info.name, f"{source} returned no rows", "an empty result",
-                "straight COPY of the query result")
+                "straight COPY of the query result", where=lambda n: f"{source}, row {n} of its result")
             if straight:
                 return straight
         elif fmt == "csv":
@@ -666,14 +681,16 @@ class PartitionLoader:
 
             straight = self._copy_straight(
                 conn, copy_sql + sql.SQL(" (format csv, header true)"), file_blocks(), info.name,
-                f"{source} has a header but no rows", "an empty delivery", f"straight COPY of {source}")
+                f"{source} has a header but no rows", "an empty delivery", f"straight COPY of {source}",
+                where=lambda n: f"{source}, line {n}")  # COPY counts the header line too
             if straight:
                 return straight
         return self._fill_checked(conn, info, copy_sql, source, fmt, header, mapping, quarantine)
 
     def _copy_straight(self, conn, copy_sql, blocks, target, empty_what, empty_name,
-                       what) -> tuple[str, int, int] | None:
-        """One COPY of ``blocks`` in a savepoint; None when the target refused a value."""
+                       what, where: Callable[[int], str]) -> tuple[str, int, int] | None:
+        """One COPY of ``blocks`` in a savepoint; None when the target refused a value that
+        the checked path quarantines. ``where(n)`` names the source's place of COPY's line n."""
         try:
             with conn.transaction():
                 cur = conn.cursor()
@@ -689,10 +706,30 @@ class PartitionLoader:
                                            f"{self.partition_value} of {target} with nothing "
                                            f"(allow_empty=True accepts {empty_name})")
                 return "copy", rows, rows
+        except psycopg.errors.CheckViolation as e:
+            if e.diag.constraint_name != PARTITION_CHECK:  # the target's own: the checked path cannot tell
+                raise self._check_refusal(e, target, where) from None
+            log.info("%s refused (%s); loading row by row with quarantine", what, str(e).splitlines()[0])
+            return None
         except (psycopg.errors.DataError, psycopg.errors.IntegrityError, psycopg.errors.BadCopyFileFormat,
                 psycopg.errors.CharacterNotInRepertoire) as e:
             log.info("%s refused (%s); loading row by row with quarantine", what, str(e).splitlines()[0])
             return None
+
+    def _check_refusal(self, e: psycopg.errors.CheckViolation, target: str,
+                       where: Callable[[int], str] | None) -> LoadRefusedError:
+        """A row that breaks one of the target's CHECK constraints, as a clear refusal: the
+        source's line (from COPY's error context), the constraint and its rule. Such a row
+        is not quarantined: the checked path checks types and NOT NULL in Python, and a
+        CHECK constraint is an expression only PostgreSQL evaluates."""
+        m = re.search(r"\bline (\d+)", e.diag.context or "")
+        place = where(int(m.group(1))) if m and where else "a row of the source"
+        detail = f" ({e.diag.message_detail})" if e.diag.message_detail else ""
+        return LoadRefusedError(
+            f"{place} breaks CHECK constraint {e.diag.constraint_name!r} of {target}{detail}; nothing was staged and "
+            f"{target} partition {self.partition_value} is unchanged. Fix the row at the source (safeload quarantines "
+            "rows whose values do not fit the target's types or NOT NULL, but does not evaluate its CHECK "
+            "constraints row by row), or relax the constraint")
 
     def _fill_checked(self, conn, info, copy_sql, source, fmt, header, mapping, quarantine) -> tuple[str, int, int]:
         """Row by row: check each value against the target's types; bad rows to quarantine."""
@@ -706,45 +743,61 @@ class PartitionLoader:
             if mapping[h] == self.partition_column:
                 part_idx = i
         width = len(header)
-        rows_source = rows_loaded = 0
         # in a file an empty field is NULL; a query result tells NULL from '' itself
         empty_is_null = not isinstance(source, QuerySource)
-        with conn.cursor().copy(copy_sql) as copy:
-            rows = source.rows(header) if isinstance(source, QuerySource) else _rows(source, fmt, header)
-            for line, values, raw in rows:
-                rows_source += 1
-                reason = None
-                if len(values) != width:
-                    reason = f"has {len(values)} fields, the header has {width}"
-                else:
-                    for i, v in enumerate(values):
-                        if v is None or (v == "" and empty_is_null):
-                            if not_null[i]:
-                                reason = f"column {header[i]!r} is empty, but {info.name}.{mapping[header[i]]} is NOT NULL"
+        # COPY's line n is the n-th row written; which source line that is, as runs of
+        # consecutive lines (one run per gap left by a quarantined row or a multi-line record)
+        runs: list[tuple[int, int]] = []
+
+        def source_line(n: int) -> str:
+            start, first = max((r for r in runs if r[0] <= n), default=(n, n))
+            return f"{source}, {'row' if isinstance(source, QuerySource) else 'line'} {first + n - start}"
+
+        rows_source = rows_loaded = 0
+        last = None
+        try:
+            with conn.cursor().copy(copy_sql) as copy:
+                rows = source.rows(header) if isinstance(source, QuerySource) else _rows(source, fmt, header)
+                for line, values, raw in rows:
+                    rows_source += 1
+                    reason = None
+                    if len(values) != width:
+                        reason = f"has {len(values)} fields, the header has {width}"
+                    else:
+                        for i, v in enumerate(values):
+                            if v is None or (v == "" and empty_is_null):
+                                if not_null[i]:
+                                    reason = (f"column {header[i]!r} is empty, but "
+                                              f"{info.name}.{mapping[header[i]]} is NOT NULL")
+                                    break
+                                values[i] = None
+                                continue
+                            t = types[i]
+                            if t is not None:
+                                r = check_value(v, t)
+                                if r is not None:
+                                    reason = f"column {header[i]!r}: {r}"
+                                    break
+                            elif "\x00" in v:
+                                reason = f"column {header[i]!r}: NUL byte in text"
                                 break
-                            values[i] = None
-                            continue
-                        t = types[i]
-                        if t is not None:
-                            r = check_value(v, t)
-                            if r is not None:
-                                reason = f"column {header[i]!r}: {r}"
-                                break
-                        elif "\x00" in v:
-                            reason = f"column {header[i]!r}: NUL byte in text"
-                            break
-                    if reason is None and part_idx is not None and values[part_idx] is None:
-                        reason = (f"column {header[part_idx]!r} is empty: the row belongs to no partition "
-                                  f"(loading partition {self.partition_value})")
-                    elif reason is None and part_idx is not None \
-                            and not _same_partition(values[part_idx], self.partition_value, types[part_idx]):
-                        reason = (f"column {header[part_idx]!r} is {values[part_idx]!r}: the row belongs to another "
-                                  f"partition than {self.partition_value}")
-                if reason is None:
-                    copy.write_row(values)
-                    rows_loaded += 1
-                else:
-                    quarantine.add(line, raw, reason)
+                        if reason is None and part_idx is not None and values[part_idx] is None:
+                            reason = (f"column {header[part_idx]!r} is empty: the row belongs to no partition "
+                                      f"(loading partition {self.partition_value})")
+                        elif reason is None and part_idx is not None \
+                                and not _same_partition(values[part_idx], self.partition_value, types[part_idx]):
+                            reason = (f"column {header[part_idx]!r} is {values[part_idx]!r}: the row belongs to another "
+                                      f"partition than {self.partition_value}")
+                    if reason is None:
+                        copy.write_row(values)
+                        rows_loaded += 1
+                        if last is None or line != last + 1:
+                            runs.append((rows_loaded, line))
+                        last = line
+                    else:
+                        quarantine.add(line, raw, reason)
+        except psycopg.errors.CheckViolation as e:
+            raise self._check_refusal(e, info.name, source_line) from None
         if rows_source == 0 and not self.allow_empty:
             raise LoadRefusedError(f"{source} has no rows: refusing to replace partition {self.partition_value} "
                                    f"of {info.name} with nothing (allow_empty=True accepts an empty delivery)")
@@ -842,11 +895,16 @@ class PartitionLoader:
                             self._ensure_partition(conn, info)
                         # the staged columns (all in the target, checked above); a column
                         # added to the target since the stage gets its default
-                        cols = sql.SQL(", ").join(sql.Identifier(c.name) for c in now.columns if c.name in staged_cols)
+                        # (generated columns are computed by the target; identity values are
+                        # the staged ones, which GENERATED ALWAYS takes only when told to)
+                        written = [c for c in now.columns if c.name in staged_cols and not c.generated]
+                        cols = sql.SQL(", ").join(sql.Identifier(c.name) for c in written)
+                        overriding = any(c.identity == "a" for c in written)
                         replaced = conn.execute(sql.SQL("delete from {} where {}").format(
                             info.ident, q.partition_where(self.partition_column, self.partition_value))).rowcount
-                        inserted = conn.execute(sql.SQL("insert into {} ({}) select {} from {}").format(
-                            info.ident, cols, cols, stg)).rowcount
+                        inserted = conn.execute(sql.SQL("insert into {} ({}){} select {} from {}").format(
+                            info.ident, cols, sql.SQL(" overriding system value" if overriding else ""), cols,
+                            stg)).rowcount
                     if inserted != rows_loaded:  # staging was modified after the audit: publish nothing
                         raise LoadRefusedError(f"{STAGING_SCHEMA}.{staged.staging_table} holds {inserted} rows but "
                                                f"{rows_loaded} were staged and audited; stage the partition again")
@@ -865,6 +923,14 @@ class PartitionLoader:
                     "partition is unchanged. Fix the source, or add expect_column_values_to_be_unique (or "
                     "expect_compound_columns_to_be_unique) on the key to the gate so it fails before the publish"
                 ) from None
+            except (psycopg.errors.CheckViolation, psycopg.errors.NotNullViolation) as e:
+                # the stage checked the target's constraints as they were: one added since
+                what = (f"CHECK constraint {e.diag.constraint_name!r}" if isinstance(e, psycopg.errors.CheckViolation)
+                        else f"NOT NULL of column {e.diag.column_name!r}")
+                raise LoadRefusedError(
+                    f"{info.name} partition {self.partition_value}: a staged row breaks the target's {what}, added "
+                    f"since the stage ({e.diag.message_detail or e.diag.message_primary}); nothing was published and "
+                    "the partition is unchanged. Stage the partition again: the stage names the source's line") from None
             except psycopg.errors.LockNotAvailable as e:
                 raise LockTimeoutError(
                     f"{info.name} partition {self.partition_value}: a lock could not be had within "
@@ -1060,7 +1126,8 @@ class PartitionLoader:
                 return
             name = _free_partition_name(conn, info, self.partition_value)
             part = sql.Identifier(info.schema, name)
-            conn.execute(sql.SQL("create table {} (like {} including defaults including constraints)").format(part, info.ident))
+            conn.execute(sql.SQL("create table {} (like {} including defaults including generated including "
+                                 "constraints)").format(part, info.ident))
             conn.execute(sql.SQL("alter table {} attach partition {} {}").format(
                 info.ident, part, q.partition_bounds(info, self.partition_value)))
             log.info("created partition %s.%s of %s", info.schema, name, info.name)
@@ -1257,8 +1324,8 @@ def _check_bounds_one_value(conn: psycopg.Connection, info: q.TargetInfo, leaf: 
         # the value: the day's partition may be swapped only when its own CHECK (left by
         # the swap that published it, for this value) pins every row to the value.
         pin = conn.execute("select pg_get_expr(conbin, conrelid) from pg_constraint where conrelid = %s::regclass "
-                           "and conname = 'safeload_partition_check' and contype = 'c' and convalidated",
-                           (leaf,)).fetchone()
+                           "and conname = %s and contype = 'c' and convalidated",
+                           (leaf, PARTITION_CHECK)).fetchone()
         if pin is None:
             return False
         for point, expected in ((v, True), (sql.SQL("{} - {}").format(v, us), False),

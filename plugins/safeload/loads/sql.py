@@ -23,6 +23,8 @@ class TargetColumn:
     type: str  # as format_type() prints it
     not_null: bool
     has_default: bool
+    generated: str = ""  # pg_attribute.attgenerated: 's' stored, 'v' virtual (PostgreSQL 18)
+    identity: str = ""  # pg_attribute.attidentity: 'a' always, 'd' by default
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,8 @@ def target_info(conn: Any, table: str) -> TargetInfo:
         raise LoadRefusedError(f"{schema}.{name} is not a table (relkind {relkind!r}); load into a table")
     cols = conn.execute(
         """
-        select a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.atthasdef
+        select a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.atthasdef, a.attgenerated::text,
+               a.attidentity::text
         from pg_attribute a where a.attrelid = %s and a.attnum > 0 and not a.attisdropped
         order by a.attnum
         """,
@@ -89,8 +92,9 @@ def target_info(conn: Any, table: str) -> TargetInfo:
 
 def create_like(conn: Any, source_regclass: str, new: sql.Composable, *, unlogged: bool,
                 constraints: bool) -> None:
-    """Create ``new`` as ``CREATE TABLE new (LIKE source INCLUDING DEFAULTS [INCLUDING
-    CONSTRAINTS])`` would, from the catalogue, without locking ``source``.
+    """Create ``new`` as ``CREATE TABLE new (LIKE source INCLUDING DEFAULTS INCLUDING
+    GENERATED [INCLUDING CONSTRAINTS])`` would, from the catalogue, without locking
+    ``source``.
 
     ``LIKE`` takes ACCESS SHARE on the source table until the end of the transaction. The
     stage creates staging in the transaction that then runs the COPY, so that lock would
@@ -98,8 +102,8 @@ def create_like(conn: Any, source_regclass: str, new: sql.Composable, *, unlogge
     DDL on the target would wait for it. Reading the catalogue takes no lock on the table.
 
     Copied as ``LIKE`` copies them: columns in order (dropped ones skipped), type with its
-    modifier, collation, NOT NULL, defaults (not generation expressions nor identity,
-    which ``LIKE`` copies only when asked to), and with ``constraints`` the CHECK
+    modifier, collation, NOT NULL, defaults and generation expressions (not identity), and
+    with ``constraints`` the CHECK
     constraints with their names (ATTACH matches the parent's by name), ``NO INHERIT`` and
     ``NOT ENFORCED``. Printed and run with ``search_path`` set to ``pg_catalog`` alone (as
     pg_dump does), so every name in a type, default or constraint is schema-qualified and
@@ -119,8 +123,7 @@ def create_like(conn: Any, source_regclass: str, new: sql.Composable, *, unlogge
             select a.attname, format_type(a.atttypid, a.atttypmod),
                    case when a.attcollation <> 0
                         then quote_ident(cn.nspname) || '.' || quote_ident(co.collname) end,
-                   a.attnotnull,
-                   case when a.attgenerated = '' then pg_get_expr(d.adbin, d.adrelid) end
+                   a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attgenerated::text
             from pg_attribute a
             left join pg_collation co on co.oid = a.attcollation
             left join pg_namespace cn on cn.oid = co.collnamespace
@@ -142,14 +145,17 @@ def create_like(conn: Any, source_regclass: str, new: sql.Composable, *, unlogge
                 (source_regclass,),
             ).fetchall()
         parts = []
-        for name, typ, coll, not_null, default in cols:
+        for name, typ, coll, not_null, expr, generated in cols:
             col = sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(typ))
             if coll is not None:
                 col += sql.SQL(" collate {}").format(sql.SQL(coll))
             if not_null:
                 col += sql.SQL(" not null")
-            if default is not None:
-                col += sql.SQL(" default {}").format(sql.SQL(default))
+            if generated:  # computed in staging as in the target (ATTACH wants it generated too)
+                col += sql.SQL(" generated always as ({}) {}").format(
+                    sql.SQL(expr), sql.SQL("virtual" if generated == "v" else "stored"))
+            elif expr is not None:
+                col += sql.SQL(" default {}").format(sql.SQL(expr))
             parts.append(col)
         for name, expr, no_inherit, enforced in checks:
             parts.append(sql.SQL("constraint {} check ({}){}{}").format(
