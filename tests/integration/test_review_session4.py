@@ -1,7 +1,7 @@
 """Review (session 4) of staging built from the catalogue (``create_like``), the publish's
 re-read of the target's columns (``_same_columns``) and generated columns: each test here
-fails on the code it was written against (commit 117a1fb), against the real PostgreSQL.
-The fix each one asks for is in the review report; the tests accept either of the sound
+failed on the code it was written against (commit 117a1fb), against the real PostgreSQL,
+and passes since the fixes that followed (decision 002). The tests accept either of the sound
 outcomes (the staged values published as they were audited, or a clear
 ``LoadRefusedError`` with the partition left as it was) where more than one is sound.
 """
