@@ -210,3 +210,35 @@ def test_a_plain_table_partitioned_by_a_generated_column_loads(pg, pg_uri, tmp_p
         return
     assert r.rows == 2
     assert pg.execute("select id, day::text from public.ev order by 1").fetchall() == [(1, DAY), (2, DAY)]
+
+
+# --- incremental loads into a target with a generated column ---------------------------------
+
+def test_an_incremental_plan_for_a_target_with_a_generated_column(pg):
+    """Not a regression (such a target never loaded: the publish's INSERT failed raw), but
+    49fb84b's answer (_map_columns: 'drop it from the source') cannot be followed here:
+    ``plan_reloads`` fingerprints, and ReloadPartitionsOperator (operators/incremental.py,
+    ``columns = [c.name for c in target_info(...).columns]``) projects, every column of the
+    target, generated ones included. The application's table has no ``twice``: the plan
+    fails with PostgreSQL's raw UndefinedColumn. (A source query that computes ``twice``
+    passes the plan, and the reload's stage then refuses it as a column the target
+    computes.) Sound: a plan that fingerprints the columns a load writes (not the
+    generated ones) and marks the day for reload, or a SourceError saying what to do."""
+    from datetime import datetime, timezone
+
+    from safeload.errors import SourceError
+    from safeload.loads.incremental import IncrementalSource, plan_reloads
+
+    pg.execute(NATIVE.replace("note text", "twice numeric generated always as (amount * 2) stored"))
+    pg.execute("create schema app; create table app.orders (order_id bigint, order_date date, amount numeric, "
+               "updated_at timestamptz)")
+    pg.execute(f"insert into app.orders values (1, '{DAY}', 1, '{DAY} 10:00+00'), (2, '{DAY}', 2, '{DAY} 11:00+00')")
+    source = IncrementalSource("select order_id, order_date, amount, updated_at from app.orders", "order_date",
+                               "updated_at", ("order_id",))
+    window = (datetime(2024, 5, 1, tzinfo=timezone.utc), datetime(2024, 5, 3, tzinfo=timezone.utc))
+    try:
+        plan = plan_reloads(pg, pg, source, table="public.orders", window=window)
+    except SourceError as e:
+        assert "twice" in str(e)
+        return
+    assert plan.reload == [DAY]
