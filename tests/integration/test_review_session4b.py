@@ -242,3 +242,23 @@ def test_an_incremental_plan_for_a_target_with_a_generated_column(pg):
         assert "twice" in str(e)
         return
     assert plan.reload == [DAY]
+
+
+def test_a_staged_row_with_no_sub_partition_is_not_blamed_on_a_check_added_since_the_stage(pg, pg_uri, tmp_path):
+    """Not a regression (before 49fb84b: PostgreSQL's raw CheckViolation). The day's
+    partition is sub-partitioned by status, with a partition for 'placed' only; a staged
+    'shipped' row has nowhere to go. PostgreSQL reports that with SQLSTATE 23514
+    (check_violation) and no constraint name, and the publish's new handler turns it
+    into "breaks the target's CHECK constraint None, added since the stage ... Stage the
+    partition again": no constraint, nothing added, and a new stage fails the same way.
+    Sound: a refusal that says the row has no partition to go to."""
+    pg.execute(NATIVE)
+    pg.execute(f"create table public.orders_d partition of public.orders for values from ('{DAY}') to "
+               f"('{OTHER_DAY}') partition by list (note)")
+    pg.execute("create table public.orders_d_placed partition of public.orders_d for values in ('placed')")
+    src = _write(tmp_path / "a.csv", f"order_id,order_date,amount,note\n1,{DAY},1.00,placed\n2,{DAY},2.00,shipped\n")
+    with pytest.raises(LoadRefusedError) as e:
+        _loader(pg_uri).run(src)
+    assert "None" not in str(e.value) and "added since the stage" not in str(e.value), e.value
+    assert "partition" in str(e.value) and "shipped" in str(e.value)
+    assert _days(pg) == []
