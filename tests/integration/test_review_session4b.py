@@ -262,3 +262,28 @@ def test_a_staged_row_with_no_sub_partition_is_not_blamed_on_a_check_added_since
     assert "None" not in str(e.value) and "added since the stage" not in str(e.value), e.value
     assert "partition" in str(e.value) and "shipped" in str(e.value)
     assert _days(pg) == []
+
+
+# --- staging's own partition CHECK met in the checked path ----------------------------------
+
+@pytest.mark.parametrize("ddl", ["", " partition by list (region)"], ids=["plain", "native"])
+def test_a_text_partition_value_with_a_trailing_space_is_not_blamed_on_the_target(pg, pg_uri, tmp_path, ddl):
+    """Not a regression (before 49fb84b: PostgreSQL's raw CheckViolation). A row whose
+    text partition column is 'eu ' while loading 'eu': the checked path's partition test
+    (``_same_partition``) strips spaces and writes the row, and staging's
+    ``safeload_partition_check`` (text compares exactly) refuses it. The new refusal says
+    the row 'breaks CHECK constraint safeload_partition_check of public.sales' and advises
+    to 'relax the constraint': the constraint is safeload's own, not the target's. Sound:
+    the row quarantined as another partition's (as 'us' is), or a refusal that says the
+    value is not the partition value."""
+    pg.execute(f"create table public.sales (id bigint not null, region text not null, amount numeric){ddl}")
+    src = _write(tmp_path / "r.csv", "id,region,amount\n1,eu,1\n2,eu ,2\n3,us,3\n")
+    loader = PartitionLoader(lambda: psycopg.connect(pg_uri), table="public.sales", partition_column="region",
+                             partition_value="eu", run_key="r", max_bad_rows=2)
+    try:
+        r = loader.run(src)
+    except LoadRefusedError as e:
+        assert "relax the constraint" not in str(e) and "of public.sales" not in str(e), e
+        return
+    assert (r.rows, r.rows_quarantined) == (1, 2)
+    assert pg.execute("select id, region from public.sales").fetchall() == [(1, "eu")]
