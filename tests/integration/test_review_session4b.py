@@ -129,25 +129,31 @@ def test_a_generation_expression_changed_since_the_stage_is_not_swapped_in_stale
 
 
 @pytest.mark.parametrize("strategy", ["auto", "swap"])
-def test_a_check_constraint_dropped_since_the_stage_is_not_left_on_the_partition(pg, pg_uri, tmp_path, strategy):
+@pytest.mark.parametrize(("change", "value"), [
+    pytest.param("drop constraint amount_ok", "-1", id="check"),
+    pytest.param("alter column amount drop not null", "null", id="not-null"),
+])
+def test_a_constraint_dropped_since_the_stage_is_not_left_on_the_partition(pg, pg_uri, tmp_path, strategy, change,
+                                                                          value):
     """Not a regression (swap staging carried the CHECKs before too). The owner drops
     ``amount_ok`` (relaxing the rule) between the stage and the publish: ATTACH accepts
     a partition with more CHECK constraints than its parent, so the swapped-in partition
     keeps ``amount_ok`` as a constraint of its own, and the day refuses a negative amount
-    that every other day of the table now accepts. Sound: the partition published without
-    it (DELETE + INSERT, or staging's copy dropped before ATTACH), or a refusal."""
+    that every other day of the table now accepts. The same with a NOT NULL dropped
+    (PostgreSQL 15 and 18 alike). Sound: the partition published without it (DELETE +
+    INSERT, or staging's copy dropped before ATTACH), or a refusal."""
     pg.execute(NATIVE + "; alter table public.orders add constraint amount_ok check (amount >= 0)")
     _loader(pg_uri, run_key="first").run(_csv(tmp_path, "a.csv", [1, 2]))
     staged = _loader(pg_uri, run_key="second", publish_strategy=strategy).stage(_csv(tmp_path, "b.csv", [10, 11]))
-    pg.execute("alter table public.orders drop constraint amount_ok")
+    pg.execute(f"alter table public.orders {change}")
     try:
         _loader(pg_uri, run_key="second", publish_strategy=strategy).publish(staged)
     except LoadRefusedError:
         assert strategy == "swap"
         assert [i for i, _ in _days(pg)] == [1, 2]
     pg.execute(f"create table public.orders_o partition of public.orders for values from ('{OTHER_DAY}') to ('2024-05-04')")
-    pg.execute(f"insert into public.orders values (98, '{OTHER_DAY}', -1)")  # another day: accepted
-    pg.execute(f"insert into public.orders values (99, '{DAY}', -1)")
+    pg.execute(f"insert into public.orders values (98, '{OTHER_DAY}', {value})")  # another day: accepted
+    pg.execute(f"insert into public.orders values (99, '{DAY}', {value})")
 
 
 # --- a CHECK constraint of the value's partition itself --------------------------------------
