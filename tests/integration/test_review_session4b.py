@@ -293,3 +293,24 @@ def test_a_text_partition_value_with_a_trailing_space_is_not_blamed_on_the_targe
         return
     assert (r.rows, r.rows_quarantined) == (1, 2)
     assert pg.execute("select id, region from public.sales").fetchall() == [(1, "eu")]
+
+
+# --- what a swap leaves on the partition ----------------------------------------------------
+
+def test_a_swapped_in_day_does_not_stop_the_owner_changing_a_virtual_generated_column(pg, pg_uri, tmp_path):
+    """Not a regression (a target with a generated column did not load before 49fb84b).
+    PostgreSQL 18 refuses ``ALTER COLUMN ... SET EXPRESSION`` on a virtual generated column
+    of a table with CHECK constraints. A day published by swap keeps staging's
+    ``safeload_partition_check``, so the target's owner can no longer change the
+    expression ('not supported for virtual generated columns in tables with check
+    constraints ... relation "orders_p2024_05_02"'), though the table itself has no CHECK;
+    a day published by DELETE + INSERT does not stand in the way. Sound: the owner's DDL
+    runs (e.g. the pin dropped after ATTACH where the partition bound already implies it:
+    a date, integer or LIST key)."""
+    if pg.info.server_version < 180000:
+        pytest.skip("virtual generated columns are PostgreSQL 18+")
+    pg.execute(NATIVE.replace("note text", "twice numeric generated always as (amount * 2) virtual"))
+    r = _loader(pg_uri).run(_csv(tmp_path, "a.csv", [1, 2]))
+    assert r.published_by == "swap"
+    pg.execute("alter table public.orders alter column twice set expression as (amount * 3)")
+    assert pg.execute("select twice from public.orders order by order_id").fetchall() == [(3,), (6,)]
