@@ -314,3 +314,17 @@ def test_a_swapped_in_day_does_not_stop_the_owner_changing_a_virtual_generated_c
     assert r.published_by == "swap"
     pg.execute("alter table public.orders alter column twice set expression as (amount * 3)")
     assert pg.execute("select twice from public.orders order by order_id").fetchall() == [(3,), (6,)]
+
+
+def test_a_refused_publish_leaves_no_new_partition_behind(pg, pg_uri, tmp_path):
+    """Not a regression (low severity). ``delete_insert`` on a natively partitioned target
+    without the day's partition: the publish creates and attaches it in a transaction of
+    its own before it re-checks the target (``_ensure_partition``), then refuses (a
+    column renamed since the stage) saying 'the partition is unchanged'; the new empty
+    partition stays. Sound: the target's partitions as they were."""
+    pg.execute(NATIVE)
+    staged = _loader(pg_uri, publish_strategy="delete_insert").stage(_csv(tmp_path, "a.csv", [1, 2]))
+    pg.execute("alter table public.orders rename column amount to amt")
+    with pytest.raises(LoadRefusedError, match="changed since the stage"):
+        _loader(pg_uri, publish_strategy="delete_insert").publish(staged)
+    assert pg.execute("select count(*) from pg_partition_tree('public.orders') where level = 1").fetchone()[0] == 0
