@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-
 from safeload.errors import LoadRefusedError
 from safeload.loads.loader import PartitionLoader, QuerySource
 
