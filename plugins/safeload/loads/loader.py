@@ -577,6 +577,18 @@ class PartitionLoader:
                               "are not the ones safeload gives one value's partition)")
             if not owns:
                 return False, f"the loader's role does not own the partition {old}"
+            own = conn.execute(
+                """select coalesce(string_agg(what, ', '), '') from (
+                     select 'CHECK constraint ' || conname as what from pg_constraint
+                      where conrelid = %s::regclass and contype = 'c' and conislocal and coninhcount = 0
+                        and conname <> %s
+                     union all
+                     select 'trigger ' || tgname from pg_trigger
+                      where tgrelid = %s::regclass and not tgisinternal and tgparentid = 0) r""",
+                (old, PARTITION_CHECK, old)).fetchone()[0]
+            if own:
+                # staging is built from the parent: swapped in, the day would lose them
+                return True, f"the partition {old} has rules of its own ({own}), which a swap would drop"
         return None
 
     def _plans_swap(self, conn: psycopg.Connection, info: q.TargetInfo, *, partition: bool = False,
@@ -626,7 +638,8 @@ class PartitionLoader:
         for h in header:
             if mapping[h] is None:  # a column the target does not have: staged as text, not published
                 conn.execute(sql.SQL("alter table {} add column {} text").format(ident, sql.Identifier(_extra(h))))
-        if self.partition_column not in mapping.values():
+        part = info.column(self.partition_column)
+        if self.partition_column not in mapping.values() and not (part and part.generated):
             conn.execute(sql.SQL("alter table {} alter column {} set default {}").format(
                 ident, sql.Identifier(self.partition_column), sql.Literal(self.partition_value)))
         # Rows of another partition fail the COPY (and are quarantined by the checked path)
@@ -668,7 +681,7 @@ class PartitionLoader:
             # a value the target refuses falls back to the checked path (the same snapshot).
             straight = self._copy_straight(
                 conn, copy_sql, source.blocks(), info.name, f"{source} returned no rows", "an empty result",
-                "straight COPY of the query result", where=lambda n: f"{source}, row {n} of its result")
+                "straight COPY of the query result")
             if straight:
                 return straight
         elif fmt == "csv":
@@ -681,16 +694,18 @@ class PartitionLoader:
 
             straight = self._copy_straight(
                 conn, copy_sql + sql.SQL(" (format csv, header true)"), file_blocks(), info.name,
-                f"{source} has a header but no rows", "an empty delivery", f"straight COPY of {source}",
-                where=lambda n: f"{source}, line {n}")  # COPY counts the header line too
+                f"{source} has a header but no rows", "an empty delivery", f"straight COPY of {source}")
             if straight:
                 return straight
         return self._fill_checked(conn, info, copy_sql, source, fmt, header, mapping, quarantine)
 
     def _copy_straight(self, conn, copy_sql, blocks, target, empty_what, empty_name,
-                       what, where: Callable[[int], str]) -> tuple[str, int, int] | None:
-        """One COPY of ``blocks`` in a savepoint; None when the target refused a value that
-        the checked path quarantines. ``where(n)`` names the source's place of COPY's line n."""
+                       what) -> tuple[str, int, int] | None:
+        """One COPY of ``blocks`` in a savepoint; None when the target refused a value. A
+        broken CHECK constraint goes to the checked path too: there another partition's row
+        (which PostgreSQL may meet the target's CHECK on first) is quarantined, and a row
+        breaking the target's CHECK is named by the line Python's CSV reader counts (COPY
+        counts lines differently in CRLF files with line feeds in quoted fields)."""
         try:
             with conn.transaction():
                 cur = conn.cursor()
@@ -706,25 +721,25 @@ class PartitionLoader:
                                            f"{self.partition_value} of {target} with nothing "
                                            f"(allow_empty=True accepts {empty_name})")
                 return "copy", rows, rows
-        except psycopg.errors.CheckViolation as e:
-            if e.diag.constraint_name != PARTITION_CHECK:  # the target's own: the checked path cannot tell
-                raise self._check_refusal(e, target, where) from None
-            log.info("%s refused (%s); loading row by row with quarantine", what, str(e).splitlines()[0])
-            return None
         except (psycopg.errors.DataError, psycopg.errors.IntegrityError, psycopg.errors.BadCopyFileFormat,
                 psycopg.errors.CharacterNotInRepertoire) as e:
             log.info("%s refused (%s); loading row by row with quarantine", what, str(e).splitlines()[0])
             return None
 
     def _check_refusal(self, e: psycopg.errors.CheckViolation, target: str,
-                       where: Callable[[int], str] | None) -> LoadRefusedError:
+                       where: Callable[[int], str]) -> LoadRefusedError:
         """A row that breaks one of the target's CHECK constraints, as a clear refusal: the
-        source's line (from COPY's error context), the constraint and its rule. Such a row
-        is not quarantined: the checked path checks types and NOT NULL in Python, and a
-        CHECK constraint is an expression only PostgreSQL evaluates."""
+        source's line (COPY's line n, mapped by ``where``), the constraint and its rule. Such
+        a row is not quarantined: the checked path checks types and NOT NULL in Python, and
+        a CHECK constraint is an expression only PostgreSQL evaluates."""
         m = re.search(r"\bline (\d+)", e.diag.context or "")
-        place = where(int(m.group(1))) if m and where else "a row of the source"
+        place = where(int(m.group(1))) if m else "a row of the source"
         detail = f" ({e.diag.message_detail})" if e.diag.message_detail else ""
+        if e.diag.constraint_name == PARTITION_CHECK:  # safeload's own: the value is not the partition's
+            return LoadRefusedError(
+                f"{place}: its {self.partition_column} is not {self.partition_value!r} as PostgreSQL compares it"
+                f"{detail}, though it looked so to the row check (spaces or spelling); nothing was staged and "
+                f"{target} is unchanged. Fix the value at the source")
         return LoadRefusedError(
             f"{place} breaks CHECK constraint {e.diag.constraint_name!r} of {target}{detail}; nothing was staged and "
             f"{target} partition {self.partition_value} is unchanged. Fix the row at the source (safeload quarantines "
@@ -853,6 +868,13 @@ class PartitionLoader:
                     # were duplicated) fails here, before any lock on the target is taken.
                     self._build_indexes(conn, info, staged.staging_table)
                 elif info.partitioned:
+                    # the re-checks below first (again under the lock), so that a refused
+                    # publish does not leave the new, empty partition behind
+                    if conn.execute("select to_regclass(%s)", (_regclass(STAGING_SCHEMA, staged.staging_table),)
+                                    ).fetchone()[0] is not None:
+                        evolved = {c[0] for c in staged.add_columns}  # added to the target by this publish
+                        self._check_staged_columns(info, {c: t for c, t in _columns(
+                            conn, STAGING_SCHEMA, staged.staging_table).items() if c not in evolved})
                     self._ensure_partition(conn, info)
                 with conn.transaction():
                     _lock_timeout(conn, self.lock_timeout)
@@ -885,7 +907,7 @@ class PartitionLoader:
                     self._check_staged_columns(now, staged_cols)
                     # the value's partition, looked up once under the lock for both
                     old = _partition_for(conn, info, self.partition_value) if staged_swap else None
-                    swapped = staged_swap and self._same_columns(now, staged_cols) and \
+                    swapped = staged_swap and self._same_columns(conn, now, staged.staging_table, staged_cols) and \
                         self._plans_swap(conn, info, partition=True, old=old) and \
                         self._swap(conn, info, staged.staging_table, rows_loaded, old)
                     if swapped:
@@ -924,13 +946,22 @@ class PartitionLoader:
                     "expect_compound_columns_to_be_unique) on the key to the gate so it fails before the publish"
                 ) from None
             except (psycopg.errors.CheckViolation, psycopg.errors.NotNullViolation) as e:
-                # the stage checked the target's constraints as they were: one added since
+                detail = e.diag.message_detail or e.diag.message_primary
+                if isinstance(e, psycopg.errors.CheckViolation) and not e.diag.constraint_name:
+                    # PostgreSQL's "no partition of relation ... found for row" (a sub-partitioned day)
+                    raise LoadRefusedError(
+                        f"{info.name} partition {self.partition_value}: a staged row has no partition to go to "
+                        f"({e.diag.message_primary}; {detail}); nothing was published and the partition is "
+                        "unchanged. Create the missing sub-partition (or a DEFAULT one), then publish again") from None
                 what = (f"CHECK constraint {e.diag.constraint_name!r}" if isinstance(e, psycopg.errors.CheckViolation)
                         else f"NOT NULL of column {e.diag.column_name!r}")
+                # the stage checked the target's CHECKs as they were: one added since, or one
+                # of the day's partition itself (staging carries the target's only)
                 raise LoadRefusedError(
-                    f"{info.name} partition {self.partition_value}: a staged row breaks the target's {what}, added "
-                    f"since the stage ({e.diag.message_detail or e.diag.message_primary}); nothing was published and "
-                    "the partition is unchanged. Stage the partition again: the stage names the source's line") from None
+                    f"{info.name} partition {self.partition_value}: a staged row breaks {what} of the target or of "
+                    f"its partition for this value ({detail}); nothing was published and the partition is unchanged. "
+                    "If it was added after the stage, stage the partition again (the stage names the source's "
+                    "line); if it is the partition's own, fix the source or the constraint") from None
             except psycopg.errors.LockNotAvailable as e:
                 raise LockTimeoutError(
                     f"{info.name} partition {self.partition_value}: a lock could not be had within "
@@ -960,16 +991,45 @@ class PartitionLoader:
                 "publishing the staged rows would lose or alter audited values, so nothing was published and the "
                 "partition is unchanged. Stage the partition again against the table as it is now")
 
-    def _same_columns(self, now: q.TargetInfo, staged_cols: dict[str, str]) -> bool:
-        """Whether staging has exactly the parent's columns (its source-only ``_extra_``
-        columns aside), which ATTACH requires. Columns added to the parent since the stage
-        (the only change :meth:`_check_staged_columns` lets through): ``auto`` publishes by
-        DELETE + INSERT, ``swap`` refuses."""
+    def _same_columns(self, conn: psycopg.Connection, now: q.TargetInfo, staging: str,
+                      staged_cols: dict[str, str]) -> bool:
+        """Whether staging is the parent as it is now, as far as a swapped-in partition
+        keeps it: exactly the parent's columns (its source-only ``_extra_`` columns aside;
+        ATTACH requires them), the same generation expressions, and no CHECK constraint or
+        NOT NULL the parent has dropped since the stage (ATTACH accepts both: the day would
+        compute stale values, or refuse rows every other day accepts). Otherwise ``auto``
+        publishes by DELETE + INSERT, ``swap`` refuses."""
         added = sorted(c.name for c in now.columns if c.name not in staged_cols)
-        if not added:
-            return True
-        self._no_swap(now, f"the target's columns changed since the stage (added: {', '.join(added)})")
-        return False
+        if added:
+            self._no_swap(now, f"the target's columns changed since the stage (added: {', '.join(added)})")
+            return False
+        differ = conn.execute(
+            """
+            with t as (select a.attname, a.attnotnull, a.attgenerated::text as gen,
+                              case when a.attgenerated <> '' then pg_get_expr(d.adbin, d.adrelid) end as expr
+                       from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+                       where a.attrelid = %(t)s::regclass and a.attnum > 0 and not a.attisdropped),
+                 s as (select a.attname, a.attnotnull, a.attgenerated::text as gen,
+                              case when a.attgenerated <> '' then pg_get_expr(d.adbin, d.adrelid) end as expr
+                       from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+                       where a.attrelid = %(s)s::regclass and a.attnum > 0 and not a.attisdropped)
+            select 'the generation expression of ' || s.attname from s join t using (attname)
+             where (s.gen, s.expr) is distinct from (t.gen, t.expr)
+            union all
+            select 'NOT NULL of ' || s.attname from s join t using (attname) where s.attnotnull and not t.attnotnull
+            union all
+            select 'CHECK constraint ' || c.conname from pg_constraint c
+             where c.conrelid = %(s)s::regclass and c.contype = 'c' and c.conname <> %(pin)s
+               and not exists (select 1 from pg_constraint p where p.conrelid = %(t)s::regclass
+                               and p.contype = 'c' and p.conname = c.conname)
+            """,
+            {"t": _regclass(now.schema, now.table), "s": _regclass(STAGING_SCHEMA, staging),
+             "pin": PARTITION_CHECK}).fetchall()
+        if differ:
+            self._no_swap(now, "the target changed since the stage (" + ", ".join(sorted(r[0] for r in differ)) +
+                          " differ: a partition keeps what it was attached with)")
+            return False
+        return True
 
     def _no_swap(self, now: q.TargetInfo, why: str) -> None:
         """A swap found impossible at publish: ``swap`` refuses (nothing published), ``auto``
@@ -1026,6 +1086,12 @@ class PartitionLoader:
             # this publish waited for its lock
             self._no_swap(info, f"the target's definition changed since the stage ({e.diag.message_primary})")
             return None
+        key = info.column(info.partition_key or "")
+        if key is None or key.type not in ("timestamp without time zone", "timestamp with time zone"):
+            # the partition's bound now says what the pin said: drop it (PostgreSQL 18 refuses
+            # some DDL on tables with CHECK constraints). A timestamp day keeps it: the bound
+            # admits the whole day, the pin only the value (see _check_bounds_one_value).
+            conn.execute(sql.SQL("alter table {} drop constraint {}").format(stg, sql.Identifier(PARTITION_CHECK)))
         conn.execute(sql.SQL("alter table {} set schema {}").format(stg, sql.Identifier(info.schema)))
         conn.execute(sql.SQL("alter table {} rename to {}").format(
             sql.Identifier(info.schema, staging), sql.Identifier(name)))
@@ -1431,6 +1497,8 @@ def _same_partition(value: str, partition_value: str, t: PgType | None) -> bool:
             return dt.date.fromisoformat(value.strip()) == dt.date.fromisoformat(str(partition_value).strip()[:10])
         except ValueError:
             return value.strip()[:10] == str(partition_value)[:10]
+    if t is not None and t.name in ("text", "varchar"):
+        return value == str(partition_value)  # as PostgreSQL compares text: 'eu ' is not 'eu'
     return value.strip() == str(partition_value)
 
 
