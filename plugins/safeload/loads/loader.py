@@ -577,19 +577,46 @@ class PartitionLoader:
                               "are not the ones safeload gives one value's partition)")
             if not owns:
                 return False, f"the loader's role does not own the partition {old}"
-            own = conn.execute(
-                """select coalesce(string_agg(what, ', '), '') from (
-                     select 'CHECK constraint ' || conname as what from pg_constraint
-                      where conrelid = %s::regclass and contype = 'c' and conislocal and coninhcount = 0
-                        and conname <> %s
-                     union all
-                     select 'trigger ' || tgname from pg_trigger
-                      where tgrelid = %s::regclass and not tgisinternal and tgparentid = 0) r""",
-                (old, PARTITION_CHECK, old)).fetchone()[0]
+            rules = conn.execute(
+                """select 'CHECK constraint ' || c.conname, pg_get_expr(c.conbin, c.conrelid),
+                          c.conkey = array[(select attnum from pg_attribute where attrelid = c.conrelid
+                                            and attname = %s)]
+                     from pg_constraint c
+                    where c.conrelid = %s::regclass and c.contype = 'c' and c.conislocal and c.coninhcount = 0
+                      and c.conname <> %s
+                   union all
+                   select 'trigger ' || tgname, null, false from pg_trigger
+                    where tgrelid = %s::regclass and not tgisinternal and tgparentid = 0
+                   union all
+                   select 'NOT NULL of ' || a.attname, null, false from pg_attribute a
+                     join pg_attribute p on p.attrelid = %s::regclass and p.attname = a.attname
+                    where a.attrelid = %s::regclass and a.attnum > 0 and not a.attisdropped
+                      and a.attnotnull and not p.attnotnull and a.attname <> %s""",
+                (info.partition_key, old, PARTITION_CHECK, old, parent, old, info.partition_key)).fetchall()
+            # A CHECK on the key alone that the value meets (the bound's CHECK of PostgreSQL's
+            # own ATTACH recipe): the new partition holds only the value, so it loses nothing
+            own = [what for what, expr, key_only in rules if not (key_only and self._value_meets(conn, info, expr))]
             if own:
+                own = ", ".join(own)
                 # staging is built from the parent: swapped in, the day would lose them
                 return True, f"the partition {old} has rules of its own ({own}), which a swap would drop"
         return None
+
+    def _value_meets(self, conn: psycopg.Connection, info: q.TargetInfo, expr: str) -> bool:
+        """Whether a CHECK expression on the partition key alone holds for the partition
+        value (NULL passes a CHECK); False when it cannot be told (an error, in a savepoint)."""
+        col = info.column(info.partition_key or "")
+        if col is None:
+            return False
+        try:
+            with conn.transaction():
+                return bool(conn.execute(sql.SQL("select coalesce(({}), true) from (select {}::{} as {}) as v").format(
+                    sql.SQL(expr), sql.Literal(self.partition_value), sql.SQL(col.type),
+                    sql.Identifier(col.name))).fetchone()[0])
+        except (psycopg.OperationalError, psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable):
+            raise
+        except psycopg.Error:
+            return False
 
     def _plans_swap(self, conn: psycopg.Connection, info: q.TargetInfo, *, partition: bool = False,
                     old: Any = _LOOK_UP) -> bool:

@@ -785,3 +785,33 @@ def test_identity_and_generated_columns_the_source_cannot_fill_are_refused_clear
     with pytest.raises(LoadRefusedError, match=message):
         loader(pg_uri, "2024-05-02").run(str(path))
     assert counts(pg) == {}
+
+
+@pytest.mark.parametrize("rule", ["check (amount < 100)", "not null"])
+def test_a_swap_keeps_the_day_partitions_own_rules(pg, pg_uri, tmp_path, rule):
+    """A day's partition with a rule of its own (a CHECK, or a NOT NULL the parent does not
+    have): staging is built from the parent, so a swap would drop it. ``auto`` publishes
+    into the partition by DELETE + INSERT, where it applies; the redundant bound CHECK of
+    PostgreSQL's ATTACH recipe (on the key alone, true for the value) does not count."""
+    pg.execute(NATIVE.replace("status text", "status text, note text"))
+    pg.execute("""create table public.orders_d (like public.orders including all);
+                  alter table public.orders_d add constraint bound
+                      check (order_date >= '2024-05-02' and order_date < '2024-05-03');
+                  alter table public.orders attach partition public.orders_d
+                      for values from ('2024-05-02') to ('2024-05-03')""")
+    r = loader(pg_uri, "2024-05-02", run_key="a").run(write_csv(tmp_path / "a.csv", "2024-05-02", 5))
+    assert r.published_by == "swap"  # the bound CHECK alone does not stop the swap
+    part = pg.execute("select relid::regclass::text from pg_partition_tree('public.orders') where level = 1"
+                      ).fetchone()[0]
+    if rule == "not null":
+        pg.execute(f"update {part} set note = 'n'")
+    pg.execute(f"alter table {part} " + ("add constraint own check (amount < 100)" if rule.startswith("check")
+                                        else "alter column note set not null"))
+    if rule == "not null":
+        with pytest.raises(LoadRefusedError, match="NOT NULL of column 'note'"):
+            loader(pg_uri, "2024-05-02", run_key="b").run(write_csv(tmp_path / "b.csv", "2024-05-02", 7))
+        assert counts(pg) == {"2024-05-02": 5}
+        return
+    r = loader(pg_uri, "2024-05-02", run_key="b").run(write_csv(tmp_path / "b.csv", "2024-05-02", 7))
+    assert (r.rows, r.published_by) == (7, "delete_insert")
+    assert pg.execute("select count(*) from pg_constraint where conname = 'own'").fetchone()[0] == 1
