@@ -95,6 +95,19 @@ def _csv(tmp_path, name, ids, amount=None):
         f"{i},{DAY},{amount if amount is not None else i}.00\n" for i in ids))
 
 
+def _publish_after_ddl(pg, pg_uri, tmp_path, strategy, change):
+    """Publish days 1-2, stage 10-11, run ``change`` on the target, publish: ``swap`` may
+    refuse (the partition then as it was), ``auto`` must publish."""
+    _loader(pg_uri, run_key="first").run(_csv(tmp_path, "a.csv", [1, 2]))
+    staged = _loader(pg_uri, run_key="second", publish_strategy=strategy).stage(_csv(tmp_path, "b.csv", [10, 11]))
+    pg.execute(f"alter table public.orders {change}")
+    try:
+        _loader(pg_uri, run_key="second", publish_strategy=strategy).publish(staged)
+    except LoadRefusedError:
+        assert strategy == "swap"
+        assert [i for i, _ in _days(pg)] == [1, 2]
+
+
 @pytest.mark.parametrize("strategy", ["auto", "swap"])
 @pytest.mark.parametrize("change", [
     pytest.param("alter column twice set expression as (amount * 3)", id="set-expression"),
@@ -114,14 +127,7 @@ def test_a_generation_expression_changed_since_the_stage_is_not_swapped_in_stale
     if pg.info.server_version < 170000 and "set expression" in change:
         pytest.skip("ALTER COLUMN ... SET EXPRESSION is PostgreSQL 17+")
     pg.execute(NATIVE.replace("note text", "twice numeric generated always as (amount * 2) stored"))
-    _loader(pg_uri, run_key="first").run(_csv(tmp_path, "a.csv", [1, 2]))
-    staged = _loader(pg_uri, run_key="second", publish_strategy=strategy).stage(_csv(tmp_path, "b.csv", [10, 11]))
-    pg.execute(f"alter table public.orders {change}")
-    try:
-        _loader(pg_uri, run_key="second", publish_strategy=strategy).publish(staged)
-    except LoadRefusedError:
-        assert strategy == "swap"
-        assert [i for i, _ in _days(pg)] == [1, 2]
+    _publish_after_ddl(pg, pg_uri, tmp_path, strategy, change)
     pg.execute(f"insert into public.orders (order_id, order_date, amount) values (99, '{DAY}', 1)")
     got = pg.execute("select order_id, amount, twice from public.orders order by 1").fetchall()
     assert all(twice == 3 * amount for _, amount, twice in got), got
@@ -142,14 +148,7 @@ def test_a_constraint_dropped_since_the_stage_is_not_left_on_the_partition(pg, p
     (PostgreSQL 15 and 18 alike). Sound: the partition published without it (DELETE +
     INSERT, or staging's copy dropped before ATTACH), or a refusal."""
     pg.execute(NATIVE + "; alter table public.orders add constraint amount_ok check (amount >= 0)")
-    _loader(pg_uri, run_key="first").run(_csv(tmp_path, "a.csv", [1, 2]))
-    staged = _loader(pg_uri, run_key="second", publish_strategy=strategy).stage(_csv(tmp_path, "b.csv", [10, 11]))
-    pg.execute(f"alter table public.orders {change}")
-    try:
-        _loader(pg_uri, run_key="second", publish_strategy=strategy).publish(staged)
-    except LoadRefusedError:
-        assert strategy == "swap"
-        assert [i for i, _ in _days(pg)] == [1, 2]
+    _publish_after_ddl(pg, pg_uri, tmp_path, strategy, change)
     pg.execute(f"create table public.orders_o partition of public.orders for values from ('{OTHER_DAY}') to ('2024-05-04')")
     pg.execute(f"insert into public.orders values (98, '{OTHER_DAY}', {value})")  # another day: accepted
     pg.execute(f"insert into public.orders values (99, '{DAY}', {value})")
