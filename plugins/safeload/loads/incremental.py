@@ -210,8 +210,7 @@ def target_fingerprint(conn: Any, info: q.TargetInfo, partition_column: str, val
     """Row count and checksum of one published partition (0 rows when it does not exist yet)."""
     utc_session(conn)
     rel = sql.SQL("(select * from {} where {}) as part").format(info.ident, q.partition_where(partition_column, value))
-    # the columns a load writes: generated ones are the target's to compute
-    n, checksum = conn.execute(_fingerprint_sql(rel, [c for c in info.columns if not c.generated])).fetchone()
+    n, checksum = conn.execute(_fingerprint_sql(rel, list(info.written))).fetchone()
     return int(n), checksum
 
 
@@ -262,9 +261,8 @@ def plan_reloads(src_conn: Any, wh_conn: Any, source: IncrementalSource, *, tabl
             f"{max_partitions}: a mass update in the source? Reload them deliberately (a backfill), or raise "
             "max_partitions")
     plan = ReloadPlan([window[0].isoformat(), window[1].isoformat()], candidates)
-    written = [c for c in info.columns if not c.generated]  # generated ones are the target's to compute
     for value in candidates:
-        src = source_fingerprint(src_conn, source, value, written)
+        src = source_fingerprint(src_conn, source, value, list(info.written))
         tgt = target_fingerprint(wh_conn, info, source.partition_column, value)
         plan.fingerprints[value] = {"source": list(src), "target": list(tgt)}
         (plan.unchanged if src == tgt else plan.reload).append(value)

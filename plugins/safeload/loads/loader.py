@@ -3,9 +3,9 @@
 ``stage()`` streams the source into a fresh staging table with COPY, in one transaction
 that also records the staging table in ``safeload.staging``: a crash mid-COPY leaves
 nothing behind. Staging is created from the catalogue, not with ``LIKE``, so a stage
-holds no lock on the target however long its COPY runs. Rows that do not parse or cast go to ``safeload.quarantine`` with their
-line, raw text and reason, and a threshold decides whether the load goes on. The counts
-always add up: source = loaded + quarantined. Staging is UNLOGGED when it will be copied
+holds no lock on the target however long its COPY runs. Rows that do not parse or cast
+go to ``safeload.quarantine`` with their line, raw text and reason, and a threshold
+decides whether the load goes on. The counts always add up: source = loaded + quarantined. Staging is UNLOGGED when it will be copied
 into the target, permanent (with the target's indexes and statistics) when it will
 become the partition.
 
@@ -393,7 +393,7 @@ class PartitionLoader:
                         raise AssertionError(f"row accounting broke: {rows_source} != {rows_loaded} + {bad}")
                     self._check_thresholds(label, rows_source, bad, quarantine)
                     # the types as the catalogue prints them, as partition_checksum() reads the target's
-                    types = {c.name: c.type for c in q.target_info(conn, f"{STAGING_SCHEMA}.{name}").columns}
+                    types = _staged_columns(conn, name)
                     cols = [(c, types[c]) for c in [c.name for c in info.columns] + [n for n, _ in self.add_columns]]
                     n, checksum = conn.execute(q.checksum_sql(q.staging_ident(name), cols)).fetchone()
                     if n != rows_loaded:
@@ -597,9 +597,8 @@ class PartitionLoader:
             # own ATTACH recipe): the new partition holds only the value, so it loses nothing
             own = [what for what, expr, key_only in rules if not (key_only and self._value_meets(conn, info, expr))]
             if own:
-                own = ", ".join(own)
                 # staging is built from the parent: swapped in, the day would lose them
-                return True, f"the partition {old} has rules of its own ({own}), which a swap would drop"
+                return True, f"the partition {old} has rules of its own ({', '.join(own)}), which a swap would drop"
         return None
 
     def _value_meets(self, conn: psycopg.Connection, info: q.TargetInfo, expr: str) -> bool:
@@ -610,9 +609,9 @@ class PartitionLoader:
             return False
         try:
             with conn.transaction():
-                return bool(conn.execute(sql.SQL("select coalesce(({}), true) from (select {}::{} as {}) as v").format(
-                    sql.SQL(expr), sql.Literal(self.partition_value), sql.SQL(col.type),
-                    sql.Identifier(col.name))).fetchone()[0])
+                # NULL passes a CHECK
+                return _eval_at(conn, expr, col.name, sql.SQL("{}::{}").format(
+                    sql.Literal(self.partition_value), sql.SQL(col.type))) is not False
         except (psycopg.OperationalError, psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable):
             raise
         except psycopg.Error:
@@ -900,8 +899,8 @@ class PartitionLoader:
                     if conn.execute("select to_regclass(%s)", (_regclass(STAGING_SCHEMA, staged.staging_table),)
                                     ).fetchone()[0] is not None:
                         evolved = {c[0] for c in staged.add_columns}  # added to the target by this publish
-                        self._check_staged_columns(info, {c: t for c, t in _columns(
-                            conn, STAGING_SCHEMA, staged.staging_table).items() if c not in evolved})
+                        self._check_staged_columns(info, {c: t for c, t in _staged_columns(
+                            conn, staged.staging_table).items() if c not in evolved})
                     self._ensure_partition(conn, info)
                 with conn.transaction():
                     _lock_timeout(conn, self.lock_timeout)
@@ -930,7 +929,7 @@ class PartitionLoader:
                     # (another day's load adding a column, as evolve does, runs meanwhile).
                     now = self._target(conn)
                     self._check_partition_column(now)
-                    staged_cols = _columns(conn, STAGING_SCHEMA, staged.staging_table)
+                    staged_cols = _staged_columns(conn, staged.staging_table)
                     self._check_staged_columns(now, staged_cols)
                     # the value's partition, looked up once under the lock for both
                     old = _partition_for(conn, info, self.partition_value) if staged_swap else None
@@ -946,7 +945,7 @@ class PartitionLoader:
                         # added to the target since the stage gets its default
                         # (generated columns are computed by the target; identity values are
                         # the staged ones, which GENERATED ALWAYS takes only when told to)
-                        written = [c for c in now.columns if c.name in staged_cols and not c.generated]
+                        written = [c for c in now.written if c.name in staged_cols]
                         cols = sql.SQL(", ").join(sql.Identifier(c.name) for c in written)
                         overriding = any(c.identity == "a" for c in written)
                         replaced = conn.execute(sql.SQL("delete from {} where {}").format(
@@ -1032,14 +1031,13 @@ class PartitionLoader:
             return False
         differ = conn.execute(
             """
-            with t as (select a.attname, a.attnotnull, a.attgenerated::text as gen,
-                              case when a.attgenerated <> '' then pg_get_expr(d.adbin, d.adrelid) end as expr
-                       from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
-                       where a.attrelid = %(t)s::regclass and a.attnum > 0 and not a.attisdropped),
-                 s as (select a.attname, a.attnotnull, a.attgenerated::text as gen,
-                              case when a.attgenerated <> '' then pg_get_expr(d.adbin, d.adrelid) end as expr
-                       from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
-                       where a.attrelid = %(s)s::regclass and a.attnum > 0 and not a.attisdropped)
+            with cols as (select a.attrelid, a.attname, a.attnotnull, a.attgenerated::text as gen,
+                                 case when a.attgenerated <> '' then pg_get_expr(d.adbin, d.adrelid) end as expr
+                          from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+                          where a.attrelid in (%(t)s::regclass, %(s)s::regclass) and a.attnum > 0
+                            and not a.attisdropped),
+                 t as (select * from cols where attrelid = %(t)s::regclass),
+                 s as (select * from cols where attrelid = %(s)s::regclass)
             select 'the generation expression of ' || s.attname from s join t using (attname)
              where (s.gen, s.expr) is distinct from (t.gen, t.expr)
             union all
@@ -1256,11 +1254,9 @@ def _persistence(conn: psycopg.Connection, staging: str) -> str | None:
     return row[0] if row else None
 
 
-def _columns(conn: psycopg.Connection, schema: str, table: str) -> dict[str, str]:
-    """A table's columns and their types as ``format_type()`` prints them, in order."""
-    return dict(conn.execute(
-        "select attname, format_type(atttypid, atttypmod) from pg_attribute where attrelid = %s::regclass "
-        "and attnum > 0 and not attisdropped order by attnum", (_regclass(schema, table),)).fetchall())
+def _staged_columns(conn: psycopg.Connection, staging: str) -> dict[str, str]:
+    """A staging table's columns and their types as ``format_type()`` prints them, in order."""
+    return {c.name: c.type for c in q.target_info(conn, f"{STAGING_SCHEMA}.{staging}").columns}
 
 
 def _regclass(schema: str, name: str) -> str:
@@ -1283,10 +1279,10 @@ def _partition_for(conn: psycopg.Connection, info: q.TargetInfo, value: str) -> 
     partitions (each waiting to DETACH a partition the other had looked at).
     """
     with conn.transaction(force_rollback=True):
-        return _find_leaf(conn, info, value)
+        return _find_partition(conn, info, value)
 
 
-def _find_leaf(conn: psycopg.Connection, info: q.TargetInfo, value: str) -> str | None:
+def _find_partition(conn: psycopg.Connection, info: q.TargetInfo, value: str) -> str | None:
     leaves = _pruned_leaves(conn, info, value)
     if leaves is not None and not leaves:
         return None  # no partition can hold the value (none for it, and no DEFAULT partition)
@@ -1311,12 +1307,8 @@ def _find_leaf(conn: psycopg.Connection, info: q.TargetInfo, value: str) -> str 
             if is_default:  # a DEFAULT partition alone has no constraint: it takes every value
                 return child
             continue  # no longer a partition (detached or dropped after the listing)
-        ok = conn.execute(
-            sql.SQL("select {} from (select {}::{} as {}) as v").format(
-                sql.SQL(constraint), sql.Literal(value),
-                sql.SQL(info.column(info.partition_key).type), sql.Identifier(info.partition_key))
-        ).fetchone()[0]
-        if ok:
+        key = info.column(info.partition_key)
+        if _eval_at(conn, constraint, key.name, sql.SQL("{}::{}").format(sql.Literal(value), sql.SQL(key.type))):
             return child
     return None
 
@@ -1326,23 +1318,22 @@ def _pruned_leaves(conn: psycopg.Connection, info: q.TargetInfo, value: str) -> 
     the DEFAULT partition when the value may be routed there, every leaf when the key
     cannot be pruned by that comparison (a key with a collation of its own). Pruning
     removes only leaves that cannot hold the value, so the value's leaf is among these
-    and :func:`_find_leaf` checks only them: one leaf, not every partition of the table
+    and :func:`_find_partition` checks only them: one leaf, not every partition of the table
     (300 ms for 1000 partitions, a lock on each). None when the plan cannot be had."""
     col = info.column(info.partition_key or "")
     if col is None:
         return None
     try:
-        with conn.transaction():  # a savepoint: a plan refused leaves the caller's transaction as it was
+        # a savepoint rolled back: a plan refused leaves the caller's transaction as it was,
+        # and the setting below goes with it
+        with conn.transaction(force_rollback=True):
             # Pruning only: constraint exclusion would also drop a partition whose own CHECK
             # constraints refute the value (a day a swap published keeps its pin to the
-            # value), which tuple routing does not do. Local to the savepoint's transaction,
-            # and put back below.
-            exclusion = conn.execute("select current_setting('constraint_exclusion')").fetchone()[0]
+            # value), which tuple routing does not do.
             conn.execute("select set_config('constraint_exclusion', 'off', true)")
             plan = conn.execute(sql.SQL("explain (format json, costs off, verbose) select from {} where {} = {}::{}")
                                 .format(info.ident, sql.Identifier(col.name), sql.Literal(value), sql.SQL(col.type))
                                 ).fetchone()[0]
-            conn.execute("select set_config('constraint_exclusion', %s, true)", (exclusion,))
     except (psycopg.OperationalError, psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled):
         raise  # the connection, lock_timeout, a cancel: as for any other statement of the publish
     except psycopg.Error as e:
@@ -1423,18 +1414,21 @@ def _check_bounds_one_value(conn: psycopg.Connection, info: q.TargetInfo, leaf: 
             return False
         for point, expected in ((v, True), (sql.SQL("{} - {}").format(v, us), False),
                                 (sql.SQL("{} + {}").format(v, us), False)):
-            got = conn.execute(sql.SQL("select {} from (select {} as {}) as v").format(
-                sql.SQL(pin[0]), point, sql.Identifier(col.name))).fetchone()[0]
-            if got is not expected:
+            if _eval_at(conn, pin[0], col.name, point) is not expected:
                 return False
     else:
         return False
     for point, expected in [(p, True) for p in inside] + [(p, False) for p in outside]:
-        got = conn.execute(sql.SQL("select {} from (select {} as {}) as v").format(
-            sql.SQL(constraint), point, sql.Identifier(col.name))).fetchone()[0]
-        if got is not expected:
+        if _eval_at(conn, constraint, col.name, point) is not expected:
             return False
     return True
+
+
+def _eval_at(conn: psycopg.Connection, expr: str, column: str, point: sql.Composable) -> Any:
+    """The value of ``expr`` (a constraint's text, as PostgreSQL prints it) where its one
+    column ``column`` is ``point``, as PostgreSQL evaluates it (NULL as None)."""
+    return conn.execute(sql.SQL("select {} from (select {} as {}) as v").format(
+        sql.SQL(expr), point, sql.Identifier(column))).fetchone()[0]
 
 
 def _lock_timeout(conn: psycopg.Connection, value: str) -> None:

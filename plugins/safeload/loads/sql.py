@@ -49,6 +49,11 @@ class TargetInfo:
     def column(self, name: str) -> TargetColumn | None:
         return next((c for c in self.columns if c.name == name), None)
 
+    @property
+    def written(self) -> tuple[TargetColumn, ...]:
+        """The columns a load writes: all but generated ones, which the table computes."""
+        return tuple(c for c in self.columns if not c.generated)
+
 
 def target_info(conn: Any, table: str) -> TargetInfo:
     """Read a target table's columns and partitioning from the catalogue."""

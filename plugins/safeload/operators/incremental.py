@@ -230,8 +230,7 @@ class ReloadPartitionsOperator(_IncrementalOperator):
             import psycopg
 
             with psycopg.connect(warehouse) as conn:
-                # generated columns are the target's to compute, not the source's to deliver
-                columns = [c.name for c in target_info(conn, self.table).columns if not c.generated]
+                columns = [c.name for c in target_info(conn, self.table).written]
             suite = build_suite(suite_path=self.suite, contract_path=self.contract)
             for day in plan["reload"]:  # the write
                 query = self._source().partition_query(day, columns).as_string(None)
