@@ -1288,11 +1288,12 @@ def _find_partition(conn: psycopg.Connection, info: q.TargetInfo, value: str) ->
         return None  # no partition can hold the value (none for it, and no DEFAULT partition)
     # The target's own partitions (level 1): their constraints name the target's key only
     # (a sub-partition's names its own key too). Those above the pruned leaves, or all.
+    # From pg_inherits, which takes no lock (pg_partition_tree locks every partition).
     children = conn.execute(
-        "select t.relid::oid, t.relid::regclass::text, "
-        "exists (select 1 from pg_partitioned_table p where p.partdefid = t.relid) "
-        "from pg_partition_tree(%s::regclass) t where t.level = 1"
-        + (" and t.relid in (select a.relid from unnest(%s::oid[]) as l(oid), pg_partition_ancestors(l.oid) as a)"
+        "select i.inhrelid, i.inhrelid::regclass::text, "
+        "exists (select 1 from pg_partitioned_table p where p.partdefid = i.inhrelid) "
+        "from pg_inherits i where i.inhparent = %s::regclass"
+        + (" and i.inhrelid in (select a.relid from unnest(%s::oid[]) as l(oid), pg_partition_ancestors(l.oid) as a)"
            if leaves is not None else ""),
         (_regclass(info.schema, info.table),) + ((leaves,) if leaves is not None else ()),
     ).fetchall()

@@ -97,3 +97,21 @@ def test_pruned_look_up_finds_what_the_exhaustive_one_finds(pg, layout, monkeypa
 def _insert(info) -> str:
     extra = ", j" if info.column("j") else ""
     return f"insert into public.t (k{extra}) values (%s{', 5' if extra else ''})"
+
+
+def test_the_look_up_locks_the_values_partition_only(pg):
+    """The look-up's locks are released by its rolled-back savepoint, but until then every
+    partition it holds stands in the way of other days' swaps (and one lock per partition
+    fills the lock table on a table of many). Listing the partitions with
+    pg_partition_tree locked all of them; the plan and pg_inherits lock none."""
+    pg.execute("create table public.t (k date not null, v int) partition by range (k)")
+    for d in range(1, 29):
+        pg.execute(f"create table public.t_{d} partition of public.t "
+                   f"for values from ('2024-02-{d:02d}') to (date '2024-02-{d:02d}' + 1)")
+    info = q.target_info(pg, "public.t")
+    with pg.transaction():
+        assert loader_module._find_partition(pg, info, "2024-02-10") == "t_10"
+        held = pg.execute("select count(*) from pg_locks where pid = pg_backend_pid() and locktype = 'relation' "
+                          "and relation in (select inhrelid from pg_inherits where inhparent = 'public.t'::regclass)"
+                          ).fetchone()[0]
+    assert held == 1
