@@ -80,7 +80,7 @@ import json, resource, sys, time
 t0 = time.perf_counter()
 from safeload.contracts.diff import diff
 from safeload.contracts.introspect import introspect_csv
-from safeload.contracts.model import load_contract
+from safeload.contracts.files import load_contract
 contract = load_contract(sys.argv[2])
 report = diff(contract, introspect_csv(sys.argv[1], contract, engine="python"))
 print(json.dumps({"seconds": time.perf_counter() - t0, "rows": report.rows_scanned, "decision": report.decision,

@@ -125,7 +125,7 @@ def _load(args) -> int:
     import psycopg
 
     from safeload.contracts.check import check_source, columns_to_add
-    from safeload.contracts.model import load_contract
+    from safeload.contracts.files import load_contract
     from safeload.errors import ContractError, LoadRefusedError, SafeloadError, SourceError, SourceUnavailableError
     from safeload.loads.loader import PartitionLoader
 

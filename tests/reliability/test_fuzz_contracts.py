@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 
 from reliability.figures import FULL, record, trials
 from safeload.contracts.check import check_source
-from safeload.contracts.model import Contract, load_contract
+from safeload.contracts.model import Contract
+from safeload.contracts.files import load_contract
 from safeload.errors import ContractError, SafeloadError
 from safeload.quality.suite import build_suite
 

@@ -11,7 +11,8 @@ from typing import Any
 
 from safeload.contracts.diff import DriftReport, diff
 from safeload.contracts.introspect import SourceSchema, detect_format, introspect, introspect_postgres, introspect_query
-from safeload.contracts.model import Contract, load_contract
+from safeload.contracts.model import Contract
+from safeload.contracts.files import load_contract
 from safeload.errors import SourceError
 from safeload.identifiers import validate_table_name
 

@@ -22,7 +22,6 @@ Pure Python: no Airflow import.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from safeload.contracts.types import PgType, TypeSyntaxError, parse_type
@@ -69,7 +68,7 @@ class Column:
 
 @dataclass(frozen=True)
 class Contract:
-    """A parsed, validated data contract. Build it with :func:`load_contract`."""
+    """A parsed, validated data contract. Build it with :func:`safeload.contracts.files.load_contract`."""
 
     dataset: str
     version: str
@@ -97,53 +96,8 @@ class Contract:
         return [c.name for c in self.columns if c.primary_key]
 
 
-def load_contract(path: str | Path) -> Contract:
-    """Read and validate a contract file: safeload's YAML, or an ODCS v3 data contract.
-
-    The format is told from the content: a document with ``apiVersion`` or ``kind`` is
-    read as ODCS (:mod:`safeload.contracts.odcs`), anything else as safeload's own
-    format. An ODCS file describing several tables takes the one to read after a
-    ``#``: ``contracts/shop.odcs.yaml#orders``. What an ODCS contract says that
-    safeload does not check is logged as a warning.
-
-    :param path: path to the YAML file (``path#object`` for one object of an ODCS file)
-    :raises ContractError: naming the file, the field and the fix, when it is malformed
-    """
-    import yaml
-
-    p = Path(path)
-    object_name = None
-    if "#" in str(path) and not p.exists():
-        file_part, object_name = str(path).rsplit("#", 1)
-        p = Path(file_part)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ContractError(f"{p}: contract file not found; check the path (relative paths are "
-                            "resolved from the current directory)") from None
-    except UnicodeDecodeError as e:
-        raise ContractError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e)
-        raise ContractError(f"{p}{where}: invalid YAML: {problem}") from None
-    from safeload.contracts import odcs
-
-    if odcs.is_odcs(doc):
-        contract = odcs.parse_odcs(doc, source=str(p), object_name=object_name)
-        odcs.report_warnings(contract)
-        return contract
-    if object_name is not None:
-        raise ContractError(f"{p}: '#{object_name}' selects an object of an ODCS contract, but this is a safeload "
-                            "contract (no apiVersion/kind); drop the '#...' part")
-    return parse_contract(doc, source=str(p))
-
-
 def parse_contract(doc: Any, source: str = "<memory>") -> Contract:
-    """Validate a contract already read into Python objects (see :func:`load_contract`)."""
+    """Validate a contract already read into Python objects (see :func:`safeload.contracts.files.load_contract`)."""
 
     def fail(where: str, msg: str) -> ContractError:
         return ContractError(f"{source}: {where}: {msg}")

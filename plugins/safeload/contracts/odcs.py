@@ -1,7 +1,7 @@
 """Read an Open Data Contract Standard (ODCS) v3 document as a safeload :class:`Contract`.
 
 safeload's own YAML stays the source of truth (decision 004); this reader lets a team
-point safeload at the ODCS contract it already has. :func:`safeload.contracts.model.load_contract`
+point safeload at the ODCS contract it already has. :func:`safeload.contracts.files.load_contract`
 calls it when a document has ``apiVersion`` or ``kind``, so every operator and
 ``safeload contract check`` accept either format.
 

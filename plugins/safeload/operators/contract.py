@@ -75,7 +75,7 @@ class SchemaContractCheckOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         from safeload.contracts.check import check_source, columns_to_add
-        from safeload.contracts.model import load_contract
+        from safeload.contracts.files import load_contract
         from safeload.errors import SafeloadError
 
         try:

@@ -67,7 +67,7 @@ class _PartitionOperator(BaseOperator):
         self.lock_timeout = lock_timeout
 
     def _loader(self, context: Context) -> PartitionLoader:
-        from safeload.contracts.model import load_contract
+        from safeload.contracts.files import load_contract
         from safeload.hooks import warehouse_connect
         from safeload.loads.loader import PartitionLoader
 

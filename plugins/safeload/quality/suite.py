@@ -435,7 +435,8 @@ def build_suite(suite_path: Any = None, contract_path: Any = None, *, name: str 
         assert suite is not None
         return suite if name is None else Suite(name, suite.expectations, suite.meta, suite.source)
     from safeload.contracts.expectations import expectations_from_contract, merge
-    from safeload.contracts.model import Contract, load_contract
+    from safeload.contracts.model import Contract
+    from safeload.contracts.files import load_contract
 
     contract = contract_path if isinstance(contract_path, Contract) else load_contract(contract_path)
     contract_exps = expectations_from_contract(contract)

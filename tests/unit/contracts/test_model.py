@@ -1,6 +1,7 @@
 import pytest
 
-from safeload.contracts.model import load_contract, parse_contract
+from safeload.contracts.model import parse_contract
+from safeload.contracts.files import load_contract
 from safeload.errors import ContractError
 
 GOOD = {

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from safeload.contracts.model import load_contract
+from safeload.contracts.files import load_contract
 from safeload.contracts.odcs import is_odcs, parse_odcs
 from safeload.contracts.types import PgType
 from safeload.errors import ContractError

@@ -18,7 +18,8 @@ import pytest
 
 from safeload.contracts import introspect
 from safeload.contracts.introspect import introspect_csv
-from safeload.contracts.model import load_contract, parse_contract
+from safeload.contracts.model import parse_contract
+from safeload.contracts.files import load_contract
 from safeload.contracts.types import fast_filter, make_checker, parse_type
 from safeload.errors import SourceError
 

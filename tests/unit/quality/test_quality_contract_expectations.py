@@ -2,7 +2,8 @@ import datetime as dt
 import json
 
 from safeload.contracts.expectations import expectations_from_contract, merge
-from safeload.contracts.model import load_contract, parse_contract
+from safeload.contracts.model import parse_contract
+from safeload.contracts.files import load_contract
 from safeload.quality.suite import parse_suite
 
 CONTRACT = {
