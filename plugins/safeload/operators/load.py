@@ -153,6 +153,32 @@ class _PartitionOperator(BaseOperator):
         return result
 
 
+def _record_unpublished(op: _PartitionOperator, context: Context, e: Exception, *, target: str | None,
+                        partition_value: str | None, source: str | None = None) -> None:
+    """Write the day to the load history as refused or failed, so the page shows it (best effort;
+    the loader's own refusal rows and a gate's are not written twice)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from safeload.errors import SafeloadError
+    from safeload.hooks import warehouse_conninfo
+    from safeload.identifiers import validate_table_name
+    from safeload.loads.outcomes import record_unpublished
+
+    if not target or partition_value is None:
+        return
+    try:
+        schema, table = validate_table_name(target)
+        conninfo = warehouse_conninfo(op.postgres_conn_id)
+    except Exception:  # noqa: BLE001 - no history row is better than a masked error
+        return
+    bad_data = isinstance(e, AirflowFailException) or (isinstance(e, SafeloadError) and not e.retryable)
+    ti = context["ti"]
+    record_unpublished(conninfo, target=f"{schema}.{table}", partition_value=str(partition_value),
+                       status="refused" if bad_data else "failed", message=f"{ti.task_id}: {type(e).__name__}: {e}",
+                       audit={"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id,
+                              "try_number": ti.try_number}, source=source)
+
+
 def _raise_airflow(e: Exception) -> None:
     """Map safeload's errors to Airflow's: bad data is not retried, lock timeouts are."""
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
@@ -181,6 +207,8 @@ class StagePartitionOperator(_PartitionOperator):
         try:
             staged = self._stage(context, loader)
         except Exception as e:  # noqa: BLE001 - mapped, not swallowed
+            _record_unpublished(self, context, e, target=loader.table, partition_value=loader.partition_value,
+                                source=self.source)
             _raise_airflow(e)
         out = staged.to_dict()
         out["staging_fqn"] = f"{STAGING_SCHEMA}.{staged.staging_table}"
@@ -213,6 +241,8 @@ class PublishPartitionOperator(_PartitionOperator):
         try:
             return self._publish(context, loader, staged)
         except Exception as e:  # noqa: BLE001
+            _record_unpublished(self, context, e, target=staged.target, partition_value=staged.partition_value,
+                                source=staged.source)
             _raise_airflow(e)
 
 
@@ -283,6 +313,8 @@ class PartitionOverwriteOperator(_PartitionOperator):
                 context["ti"].xcom_push(key="quality", value=gate)
             result = self._publish(context, loader, staged)
         except Exception as e:  # noqa: BLE001
+            _record_unpublished(self, context, e, target=loader.table, partition_value=loader.partition_value,
+                                source=self.source)
             _raise_airflow(e)
         result["stage"] = staged.to_dict()
         return result

@@ -123,6 +123,7 @@ def run_gate_for(op: Any, context: Context, *, table: str, target: str, partitio
             result.add(volume)
             write_history(conninfo, [volume], store=store)
     except SafeloadError as e:
+        _record_unpublished(conninfo, ti, store, "failed", f"{ti.task_id}: the gate could not run: {e}")
         raise AirflowFailException(str(e)) from None
     report = result.to_dict()
     op.log.info("%s", result.summary())
@@ -131,5 +132,20 @@ def run_gate_for(op: Any, context: Context, *, table: str, target: str, partitio
         try:
             result.raise_for_critical()
         except SafeloadError as e:  # bad data: a retry will not help
+            # the partition is not published: say so in the load history, or the page,
+            # which lists days from it, would not show this day at all
+            _record_unpublished(conninfo, ti, store, "refused", f"{ti.task_id}: {result.summary()}", rows=rows)
             raise AirflowFailException(str(e)) from None
     return report
+
+
+def _record_unpublished(conninfo: str, ti: Any, store: dict[str, Any], status: str, message: str,
+                        rows: int | None = None) -> None:
+    """A gate that stops a load's partition writes its day to the load history (best effort)."""
+    if store.get("partition_value") is None:
+        return  # a gate on a whole table, not on a load's partition
+    from safeload.loads.outcomes import record_unpublished
+
+    audit = {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "try_number": ti.try_number}
+    record_unpublished(conninfo, target=store["target"], partition_value=store["partition_value"], status=status,
+                       message=message, audit=audit, rows_source=rows)
