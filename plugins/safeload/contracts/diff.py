@@ -130,8 +130,12 @@ class DriftReport:
 
     @property
     def columns_to_add(self) -> list[Change]:
-        """Additive columns the target gains under ``evolve``."""
-        return [c for c in self.additive if c.kind == "added"] if self.decision == "evolve" else []
+        """Additive columns the target gains under ``evolve`` (when the shape itself is not
+        broken: broken value rules do not change which columns a load needs)."""
+        shape_broken = any(c.rule is None for c in self.breaking)
+        if self.policy != "evolve" or shape_broken:
+            return []
+        return [c for c in self.additive if c.kind == "added"]
 
     def rules(self) -> list[dict[str, Any]]:
         """Every rule of the contract with its status (passed, broken, warning, not checked) and path."""
@@ -179,16 +183,21 @@ class DriftReport:
         }
 
 
-def diff(contract: Contract, source: SourceSchema, policy: str | None = None) -> DriftReport:
+def diff(contract: Contract, source: SourceSchema, policy: str | None = None, rule_policy: str = "fail"
+         ) -> DriftReport:
     """Classify every difference between ``contract`` and ``source``.
 
     :param policy: overrides the contract's ``schema_policy``
+    :param rule_policy: ``fail`` (a broken value rule of severity ``error`` is breaking) or
+        ``warn`` (every broken value rule is a warning: reported, the check passes)
     """
+    if rule_policy not in ("fail", "warn"):
+        raise ValueError(f"rule_policy {rule_policy!r}: use 'fail' or 'warn'")
     report = DriftReport(contract.path, source.location, policy or contract.schema_policy,
                          rows_scanned=source.rows, rule_results=list(source.rule_results),
                          not_checked=list(contract.not_checked), row_unit=source.row_unit)
     changes = report.changes
-    _rule_changes(report, source)
+    _rule_changes(report, source, demote=rule_policy == "warn")
     checked_not_null = {r.rule.columns[0] for r in source.rule_results
                         if r.rule.kind == "not_null" and r.status != "not checked"}
     contract_cols = {c.name: c for c in contract.columns}
@@ -294,7 +303,7 @@ def diff(contract: Contract, source: SourceSchema, policy: str | None = None) ->
     return report
 
 
-def _rule_changes(report: DriftReport, source: SourceSchema) -> None:
+def _rule_changes(report: DriftReport, source: SourceSchema, demote: bool = False) -> None:
     """A change for each value rule broken beyond its threshold (``warning`` for a warning rule)."""
     unit = source.row_unit
     for r in report.rule_results:
@@ -313,6 +322,6 @@ def _rule_changes(report: DriftReport, source: SourceSchema) -> None:
                                      "(a new contract version)")
         report.changes.append(Change(
             "nullability_relaxed" if rule.kind == "not_null" else "rule_broken",
-            ", ".join(rule.columns) or None, BREAKING if r.status == "broken" else WARNING, detail, action,
+            ", ".join(rule.columns) or None, BREAKING if r.status == "broken" and not demote else WARNING, detail, action,
             rule=rule.kind, path=rule.path, count=r.offending,
             examples=[{unit: ln, "value": v} for ln, v, _ in r.examples]))

@@ -89,7 +89,7 @@ def open_text(path: str | Path) -> io.TextIOBase:
     if not p.exists():
         raise SourceError(f"{p}: source file does not exist; check the path and that the upstream job delivered it")
     if p.is_dir():
-        raise SourceError(f"{p}: is a directory, not a file")
+        raise SourceError(f"{p}: is a directory, not a file; give the path of one source file")
     raw = gzip.open(p, "rb") if p.suffix == ".gz" else open(p, "rb")
     return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
 
@@ -118,7 +118,7 @@ class CsvReader:
             header = next(self._reader)
         except StopIteration:
             raise SourceError(f"{self.path}: the file is empty; expected a header line and rows") from None
-        except (UnicodeDecodeError, csv.Error, EOFError, OSError, gzip.BadGzipFile) as e:
+        except (UnicodeDecodeError, csv.Error, EOFError, OSError, gzip.BadGzipFile, zlib.error) as e:
             raise self._error(e) from None
         if not header or all(not h.strip() for h in header):
             raise SourceError(f"{self.path} line 1: the header is blank; the first line must name the columns")
@@ -131,7 +131,7 @@ class CsvReader:
         if isinstance(e, UnicodeDecodeError):
             return SourceError(f"{self.path} near line {line}: not valid UTF-8 ({e.reason}: byte "
                                f"0x{e.object[e.start]:02x}); re-export the file as UTF-8")
-        if isinstance(e, (EOFError, gzip.BadGzipFile)):
+        if isinstance(e, (EOFError, gzip.BadGzipFile, zlib.error)):
             return SourceError(f"{self.path} near line {line}: the compressed file is truncated or corrupt ({e}); "
                                "deliver the complete file again")
         return SourceError(f"{self.path} line {line}: malformed CSV ({e}); fix the quoting on that line")
@@ -143,7 +143,7 @@ class CsvReader:
                 row = next(it)
             except StopIteration:
                 return
-            except (UnicodeDecodeError, csv.Error, EOFError, OSError, gzip.BadGzipFile) as e:
+            except (UnicodeDecodeError, csv.Error, EOFError, OSError, gzip.BadGzipFile, zlib.error) as e:
                 raise self._error(e) from None
             if not row:  # a blank line
                 continue
@@ -577,6 +577,9 @@ def introspect_jsonl(path: str | Path, contract: Contract | None = None) -> Sour
         _scan_values(schema, contract, records())
     except UnicodeDecodeError as e:
         raise SourceError(f"{path}: not valid UTF-8 ({e.reason}); re-export the file as UTF-8") from None
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise SourceError(f"{path}: the compressed file is truncated or corrupt ({e}); deliver the complete file "
+                          "again") from None
     finally:
         fh.close()
     if not schema.columns:
@@ -677,7 +680,18 @@ def introspect_postgres(conn: Any, relation: str, schema_name: str = "public",
     schema = SourceSchema(f"{schema_name}.{relation}", "postgres",
                           [SourceColumn(n, _pg_type_or_text(t), nullable) for n, t, nullable in rows])
     _count_nulls(conn, schema, sql.Identifier(schema_name, relation), contract)
+    _check_rules(conn, schema, sql.Identifier(schema_name, relation), contract)
     return schema
+
+
+def _check_rules(conn: Any, schema: SourceSchema, relation: Any, contract: Contract | None) -> None:
+    """The contract's value rules, counted by the server in one statement."""
+    from safeload.contracts.values_sql import check_rules_sql
+
+    schema.row_unit = "row"
+    rows, schema.rule_results = check_rules_sql(conn, relation, schema.column_names, contract)
+    if rows is not None:
+        schema.rows = rows
 
 
 def _count_nulls(conn: Any, schema: SourceSchema, relation: Any, contract: Contract | None) -> None:
@@ -715,6 +729,7 @@ def introspect_query(conn: Any, query: str, contract: Contract | None = None) ->
         cols.append(SourceColumn(d.name, _pg_type_or_text(type_text)))
     schema = SourceSchema("query", "postgres", cols)
     _count_nulls(conn, schema, sql.SQL("({}) as q").format(sql.SQL(query)), contract)
+    _check_rules(conn, schema, sql.SQL("({}) as q").format(sql.SQL(query)), contract)
     return schema
 
 

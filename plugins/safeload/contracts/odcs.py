@@ -58,6 +58,7 @@ Pure Python: no Airflow import.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
@@ -67,7 +68,7 @@ from typing import Any
 from safeload.contracts.model import POLICIES, Column, Contract, column_rules
 from safeload.contracts.odcs_quality import OdcsReader, property_rules, quality_list, schema_rules
 from safeload.contracts.rules import Rule
-from safeload.contracts.types import ANY, PgType, TypeSyntaxError, parse_type
+from safeload.contracts.types import ANY, SUPPORTED_TYPES, PgType, TypeSyntaxError, parse_type
 from safeload.identifiers import IdentifierError, validate_identifier, validate_table_name
 
 log = logging.getLogger(__name__)
@@ -364,9 +365,11 @@ def _type(r: OdcsReader, prop: dict[str, Any], logical: str | None, options: dic
             if logical is None:
                 # the physical type of another system (map<string,bigint>, clob, record): valid
                 # ODCS, and only a load into PostgreSQL needs a PostgreSQL type
+                close = difflib.get_close_matches(text.split("(")[0], SUPPORTED_TYPES, n=1, cutoff=0.75)
+                typo = f"; if it is a typo of {close[0]!r}, correct it" if close else ""
                 r.skip(f"{path}.physicalType", "type", f"{physical!r} is not a PostgreSQL type and no logicalType "
                        "says what it holds: the column's presence and its other rules are checked, its values' "
-                       "type is not (add 'logicalType' to check it)")
+                       f"type is not (add 'logicalType' to check it){typo}")
                 return ANY
             fallback = _logical_type(r, logical, options, where, path)
             r.skip(f"{path}.physicalType", "type", f"{physical!r} is not a PostgreSQL type safeload knows; the column "
