@@ -14,26 +14,15 @@ import os
 import psycopg
 import pytest
 
-from tests.integration.lineage.conftest import run_dags
+from tests.integration.lineage.conftest import lineage_runs
 
-CLEAN, BAD, DRIFT, OVERWRITE_BAD = "2024-05-02", "2024-05-03", "2024-05-04", "2024-05-05"
-PLAN = [
-    {"orders": {"date": CLEAN, "rows": 300}, "dag": "orders_daily", "date": CLEAN},
-    {"orders": {"date": BAD, "rows": 300, "faults": ["duplicates", "out_of_range"]}, "dag": "orders_daily",
-     "date": BAD},
-    {"orders": {"date": DRIFT, "rows": 100, "faults": ["drift_rename"]}, "dag": "orders_daily", "date": DRIFT},
-    {"orders": {"date": OVERWRITE_BAD, "rows": 300, "faults": ["duplicates"]}, "dag": "orders_overwrite",
-     "date": OVERWRITE_BAD},
-    {"customers": {"date": "2024-05-01", "rows": 120}, "dag": "customers_scd2", "date": "2024-05-01"},
-    # the interval [2024-05-01, 2024-05-02): a run at midnight after the day
-    {"payments": {"create": True, "date": "2024-05-01", "rows": 150}, "dag": "payments_incremental",
-     "date": "2024-05-02T00:00:00+00:00"},
-]
+LR = lineage_runs()
+CLEAN, BAD, DRIFT, OVERWRITE_BAD = LR.CLEAN, LR.BAD, LR.DRIFT, LR.OVERWRITE_BAD
 
 
 @pytest.fixture(scope="module")
 def runs(_module_db, airflow_db, tmp_path_factory):
-    done = run_dags(_module_db, tmp_path_factory.mktemp("lineage"), PLAN)
+    done = LR.run_dags(_module_db, tmp_path_factory.mktemp("lineage"), LR.PLAN)
     return {(r["dag"], r["date"][:10]): r for r in done}
 
 
