@@ -221,3 +221,27 @@ def test_the_incremental_reload_reports_the_source_tables_and_each_day(runs, wh)
     assert source["name"].endswith(".app.payments")
     assert assertion_rows(staging) == gate_results(wh, "public.payments", "2024-05-01", "reload")
     assert "sql" in reload["job"]["facets"]
+
+
+def test_the_example_events_of_the_docs_are_what_the_code_emits(runs, ol_validator):
+    """docs/lineage.md's examples (include/demo/lineage_examples.py) have the datasets and
+    facets these runs emit, and are valid events: regenerate them when this fails."""
+    import json
+    import re
+
+    from tests.integration.lineage.conftest import ROOT
+
+    def shape(e):
+        datasets = [(side, d["namespace"].split(":")[0], sorted(d.get("facets") or {}),
+                     sorted(d.get("inputFacets") or d.get("outputFacets") or {}))
+                    for side in ("inputs", "outputs") for d in e.get(side) or []]
+        run_facets = sorted(k for k in e["run"]["facets"] if k.startswith("safeload_") or k == "errorMessage")
+        return datasets, run_facets
+
+    text = (ROOT / "docs" / "lineage.md").read_text()
+    examples = re.findall(r"`(\w+)\.(\w+)`, (\w+), run of ([\d-]+):\n\n```json\n(.*?)\n```", text, re.S)
+    assert len(examples) == 9
+    for dag, task, kind, date, body in examples:
+        documented = json.loads(body)
+        assert shape(documented) == shape(event(runs[dag, date], task, kind)), f"{dag}.{task} {kind}"
+        assert ol_validator.validate(documented) == [], f"{dag}.{task} {kind}"
