@@ -54,7 +54,7 @@ def partition_load(op: Any, moment: str, ti: Any) -> Any:
         inputs.append(checked_dataset(db, staged["staging_fqn"], known["gate"], target=target))
         run_facets["safeload_qualityGate"] = builders.gate_facet(known["gate"], target=target,
                                                                  partition_value=staged["partition_value"])
-    if not target or moment == "start" and role == "stage":
+    if not target or (moment == "start" and role == "stage"):  # a stage's staging table is not named yet
         return provider.lineage(inputs, job_facets=job_facets, run_facets=run_facets)
     if moment == "start":
         return provider.lineage(inputs, [db.output(target)], job_facets=job_facets, run_facets=run_facets)
@@ -62,20 +62,21 @@ def partition_load(op: Any, moment: str, ti: Any) -> Any:
         entry = builders.refused_partition(op.partition_value, staged, staging_schema=STAGING_SCHEMA)
         out = db.output(target, output_facets={"safeload_partition": builders.partition_facet(column, [entry])})
         return provider.lineage(inputs, [out], job_facets=job_facets, run_facets=run_facets)
-    lineage_from = source_id if role != "publish" else (db.namespace, db.name(staged["staging_fqn"])) \
-        if staged else None
-    if role == "stage":
-        out = _written(db, staged["staging_fqn"], rows=staged["rows_loaded"], lineage_from=lineage_from,
+    if role == "stage":  # the source's columns into staging
+        out = _written(db, staged["staging_fqn"], rows=staged["rows_loaded"], lineage_from=source_id,
                        source_columns=_source_columns(contract), size_of=None,
                        partition=builders.partition_facet(column, [builders.staged_partition(
                            staged, staging_schema=STAGING_SCHEMA)]))
         out.facets["symlinks"] = builders.symlink(db.namespace, db.name(target))
-    else:
-        out = _written(db, target, rows=published["rows"], lineage_from=lineage_from,
-                       source_columns=_source_columns(contract),
-                       size_of=(column, published["partition_value"]) if published.get("published_by") == "swap"
-                       else None,
-                       partition=builders.partition_facet(column, [builders.published_partition(published)]))
+        return provider.lineage(inputs, [out], job_facets=job_facets, run_facets=run_facets)
+    if role == "publish":  # every written column of the target comes from its namesake in staging
+        lineage_from, source_columns = (db.namespace, db.name(staged["staging_fqn"])) if staged else None, None
+    else:  # an overwrite: the source's columns into the target
+        lineage_from, source_columns = source_id, _source_columns(contract)
+    swapped = published.get("published_by") == "swap"
+    out = _written(db, target, rows=published["rows"], lineage_from=lineage_from, source_columns=source_columns,
+                   size_of=(column, published["partition_value"]) if swapped else None,
+                   partition=builders.partition_facet(column, [builders.published_partition(published)]))
     return provider.lineage(inputs, [out], job_facets=job_facets, run_facets=run_facets)
 
 
