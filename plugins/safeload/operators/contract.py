@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from safeload.lineage.operators import ContractCheckLineage, remember
 from safeload.ui.links import SafeloadReportLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class SchemaContractCheckOperator(BaseOperator):
+class SchemaContractCheckOperator(ContractCheckLineage, BaseOperator):
     """Check a source against a data contract: its shape, and its values against the
     contract's rules, in one pass; then apply the policies.
 
@@ -111,6 +112,7 @@ class SchemaContractCheckOperator(BaseOperator):
         summary = report.summary()
         result = report.to_dict()
         result["add_columns"] = [list(c) for c in columns_to_add(report)]
+        remember(self, report=result)
         self._keep(context, contract, result)
         if not report.passed:
             # the report still reaches XCom, so the summary and alerts can show it

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from safeload.lineage.operators import PartitionLoadLineage, remember
 from safeload.ui.links import SafeloadReportLink
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from safeload.loads.loader import PartitionLoader
 
 
-class _PartitionOperator(BaseOperator):
+class _PartitionOperator(PartitionLoadLineage, BaseOperator):
     """Arguments shared by the partition operators (see :class:`PartitionOverwriteOperator`)."""
 
     template_fields: Sequence[str] = ("table", "partition_value", "source", "source_sql", "contract",
@@ -81,6 +82,7 @@ class _PartitionOperator(BaseOperator):
 
             raise AirflowFailException(f"{self.task_id}: give table and partition_column, or a contract that declares "
                                        "target.table and target.partition_column")
+        remember(self, target=table, partition_column=column)
         ti = context["ti"]
         return PartitionLoader(
             warehouse_connect(self.postgres_conn_id), table=table, partition_column=column,
@@ -138,12 +140,17 @@ class _PartitionOperator(BaseOperator):
         return self.source
 
     def _stage(self, context: Context, loader: PartitionLoader):
+        from safeload.loads.metadata import STAGING_SCHEMA
+
         source = self._source()
         self._evolve(loader)
-        return loader.stage(source, self.source_format)
+        staged = loader.stage(source, self.source_format)
+        remember(self, staged={**staged.to_dict(), "staging_fqn": f"{STAGING_SCHEMA}.{staged.staging_table}"})
+        return staged
 
     def _publish(self, context: Context, loader: PartitionLoader, staged) -> dict[str, Any]:
         result = loader.publish(staged).to_dict()
+        remember(self, published=result)
         meta = {k: result[k] for k in ("target", "partition_value", "rows", "rows_quarantined", "checksum")}
         for outlet in self.outlets or []:
             try:
@@ -200,6 +207,8 @@ class StagePartitionOperator(_PartitionOperator):
     :class:`PartitionOverwriteOperator`.
     """
 
+    _load_role = "stage"
+
     def execute(self, context: Context) -> dict[str, Any]:
         from safeload.loads.metadata import STAGING_SCHEMA
 
@@ -223,6 +232,8 @@ class PublishPartitionOperator(_PartitionOperator):
     :param stage_task_id: the :class:`StagePartitionOperator` whose XCom names the staging table
     """
 
+    _load_role = "publish"
+
     def __init__(self, *, stage_task_id: str = "stage", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.stage_task_id = stage_task_id
@@ -235,6 +246,7 @@ class PublishPartitionOperator(_PartitionOperator):
             from airflow.sdk.exceptions import AirflowFailException
 
             raise AirflowFailException(f"{self.task_id}: no staging result from task {self.stage_task_id!r}")
+        remember(self, staged=pulled)
         pulled = {k: v for k, v in pulled.items() if k != "staging_fqn"}
         staged = StageResult.from_dict(pulled)
         loader = self._loader(context)
@@ -295,6 +307,7 @@ class PartitionOverwriteOperator(_PartitionOperator):
     """
 
     template_fields: Sequence[str] = (*_PartitionOperator.template_fields, "quality_suite")
+    _load_role = "overwrite"
 
     def __init__(self, *, quality_suite: str | None = None, quality_engine: str = "sql", **kwargs: Any) -> None:
         super().__init__(**kwargs)

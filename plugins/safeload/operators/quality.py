@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from safeload.lineage.operators import QualityGateLineage, remember
 from safeload.ui.links import SafeloadReportLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class QualityGateOperator(BaseOperator):
+class QualityGateOperator(QualityGateLineage, BaseOperator):
     """Run an expectation suite on a table, a partition of it, or a staging table.
 
     Severity is Great Expectations' own field: ``critical`` failures fail the task with
@@ -84,6 +85,7 @@ class QualityGateOperator(BaseOperator):
                 from airflow.sdk.exceptions import AirflowFailException
 
                 raise AirflowFailException(f"{self.task_id}: no staging result from task {self.stage_task_id!r}")
+            remember(self, staged=staged)
             table = staged["staging_fqn"]
             target, partition, rows = staged["target"], staged["partition_value"], staged["rows_loaded"]
         return run_gate_for(self, context, table=table, target=target or table, partition_value=partition, rows=rows)
@@ -126,6 +128,7 @@ def run_gate_for(op: Any, context: Context, *, table: str, target: str, partitio
         _record_unpublished(conninfo, ti, store, "failed", f"{ti.task_id}: the gate could not run: {e}")
         raise AirflowFailException(str(e)) from None
     report = result.to_dict()
+    remember(op, gate=report)
     op.log.info("%s", result.summary())
     if not result.success:
         ti.xcom_push(key="return_value", value=report)
