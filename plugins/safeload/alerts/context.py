@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from safeload.alerts.causes import cause_chain, describe, raising_location
 from safeload.alerts.contacts import Contact, Contacts, ContactsError, owner_names, resolve
@@ -153,12 +154,20 @@ def contact(context: Mapping[str, Any], event: TaskEvent, mapping: Contacts, *,
         return fallback, str(e)
 
 
+def run_url(base_url: str | None, dag_id: str, run_id: str | None) -> str | None:
+    """The DAG run's page in Airflow's UI (what a DAG-level alert links to)."""
+    if not base_url or not run_id:
+        return None
+    return f"{base_url.rstrip('/')}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+
+
 def event_from_context(context: Mapping[str, Any], *, final: bool | None = None,
-                       roots: Iterable[str] = ()) -> TaskEvent:
+                       roots: Iterable[str] = (), base_url: str | None = None) -> TaskEvent:
     """A :class:`TaskEvent` from an Airflow callback context (task- or DAG-level).
 
     :param final: overrides whether Airflow is done with the task.
     :param roots: folders whose files are shown relative to them (the DAGs folder).
+    :param base_url: Airflow's address, for the DAG run's link of a DAG-level event.
     """
     ti = get(context, "ti") or get(context, "task_instance")
     task = get(context, "task") or get(ti, "task")
@@ -198,6 +207,8 @@ def event_from_context(context: Mapping[str, Any], *, final: bool | None = None,
         log_url = getattr(ti, "log_url", None) if ti is not None else None
     except Exception:
         log_url = None
+    if not log_url and dag_level:
+        log_url = run_url(base_url, str(dag_id), text(run_id))
     error = context.get("exception") if isinstance(context, Mapping) else None
     exception, causes, location = error_details(error, roots)
     task_id = None if dag_level else (get(ti, "task_id") or get(task, "task_id"))

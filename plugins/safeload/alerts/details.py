@@ -54,10 +54,6 @@ def chain_text(event: TaskEvent) -> str | None:
     return "*Caused by*\n" + "\n".join(lines)
 
 
-def location_text(event: TaskEvent) -> str | None:
-    return f"*Raised at* {code(event.location)}" if event.location else None
-
-
 def impact_block(event: TaskEvent) -> dict[str, Any] | None:
     """What the failure blocks, and the run's other failed tasks."""
     parts = []
@@ -77,7 +73,8 @@ def impact_block(event: TaskEvent) -> dict[str, Any] | None:
 
 def links_line(event: TaskEvent) -> str:
     """Log link, runbook link and the run id, on one line."""
-    log = link(event.log_url, "Open the task log") if event.log_url else "no log link available"
+    label = "Open the task log" if event.task_id else "Open the DAG run"
+    log = link(event.log_url, label) if event.log_url else "no log link available"
     runbook = link(event.runbook, "Runbook") if event.runbook else ""
     run = f"run {code(event.run_id)}" if event.run_id else ""
     return " · ".join(p for p in (log, runbook, run) if p)

@@ -18,6 +18,7 @@ carries the same essentials on one line.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -60,7 +61,6 @@ from safeload.alerts.details import (
     fallback_extras,
     impact_block,
     links_line,
-    location_text,
     names,
     notices_block,
     top_line,
@@ -84,7 +84,7 @@ def _error_block(event: TaskEvent) -> dict[str, Any]:
     if event.exception:
         body = cut(event.exception.strip(), MAX_EXCEPTION_TEXT, keep_tail=True)
         body = escape(body).replace("```", "ˋˋˋ")
-        parts = [f"*Error*\n```{body}```", chain_text(event), location_text(event)]
+        parts = [f"*Error*\n```{body}```", chain_text(event)]
         return section("\n".join(p for p in parts if p))
     return section(
         "*Error*\nNo exception was recorded (the worker may have been killed); see the task log."
@@ -217,8 +217,8 @@ def also_message(event: TaskEvent, *, first: str | None = None, threads: bool = 
             + f"\nFailed tasks of this run so far ({len(failed)}): {names(failed)}")
     if first and not threads:
         line += f"\nThe run's first alert: {code(first)}"
-    blocks = _compact([section(line), impact_block(event), context(links_line(event), SIGNATURE),
-                       notices_block(event)])
+    blocks = _compact([section(line), impact_block(dataclasses.replace(event, other_failed=())),
+                       context(links_line(event), SIGNATURE), notices_block(event)])
     text = (f"{deployment_prefix(event)}{event.name} also failed{' in run ' + event.run_id if event.run_id else ''}"
             f": {_short_error(event)}{_root(event)}. Failed tasks of this run so far: "
             f"{names(failed, as_code=False)}." + (f" Log: {event.log_url}" if event.log_url else ""))
@@ -300,8 +300,11 @@ def recovery_message(
     if len(named) > 1 or (named and named[0][0] != event.task_id):
         listed = ", ".join(f"{code(t)} ({n})" for t, n in named[:20])
         more = f" and {len(named) - 20} more" if len(named) > 20 else ""
-        line = (f"✅ *Resolved: {escape(event.dag_id)}*: all {len(named)} failed task(s) this message "
-                f"announced have succeeded, after {escape(what)}.\nResolves: {listed}{more}")
+        every = "the failed task" if len(named) == 1 else (
+            "both failed tasks" if len(named) == 2 else f"all {len(named)} failed tasks")
+        line = (f"✅ *Resolved: {escape(event.dag_id)}*: {every} this message announced "
+                f"{'has' if len(named) == 1 else 'have'} succeeded, after {escape(what)}.\n"
+                f"Resolves: {listed}{more}")
         text = (f"{deployment_prefix(event)}Resolved: {event.dag_id}: {len(named)} task(s) succeeded after {what}: "
                 f"{names([t for t, _ in named], as_code=False)}.")
         blocks = _compact([section(line), context(links_line(event), SIGNATURE)])

@@ -67,9 +67,10 @@ def is_final(ti: Any) -> bool:
 def event_from_context(context: Mapping[str, Any], *, final: bool | None = None) -> TaskEvent:
     """A :class:`TaskEvent` from an Airflow callback context (task- or DAG-level)."""
     from safeload.alerts.context import event_from_context as build
-    from safeload.alerts.settings import dags_folder
+    from safeload.alerts.settings import base_url, dags_folder
 
-    return build(context, final=final, roots=[d for d in (dags_folder(),) if d])
+    return build(context, final=final, roots=[d for d in (dags_folder(),) if d],
+                 base_url=base_url() or "http://localhost:8080")
 
 
 def retries_enabled(enabled: bool | None = None) -> bool:

@@ -127,7 +127,9 @@ def test_failure_callback_while_retries_remain_reads_will_retry(webhook_conn, mo
 def test_dag_callback_without_ti(webhook_conn):
     n.send_failure_alert()(dag_context(reason="timed_out", with_ti=False))
     [post] = webhook_conn.posts()
-    assert post.text == "DAG run failed: orders_daily (the run timed out (dagrun_timeout))"
+    assert post.text == ("DAG run failed: orders_daily (the run timed out (dagrun_timeout)) — Log: "
+                         "http://localhost:8080/dags/orders_daily/runs/scheduled__2024-05-01")
+    assert "<http://localhost:8080/dags/orders_daily/runs/scheduled__2024-05-01|Open the DAG run>" in post.all_text()
     assert post.blocks[0]["text"]["text"] == "🔴 DAG run failed: orders_daily"
 
 
