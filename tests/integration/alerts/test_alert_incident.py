@@ -186,6 +186,17 @@ def test_two_failing_tasks_of_one_run_are_named_in_one_message(contacts_conn):
                               "extract_payments")
 
 
+def test_through_a_webhook_the_second_task_is_a_top_level_line_that_names_the_run(webhook_conn):
+    dag = make_dag()
+    n.send_failure_alert()(context(dag, "extract_orders"))
+    n.send_failure_alert()(context(dag, "extract_payments"))
+    first, also = webhook_conn.posts()
+    text = also.all_text()
+    assert "*orders_daily.extract_payments* also failed in run `scheduled__2024-05-01`" in text
+    assert "Failed tasks of this run so far (2): `extract_orders`, `extract_payments`" in text
+    assert "The run's first alert: `extract_orders`" in text
+
+
 def test_with_a_dag_callback_the_run_message_names_both(webhook_conn, monkeypatch):
     dag = make_dag(dag_callback=True)
     for task_id in ("extract_orders", "extract_payments"):
