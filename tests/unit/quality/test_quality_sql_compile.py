@@ -8,12 +8,12 @@ import re
 
 import pytest
 
+from safeload.gx_types import gx_type_name
 from safeload.quality.sql_engine import (
     SUPPORTED,
     ColumnInfo,
     TableInfo,
     compile_plan,
-    gx_type_name,
     map_result,
     metric_between,
 )
