@@ -25,11 +25,10 @@ See docs/decisions/002-write-audit-publish.md.
 from __future__ import annotations
 
 import csv
-import gzip
 import hashlib
-import io
 import json
 import logging
+import os
 import re
 import tempfile
 import time
@@ -41,20 +40,22 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from safeload.contracts.introspect import CsvReader, detect_format, normalise, open_text
+from safeload.contracts.introspect import normalise
 from safeload.contracts.types import PgType, check_value, parse_type
-from safeload.errors import LoadRefusedError, LockTimeoutError, SourceError, SourceUnavailableError
+from safeload.errors import LoadRefusedError, LockTimeoutError
 from safeload.identifiers import validate_identifier
 from safeload.loads import sql as q
 from safeload.loads.metadata import SCHEMA as METADATA_SCHEMA
 from safeload.loads.metadata import STAGING_SCHEMA, ensure_metadata
 from safeload.loads.privileges import explain_privileges
+from safeload.loads.sources.base import COPY_BLOCK, Source
+from safeload.loads.sources.files import FileSource
+from safeload.loads.sources.query import QuerySource
 
 log = logging.getLogger(__name__)
 
 #: staging's CHECK that pins every row to the partition value (kept by a swapped-in partition)
 PARTITION_CHECK = "safeload_partition_check"
-COPY_BLOCK = 1 << 20  # bytes per COPY write: large enough to amortise calls, small enough to stay flat
 PUBLISH_STRATEGIES = ("auto", "swap", "delete_insert")
 _LOOK_UP = object()  # swap_blocker's "old" when the caller has not looked the partition up
 #: a swap asks for the parent's ACCESS EXCLUSIVE lock in attempts this long: a reader
@@ -104,185 +105,6 @@ class PublishResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class QuerySource:
-    """A PostgreSQL query whose result is the source of a load, streamed with COPY.
-
-    The result goes ``COPY (query) TO STDOUT`` on the source connection straight into
-    ``COPY staging FROM STDIN`` on the warehouse, in 1 MiB blocks: memory stays flat
-    whatever the size, and no row is parsed in Python on the usual path. Text format:
-    the target's input functions cast the result's values, exactly as for a CSV file
-    (binary COPY measured no faster here and would need the result's types to match the
-    target's exactly; see docs/decisions/002).
-
-    The source session is one ``REPEATABLE READ READ ONLY`` transaction, so the column
-    look-up, the COPY and (when a value does not fit the target) the checked re-read all
-    see the same snapshot of the source.
-
-    .. code-block:: python
-
-        src = QuerySource.from_conninfo("postgresql://reader@shop-db/shop",
-                                        "select * from shop.orders where order_date = '2024-05-01'")
-        PartitionLoader(connect, table="public.orders", ...).run(src)
-
-    :param connect: returns a new psycopg connection to the source database
-    :param query: one SELECT (or VALUES, TABLE, WITH ... SELECT) statement, without parameters;
-        trailing ``;`` and comments are ignored, a second statement is refused
-    :param label: names the source in the history, quarantine and errors; must not hold a
-        secret (:meth:`from_conninfo` builds one without the password)
-    """
-
-    def __init__(self, connect: Callable[[], psycopg.Connection], query: str, *, label: str | None = None,
-                 secrets: tuple[str, ...] = ()):
-        text = _strip_tail((query or "").strip())
-        if not text:
-            raise SourceError("the source query is empty; give one SELECT statement")
-        self.connect = connect
-        self.query = text
-        self.label = label or f"query: {_abbreviate(text)}"
-        self._secrets = tuple(s for s in secrets if s)
-        self._conn: psycopg.Connection | None = None
-        self._one_statement = False  # columns() has seen the query parse as one statement
-
-    @classmethod
-    def from_conninfo(cls, conninfo: str, query: str) -> QuerySource:
-        """A query on the database at ``conninfo`` (URI or ``key=value``); the label
-        and every error name host, port, database and user, never the password."""
-        from psycopg.conninfo import conninfo_to_dict
-
-        try:
-            params = conninfo_to_dict(conninfo)
-        except psycopg.ProgrammingError:
-            raise SourceError("the source connection string is malformed; expected "
-                              "postgresql://user@host:port/database") from None
-        where = (f"postgresql://{params.get('user') or ''}{'@' if params.get('user') else ''}"
-                 f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}/{params.get('dbname') or ''}")
-        password = str(params.get("password") or "")
-        return cls(lambda: psycopg.connect(conninfo, application_name="safeload-source"), query,
-                   label=f"{where} query: {_abbreviate(query)}", secrets=(password,))
-
-    def __str__(self) -> str:
-        return self.label
-
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
-
-    def _fail(self, e: psycopg.Error, doing: str) -> SourceError:
-        primary = (e.diag.message_primary if getattr(e, "diag", None) and e.diag.message_primary
-                   else str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
-        state = getattr(e, "sqlstate", None) or ""
-        # a refused or dropped connection, a server shutting down, a serialisation
-        # conflict: another try may succeed. A bad query or missing grant will not.
-        transient = (state == "" and isinstance(e, psycopg.OperationalError)) or state.startswith(("08", "57P", "40"))
-        cls = SourceUnavailableError if transient else SourceError
-        return cls(self._scrub(f"{self.label}: {doing} failed: {primary}"))
-
-    def open(self) -> QuerySource:
-        conn = None
-        try:
-            conn = self.connect()
-            conn.autocommit = True
-            # the result travels as text: print it in the forms every server reads back the
-            # same (a database set to DateStyle 'SQL, DMY' prints 03/05/2024, which a
-            # warehouse in MDY reads as March 5th; extra_float_digits < 1 rounds doubles)
-            conn.execute("select set_config('datestyle', 'ISO, YMD', false), "
-                         "set_config('intervalstyle', 'postgres', false), "
-                         "set_config('extra_float_digits', '1', false)")
-            conn.autocommit = False
-            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-            conn.read_only = True
-        except psycopg.Error as e:
-            if conn is not None:
-                conn.close()
-            raise self._fail(e, "connecting to the source database") from None
-        self._conn = conn
-        self._one_statement = False
-        return self
-
-    @property
-    def connection(self) -> psycopg.Connection:
-        """The open source connection (its read-only snapshot), for reading the result's types."""
-        assert self._conn is not None, "open() the source first"
-        return self._conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()  # rolls the read-only transaction back
-            self._conn = None
-
-    def __enter__(self) -> QuerySource:
-        return self.open()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def columns(self) -> list[str]:
-        """The result's column names, from a ``LIMIT 0`` run of the query (no rows read)."""
-        assert self._conn is not None, "open() the source first"
-        try:
-            # prepare=True: the extended protocol, which refuses a string of several statements.
-            # The simple one would run them all, and a COMMIT among them would end the read-only
-            # transaction, letting the next statement write (or drop) on the source. (Not
-            # binary=True: a type without a binary output function would fail.)
-            cur = self._conn.cursor()
-            cur.execute(sql.SQL("select * from (\n{}\n) as safeload_source limit 0").format(sql.SQL(self.query)),
-                        prepare=True)
-        except psycopg.errors.SyntaxError as e:
-            if "multiple commands" in (e.diag.message_primary or ""):
-                raise SourceError(f"{self.label}: the query holds more than one statement; give one SELECT "
-                                  "(a ';' may only end it)") from None
-            raise self._fail(e, "the query") from None
-        except psycopg.Error as e:
-            raise self._fail(e, "the query") from None
-        names = [d.name for d in cur.description or []]
-        seen: set[str] = set()
-        for n in names:
-            if n == "?column?":
-                raise SourceError(f"{self.label}: a result column has no name; name it with AS")
-            if n in seen:
-                raise SourceError(f"{self.label}: the result has two columns named {n!r}; alias one of them with AS")
-            seen.add(n)
-        self._one_statement = True
-        return names
-
-    def blocks(self, size: int = COPY_BLOCK) -> Iterator[bytes]:
-        """The result in COPY text format, in blocks of about ``size`` bytes."""
-        assert self._conn is not None, "open() the source first"
-        if not self._one_statement:
-            self.columns()  # COPY goes through the simple protocol: one statement, checked first
-        stmt = sql.SQL("copy (\n{}\n) to stdout").format(sql.SQL(self.query))
-        try:
-            # a savepoint: when the reader stops early (the target refused a value), the
-            # interrupted COPY is rolled back to it and the snapshot stays usable for rows()
-            with self._conn.transaction(), self._conn.cursor().copy(stmt) as out:
-                buf = bytearray()
-                # one COPY message per row: gather them, so the target gets few large writes
-                for data in out:
-                    buf += data
-                    if len(buf) >= size:
-                        yield bytes(buf)
-                        buf.clear()
-                if buf:
-                    yield bytes(buf)
-        except psycopg.Error as e:
-            raise self._fail(e, "the query") from None
-
-    def rows(self, header: list[str]) -> Iterator[tuple[int, list[Any], str]]:
-        """(result row number, values as text, the row as JSON) for the checked path."""
-        assert self._conn is not None, "open() the source first"
-        if not self._one_statement:
-            self.columns()
-        stmt = sql.SQL("copy (\n{}\n) to stdout").format(sql.SQL(self.query))
-        try:
-            with self._conn.cursor().copy(stmt) as out:
-                for n, row in enumerate(out.rows(), 1):
-                    values = list(row)
-                    yield n, values, json.dumps(dict(zip(header, values)), ensure_ascii=False)
-        except psycopg.Error as e:
-            raise self._fail(e, "the query") from None
 
 
 class PartitionLoader:
@@ -361,33 +183,29 @@ class PartitionLoader:
 
     # ------------------------------------------------------------------ stage
     @explain_privileges  # "permission denied" becomes the missing GRANTs (docs/security.md)
-    def stage(self, source: str | Path | QuerySource, fmt: str | None = None) -> StageResult:
+    def stage(self, source: str | Path | Source, fmt: str | None = None) -> StageResult:
         """Stream ``source`` (a file, or a :class:`QuerySource`) into a new staging table;
         see the module docstring."""
         t0 = time.time()
-        if isinstance(source, QuerySource):
-            fmt = "query"
-        else:
-            source = str(source)
-            fmt = fmt or detect_format(source)
+        if isinstance(source, (str, os.PathLike)):
+            source = FileSource(os.fspath(source), fmt)
         label = str(source)  # what the history and quarantine call it (a query's has no password)
         with self._connect() as conn:
             ensure_metadata(conn)
             info = self._target(conn)
             self._check_partition_column(info)
             self._check_partition_value(conn, info)
-            if isinstance(source, QuerySource):
-                source.open()  # closed in the finally below
+            source.open()  # closed in the finally below
             quarantine = _Quarantine()
             try:
-                header = self._source_columns(source, fmt)
+                header = source.columns()
                 mapping = self._map_columns(info, header, label)
                 name = q.staging_name(info.name, self.partition_value, self.run_key)
                 self._drop_stale(conn, info, name)
                 with conn.transaction():
                     _lock_timeout(conn, self.lock_timeout)
                     swap = self._create_staging(conn, info, name, header, mapping)
-                    path, rows_source, rows_loaded = self._fill(conn, info, name, source, fmt, header, mapping, quarantine)
+                    path, rows_source, rows_loaded = self._fill(conn, info, name, source, header, mapping, quarantine)
                     bad = quarantine.count
                     if rows_source != rows_loaded + bad:  # the invariant every load keeps
                         raise AssertionError(f"row accounting broke: {rows_source} != {rows_loaded} + {bad}")
@@ -420,8 +238,7 @@ class PartitionLoader:
                                        f"({e.diag.message_primary}); retry later") from None
             finally:
                 quarantine.close()
-                if isinstance(source, QuerySource):
-                    source.close()
+                source.close()
         result = StageResult(info.name, self.partition_value, name, self.run_key, label, rows_source,
                              rows_loaded, bad, checksum, [list(c) for c in self.add_columns], path,
                              round(time.time() - t0, 3))
@@ -448,27 +265,6 @@ class PartitionLoader:
         if info.partitioned and info.partition_key != self.partition_column:
             raise LoadRefusedError(f"{info.name} is partitioned by {info.partition_key!r}, not "
                                    f"{self.partition_column!r}; use partition_column={info.partition_key!r}")
-
-    def _source_columns(self, source: str | QuerySource, fmt: str) -> list[str]:
-        if isinstance(source, QuerySource):
-            return source.columns()
-        if fmt == "csv":
-            with CsvReader(source) as r:
-                return list(r.header)
-        if fmt == "jsonl":
-            with open_text(source) as fh:
-                for line_no, line in enumerate(fh, 1):
-                    if line.strip():
-                        try:
-                            return list(json.loads(line))
-                        except (json.JSONDecodeError, TypeError, AttributeError):
-                            raise SourceError(f"{source} line {line_no}: not a JSON object") from None
-            raise SourceError(f"{source}: the file is empty; expected one JSON object per line")
-        if fmt == "parquet":
-            from safeload.contracts.introspect import introspect_parquet
-
-            return introspect_parquet(source).column_names
-        raise SourceError(f"format {fmt!r} is not supported; use csv, parquet or jsonl")
 
     def _map_columns(self, info: q.TargetInfo, header: list[str], source: str) -> dict[str, str | None]:
         """source column -> target column (None: not in the target, staged and ignored)."""
@@ -697,33 +493,21 @@ class PartitionLoader:
                         e.diag.message_detail or e.diag.message_primary)
         conn.execute(sql.SQL("analyze {}").format(q.staging_ident(name)))
 
-    def _fill(self, conn, info, name, source, fmt, header, mapping, quarantine) -> tuple[str, int, int]:
+    def _fill(self, conn, info, name, source: Source, header, mapping, quarantine) -> tuple[str, int, int]:
         """COPY the source into staging. Returns (path, rows in source, rows loaded)."""
         cols = [mapping[h] or _extra(h) for h in header]
         copy_sql = sql.SQL("copy {} ({}) from stdin").format(
             q.staging_ident(name), sql.SQL(", ").join(sql.Identifier(c) for c in cols))
-        if isinstance(source, QuerySource):
-            # Fast path: the source server's COPY text goes straight to the target's COPY;
-            # a value the target refuses falls back to the checked path (the same snapshot).
-            straight = self._copy_straight(
-                conn, copy_sql, source.blocks(), info.name, f"{source} returned no rows", "an empty result",
-                "straight COPY of the query result")
-            if straight:
-                return straight
-        elif fmt == "csv":
-            # Fast path: the file's bytes go straight to COPY. Clean files (the usual case)
-            # load at COPY speed; any error falls back to the checked path below.
-            def file_blocks():
-                with _open_binary(source) as fh:
-                    while block := fh.read(COPY_BLOCK):
-                        yield block
-
-            straight = self._copy_straight(
-                conn, copy_sql + sql.SQL(" (format csv, header true)"), file_blocks(), info.name,
-                f"{source} has a header but no rows", "an empty delivery", f"straight COPY of {source}")
-            if straight:
-                return straight
-        return self._fill_checked(conn, info, copy_sql, source, fmt, header, mapping, quarantine)
+        # Fast path: the source's bytes (a CSV file's, or the source server's COPY text) go
+        # straight to COPY. Clean sources (the usual case) load at COPY speed; a value the
+        # target refuses falls back to the checked path below (a query: the same snapshot).
+        straight = source.straight()
+        if straight is not None:
+            copied = self._copy_straight(conn, copy_sql + straight.options, straight.blocks, info.name,
+                                         straight.empty, straight.empty_name, straight.what)
+            if copied:
+                return copied
+        return self._fill_checked(conn, info, copy_sql, source, header, mapping, quarantine)
 
     def _copy_straight(self, conn, copy_sql, blocks, target, empty_what, empty_name,
                        what) -> tuple[str, int, int] | None:
@@ -772,7 +556,7 @@ class PartitionLoader:
             "rows whose values do not fit the target's types or NOT NULL, but does not evaluate its CHECK "
             "constraints row by row), or relax the constraint")
 
-    def _fill_checked(self, conn, info, copy_sql, source, fmt, header, mapping, quarantine) -> tuple[str, int, int]:
+    def _fill_checked(self, conn, info, copy_sql, source: Source, header, mapping, quarantine) -> tuple[str, int, int]:
         """Row by row: check each value against the target's types; bad rows to quarantine."""
         types: list[PgType | None] = []
         not_null: list[bool] = []
@@ -784,22 +568,20 @@ class PartitionLoader:
             if mapping[h] == self.partition_column:
                 part_idx = i
         width = len(header)
-        # in a file an empty field is NULL; a query result tells NULL from '' itself
-        empty_is_null = not isinstance(source, QuerySource)
+        empty_is_null = source.empty_is_null
         # COPY's line n is the n-th row written; which source line that is, as runs of
         # consecutive lines (one run per gap left by a quarantined row or a multi-line record)
         runs: list[tuple[int, int]] = []
 
         def source_line(n: int) -> str:
             start, first = max((r for r in runs if r[0] <= n), default=(n, n))
-            return f"{source}, {'row' if isinstance(source, QuerySource) else 'line'} {first + n - start}"
+            return f"{source}, {source.place} {first + n - start}"
 
         rows_source = rows_loaded = 0
         last = None
         try:
             with conn.cursor().copy(copy_sql) as copy:
-                rows = source.rows(header) if isinstance(source, QuerySource) else _rows(source, fmt, header)
-                for line, values, raw in rows:
+                for line, values, raw in source.rows(header):
                     rows_source += 1
                     reason = None
                     if len(values) != width:
@@ -1442,67 +1224,6 @@ def _extra(name: str) -> str:
     return "_extra_" + hashlib.sha1(name.encode()).hexdigest()[:12]
 
 
-_DOLLAR_QUOTE = re.compile(r"\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z_0-9\x80-\U0010ffff]*)?\$")
-
-
-def _strip_tail(text: str) -> str:
-    """``text`` without the semicolons, comments and white space after its last token.
-
-    The query is wrapped in ``copy (\\n...\\n) to stdout``: a ``;`` there is a syntax error,
-    and a templated .sql file often ends in ``; -- comment``. Quotes (``'...'``, ``E'...'``,
-    ``"..."``, dollar quotes) and comments are followed so that a ``--`` inside a string
-    is not taken for a comment. Semicolons before the last token stay (and are refused:
-    one statement only).
-    """
-    n, i, end = len(text), 0, 0
-    while i < n:
-        c = text[i]
-        if c.isspace() or c == ";":
-            i += 1
-        elif text.startswith("--", i):
-            j = text.find("\n", i)
-            i = n if j < 0 else j + 1
-        elif text.startswith("/*", i):  # comments nest in PostgreSQL
-            depth, i = 1, i + 2
-            while i < n and depth:
-                if text.startswith("/*", i):
-                    depth, i = depth + 1, i + 2
-                elif text.startswith("*/", i):
-                    depth, i = depth - 1, i + 2
-                else:
-                    i += 1
-            if depth:
-                end = n  # unterminated: left for PostgreSQL to report
-        elif c in "'\"":
-            escapes = c == "'" and i > 0 and text[i - 1] in "eE" and (i < 2 or not (text[i - 2].isalnum()
-                                                                                   or text[i - 2] == "_"))
-            j = i + 1
-            while j < n:
-                if escapes and text[j] == "\\":
-                    j += 2
-                    continue
-                if text[j] == c:
-                    if j + 1 < n and text[j + 1] == c:  # '' inside '...'
-                        j += 2
-                        continue
-                    break
-                j += 1
-            i = end = min(j + 1, n)
-        elif c == "$" and (m := _DOLLAR_QUOTE.match(text, i)) and not (i and (text[i - 1].isalnum()
-                                                                             or text[i - 1] in "_$")):
-            close = text.find(m.group(0), m.end())
-            i = end = n if close < 0 else close + len(m.group(0))
-        else:
-            i = end = i + 1
-    return text[:end]
-
-
-def _abbreviate(query: str, limit: int = 160) -> str:
-    """A query on one line, shortened: enough to recognise it in the history."""
-    one = " ".join(query.split())
-    return one if len(one) <= limit else one[: limit - 3] + "..."
-
-
 def _try_type(text: str) -> PgType | None:
     try:
         return parse_type(text)
@@ -1522,59 +1243,6 @@ def _same_partition(value: str, partition_value: str, t: PgType | None) -> bool:
     if t is not None and t.name in ("text", "varchar"):
         return value == str(partition_value)  # as PostgreSQL compares text: 'eu ' is not 'eu'
     return value.strip() == str(partition_value)
-
-
-def _open_binary(path: str) -> io.BufferedIOBase:
-    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
-
-
-def _rows(source: str, fmt: str, header: list[str]) -> Iterator[tuple[int, list[Any], str]]:
-    """(line, values as text, raw text) for each row of a source, streamed."""
-    if fmt == "csv":
-        with CsvReader(source) as reader:
-            for line, row in reader:
-                buf = io.StringIO()
-                csv.writer(buf).writerow(row)
-                yield line, row, buf.getvalue().rstrip("\r\n")
-    elif fmt == "jsonl":
-        with open_text(source) as fh:
-            for line_no, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    yield line_no, [None] * (len(header) + 1), line.rstrip("\n")  # width mismatch -> quarantined
-                    del e
-                    continue
-                if not isinstance(obj, dict):
-                    yield line_no, [], line.rstrip("\n")
-                    continue
-                yield line_no, [_json_text(obj.get(h)) for h in header], line.rstrip("\n")
-    elif fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        pf = pq.ParquetFile(source)
-        line = 0
-        for batch in pf.iter_batches(batch_size=65536, columns=header):
-            for rec in batch.to_pylist():
-                line += 1
-                vals = [_json_text(rec.get(h)) for h in header]
-                yield line, vals, json.dumps(rec, default=str)
-    else:
-        raise SourceError(f"format {fmt!r} is not supported")
-
-
-def _json_text(v: Any) -> str | None:
-    if v is None:
-        return None
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (dict, list)):
-        return json.dumps(v)
-    if hasattr(v, "isoformat"):
-        return v.isoformat()
-    return str(v)
 
 
 class _Quarantine:
@@ -1603,3 +1271,6 @@ class _Quarantine:
 
     def close(self) -> None:
         self._file.close()
+
+
+__all__ = ["COPY_BLOCK", "PUBLISH_STRATEGIES", "PartitionLoader", "PublishResult", "QuerySource", "StageResult"]
