@@ -9,7 +9,7 @@ import hashlib
 import psycopg
 import pytest
 
-from safeload.loads import loader as loader_module
+from safeload.loads import partitions
 from safeload.loads.loader import PartitionLoader
 
 LONG = "orders_of_the_regional_warehouse_by_customer"  # 44 characters: staging names keep 40
@@ -336,7 +336,7 @@ def test_the_swap_decision_keeps_no_lock_on_the_parent(pg, pg_uri, tmp_path):
     # after another session's DDL): the path that opens the parent
     with psycopg.connect(pg_uri) as conn:
         info = q.target_info(conn, "public.orders")
-        assert loader_module._bounds_one_value(conn, info, "public.orders_p2024_05_02", "2024-05-02")
+        assert partitions.bounds_one_value(conn, info, "public.orders_p2024_05_02", "2024-05-02")
         assert conn.execute(held).fetchone()[0] == 0
     with psycopg.connect(pg_uri) as conn:
         info = q.target_info(conn, "public.orders")

@@ -241,7 +241,7 @@ def test_the_pruned_look_up_is_not_narrowed_by_a_partitions_check_constraint(pg,
     exhaustive one (and routing) find the day's. ``swap`` then tried to ATTACH a second
     partition for the day: PostgreSQL's raw 'would overlap', where it refused clearly
     before ('also holds other values'), the partition unchanged."""
-    from safeload.loads import loader as loader_module
+    from safeload.loads import partitions
     from safeload.loads import sql as q
 
     pg.execute(PINNED)
@@ -250,7 +250,7 @@ def test_the_pruned_look_up_is_not_narrowed_by_a_partitions_check_constraint(pg,
     with pg.transaction():
         day = pg.execute("select relid::regclass::text from pg_partition_tree('public.snaps') where level = 1"
                          ).fetchone()[0]
-        assert loader_module._partition_for(pg, info, "2024-05-02 13:00") == day
+        assert partitions.partition_for(pg, info, "2024-05-02 13:00") == day
     with pytest.raises(LoadRefusedError, match="also holds other values"):
         _snaps_loader(pg_uri, "2024-05-02 13:00", "b", "swap").run(_snaps_csv(tmp_path / "b.csv", "2024-05-02 13:00", 2))
     assert pg.execute("select count(*) from public.snaps").fetchone()[0] == 3

@@ -47,6 +47,14 @@ from safeload.identifiers import validate_identifier
 from safeload.loads import sql as q
 from safeload.loads.metadata import SCHEMA as METADATA_SCHEMA
 from safeload.loads.metadata import STAGING_SCHEMA, ensure_metadata
+from safeload.loads.partitions import (
+    LOOK_UP,
+    ensure_partition,
+    free_partition_name,
+    lock_partition,
+    partition_for,
+    swap_blocker,
+)
 from safeload.loads.privileges import explain_privileges
 from safeload.loads.sources.base import COPY_BLOCK, Source
 from safeload.loads.sources.files import FileSource
@@ -54,10 +62,7 @@ from safeload.loads.sources.query import QuerySource
 
 log = logging.getLogger(__name__)
 
-#: staging's CHECK that pins every row to the partition value (kept by a swapped-in partition)
-PARTITION_CHECK = "safeload_partition_check"
 PUBLISH_STRATEGIES = ("auto", "swap", "delete_insert")
-_LOOK_UP = object()  # swap_blocker's "old" when the caller has not looked the partition up
 #: a swap asks for the parent's ACCESS EXCLUSIVE lock in attempts this long: a reader
 #: arriving meanwhile queues behind the request for at most this (plus the swap itself)
 SWAP_LOCK_ATTEMPT_MS = 200
@@ -174,9 +179,10 @@ class PartitionLoader:
         self.publish_strategy = publish_strategy
         self._started = time.time()
 
-    def _connect(self) -> psycopg.Connection:
-        # autocommit, so that each ``conn.transaction()`` below is a real transaction
-        # (committed or rolled back at its end), not a savepoint of an implicit one
+    def connection(self) -> psycopg.Connection:
+        """A new connection to the warehouse, in autocommit: each ``conn.transaction()`` of a
+        step is then a real transaction (committed or rolled back at its end), not a
+        savepoint of an implicit one."""
         conn = self.connect()
         conn.autocommit = True
         return conn
@@ -190,7 +196,7 @@ class PartitionLoader:
         if isinstance(source, (str, os.PathLike)):
             source = FileSource(os.fspath(source), fmt)
         label = str(source)  # what the history and quarantine call it (a query's has no password)
-        with self._connect() as conn:
+        with self.connection() as conn:
             ensure_metadata(conn)
             info = self._target(conn)
             self._check_partition_column(info)
@@ -203,7 +209,7 @@ class PartitionLoader:
                 name = q.staging_name(info.name, self.partition_value, self.run_key)
                 self._drop_stale(conn, info, name)
                 with conn.transaction():
-                    _lock_timeout(conn, self.lock_timeout)
+                    q.set_lock_timeout(conn, self.lock_timeout)
                     swap = self._create_staging(conn, info, name, header, mapping)
                     path, rows_source, rows_loaded = self._fill(conn, info, name, source, header, mapping, quarantine)
                     bad = quarantine.count
@@ -308,7 +314,7 @@ class PartitionLoader:
         ).fetchall()
         rows.append((name,))  # an orphan without a registry row cannot exist, but be sure
         with conn.transaction():
-            _lock_timeout(conn, self.lock_timeout)
+            q.set_lock_timeout(conn, self.lock_timeout)
             for (stale,) in rows:
                 conn.execute(sql.SQL("drop table if exists {}").format(q.staging_ident(stale)))
                 conn.execute("delete from safeload.staging where staging_table = %s", (stale,))
@@ -321,100 +327,13 @@ class PartitionLoader:
         return info
 
     def swap_blocker(self, conn: psycopg.Connection, info: q.TargetInfo, *, partition: bool = True,
-                     old: Any = _LOOK_UP) -> tuple[bool, str] | None:
-        """Why ``auto`` will not swap this partition: ``(unsafe, reason)``, None when it will.
-
-        A swap is metadata only and writes the rows once, except where PostgreSQL would
-        make the ATTACH or DETACH scan or lose something, under the parent's lock:
-        a DEFAULT partition (ATTACH scans it), foreign keys from or to the table (the new
-        partition's rows, or the referencing rows, are checked), a partition that is not
-        a plain table of the parent (sub-partitioned or foreign), or a role that does not
-        own the tables (PostgreSQL allows DETACH and ATTACH to the owner only). ``unsafe``:
-        a swap there would replace more than the partition, so ``swap`` is refused too.
-
-        :param partition: also check the value's current partition; only under the
-            publish's advisory lock, where no other load can detach or drop it meanwhile
-        :param old: that partition (None: there is none) when the caller has looked it up
-        """
-        if not info.partitioned:
-            return True, "the target is not natively partitioned"
-        parent = _regclass(info.schema, info.table)
-        default, fks, owner, create = conn.execute(
-            """select p.partdefid <> 0,
-                      exists (select 1 from pg_constraint f where f.contype = 'f'
-                              and (f.conrelid = c.oid or f.confrelid = c.oid)),
-                      pg_has_role(c.relowner, 'USAGE'),
-                      has_schema_privilege(c.relnamespace, 'CREATE')
-               from pg_class c join pg_partitioned_table p on p.partrelid = c.oid
-               where c.oid = %s::regclass""", (parent,)).fetchone()
-        if default:
-            # and the value's rows may live in it, among other values' rows: DETACHing it
-            # would take those away
-            return True, "it has a DEFAULT partition, which ATTACH would scan under the lock"
-        if fks:
-            return False, "foreign keys refer from or to it, which DETACH/ATTACH would validate under the lock"
-        if not (owner and create):
-            return False, "the loader's role does not own it (or lacks CREATE on its schema)"
-        if not partition:
-            old = None
-        elif old is _LOOK_UP:
-            old = _partition_for(conn, info, self.partition_value)
-        if old is not None:
-            kind, direct, owns = conn.execute(
-                """select c.relkind, i.inhparent = %s::regclass, pg_has_role(c.relowner, 'USAGE')
-                   from pg_class c join pg_inherits i on i.inhrelid = c.oid where c.oid = %s::regclass""",
-                (parent, old)).fetchone()
-            if kind != "r" or not direct:
-                return True, f"the partition {old} is not a plain table attached to it directly"
-            if not _bounds_one_value(conn, info, old, self.partition_value):
-                # a month's partition, or a LIST of several values: dropped, it would take
-                # the other values' rows with it
-                return True, (f"the partition {old} also holds other values than {self.partition_value} (its bounds "
-                              "are not the ones safeload gives one value's partition)")
-            if not owns:
-                return False, f"the loader's role does not own the partition {old}"
-            rules = conn.execute(
-                """select 'CHECK constraint ' || c.conname, pg_get_expr(c.conbin, c.conrelid),
-                          c.conkey = array[(select attnum from pg_attribute where attrelid = c.conrelid
-                                            and attname = %s)]
-                     from pg_constraint c
-                    where c.conrelid = %s::regclass and c.contype = 'c' and c.conislocal and c.coninhcount = 0
-                      and c.conname <> %s
-                   union all
-                   select 'trigger ' || tgname, null, false from pg_trigger
-                    where tgrelid = %s::regclass and not tgisinternal and tgparentid = 0
-                   union all
-                   select 'NOT NULL of ' || a.attname, null, false from pg_attribute a
-                     join pg_attribute p on p.attrelid = %s::regclass and p.attname = a.attname
-                    where a.attrelid = %s::regclass and a.attnum > 0 and not a.attisdropped
-                      and a.attnotnull and not p.attnotnull and a.attname <> %s""",
-                (info.partition_key, old, PARTITION_CHECK, old, parent, old, info.partition_key)).fetchall()
-            # A CHECK on the key alone that the value meets (the bound's CHECK of PostgreSQL's
-            # own ATTACH recipe): the new partition holds only the value, so it loses nothing
-            own = [what for what, expr, key_only in rules if not (key_only and self._value_meets(conn, info, expr))]
-            if own:
-                # staging is built from the parent: swapped in, the day would lose them
-                return True, f"the partition {old} has rules of its own ({', '.join(own)}), which a swap would drop"
-        return None
-
-    def _value_meets(self, conn: psycopg.Connection, info: q.TargetInfo, expr: str) -> bool:
-        """Whether a CHECK expression on the partition key alone holds for the partition
-        value (NULL passes a CHECK); False when it cannot be told (an error, in a savepoint)."""
-        col = info.column(info.partition_key or "")
-        if col is None:
-            return False
-        try:
-            with conn.transaction():
-                # NULL passes a CHECK
-                return _eval_at(conn, expr, col.name, sql.SQL("{}::{}").format(
-                    sql.Literal(self.partition_value), sql.SQL(col.type))) is not False
-        except (psycopg.OperationalError, psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable):
-            raise
-        except psycopg.Error:
-            return False
+                     old: Any = LOOK_UP) -> tuple[bool, str] | None:
+        """Why ``auto`` will not swap this partition: ``(unsafe, reason)``, None when it will
+        (:func:`safeload.loads.partitions.swap_blocker`)."""
+        return swap_blocker(conn, info, self.partition_value, partition=partition, old=old)
 
     def _plans_swap(self, conn: psycopg.Connection, info: q.TargetInfo, *, partition: bool = False,
-                    old: Any = _LOOK_UP) -> bool:
+                    old: Any = LOOK_UP) -> bool:
         """Whether this load swaps: planned when staging is created (the table's traits),
         confirmed under the publish's advisory lock (``partition=True``: the value's
         partition ``old`` too)."""
@@ -444,7 +363,7 @@ class PartitionLoader:
         # CHECK constraints (ATTACH needs them; and a row that breaks one is refused at the
         # stage, where its line is known, not by the publish's INSERT)
         try:
-            q.create_like(conn, _regclass(info.schema, info.table), ident, unlogged=not swap, constraints=True)
+            q.create_like(conn, q.regclass(info.schema, info.table), ident, unlogged=not swap, constraints=True)
         except psycopg.errors.InsufficientPrivilege as e:
             # a type, collation or function of the target in a schema the role may not use:
             # LIKE copies them by OID and needs no such grant, at the price of the lock
@@ -470,7 +389,7 @@ class PartitionLoader:
         # again by every re-run), and ATTACH proves its bound only from a constraint that
         # excludes NULL (else it scans staging under the parent's lock).
         conn.execute(sql.SQL("alter table {} add constraint {} check ({} is not null and {} = {})")
-                     .format(ident, sql.Identifier(PARTITION_CHECK), sql.Identifier(self.partition_column),
+                     .format(ident, sql.Identifier(q.PARTITION_CHECK), sql.Identifier(self.partition_column),
                              sql.Identifier(self.partition_column),
                              sql.Literal(self.partition_value)))
         return swap
@@ -545,7 +464,7 @@ class PartitionLoader:
         m = re.search(r"\bline (\d+)", e.diag.context or "")
         place = where(int(m.group(1))) if m else "a row of the source"
         detail = f" ({e.diag.message_detail})" if e.diag.message_detail else ""
-        if e.diag.constraint_name == PARTITION_CHECK:  # safeload's own: the value is not the partition's
+        if e.diag.constraint_name == q.PARTITION_CHECK:  # safeload's own: the value is not the partition's
             return LoadRefusedError(
                 f"{place}: its {self.partition_column} is not {self.partition_value!r} as PostgreSQL compares it"
                 f"{detail}, though it looked so to the row check (spaces or spelling); nothing was staged and "
@@ -661,7 +580,7 @@ class PartitionLoader:
     def publish(self, staged: StageResult) -> PublishResult:
         """Replace the partition with the staging table's rows, atomically."""
         t0 = time.time()
-        with self._connect() as conn:
+        with self.connection() as conn:
             info = self._target(conn)
             # the target may have been re-created since the stage: never publish into a
             # table partitioned by another column (a swap would drop that column's partition)
@@ -678,17 +597,16 @@ class PartitionLoader:
                 elif info.partitioned:
                     # the re-checks below first (again under the lock), so that a refused
                     # publish does not leave the new, empty partition behind
-                    if conn.execute("select to_regclass(%s)", (_regclass(STAGING_SCHEMA, staged.staging_table),)
+                    if conn.execute("select to_regclass(%s)", (q.regclass(STAGING_SCHEMA, staged.staging_table),)
                                     ).fetchone()[0] is not None:
                         evolved = {c[0] for c in staged.add_columns}  # added to the target by this publish
                         self._check_staged_columns(info, {c: t for c, t in _staged_columns(
                             conn, staged.staging_table).items() if c not in evolved})
-                    self._ensure_partition(conn, info)
+                    ensure_partition(conn, info, self.partition_value, self.lock_timeout)
                 with conn.transaction():
-                    _lock_timeout(conn, self.lock_timeout)
+                    q.set_lock_timeout(conn, self.lock_timeout)
                     if self._serialise_publish:
-                        conn.execute("select pg_advisory_xact_lock(%s)",
-                                     (q.partition_lock_key(info.name, self.partition_value),))
+                        lock_partition(conn, info, self.partition_value)
                     reg = conn.execute(
                         "select rows_loaded, rows_quarantined, rows_source, checksum, add_columns, source "
                         "from safeload.staging where staging_table = %s for update",
@@ -714,7 +632,7 @@ class PartitionLoader:
                     staged_cols = _staged_columns(conn, staged.staging_table)
                     self._check_staged_columns(now, staged_cols)
                     # the value's partition, looked up once under the lock for both
-                    old = _partition_for(conn, info, self.partition_value) if staged_swap else None
+                    old = partition_for(conn, info, self.partition_value) if staged_swap else None
                     swapped = staged_swap and self._same_columns(conn, now, staged.staging_table, staged_cols) and \
                         self._plans_swap(conn, info, partition=True, old=old) and \
                         self._swap(conn, info, staged.staging_table, rows_loaded, old)
@@ -722,7 +640,7 @@ class PartitionLoader:
                         replaced, inserted = swapped
                     else:
                         if staged_swap:
-                            self._ensure_partition(conn, info)
+                            ensure_partition(conn, info, self.partition_value, self.lock_timeout)
                         # the staged columns (all in the target, checked above); a column
                         # added to the target since the stage gets its default
                         # (generated columns are computed by the target; identity values are
@@ -830,8 +748,8 @@ class PartitionLoader:
                and not exists (select 1 from pg_constraint p where p.conrelid = %(t)s::regclass
                                and p.contype = 'c' and p.conname = c.conname)
             """,
-            {"t": _regclass(now.schema, now.table), "s": _regclass(STAGING_SCHEMA, staging),
-             "pin": PARTITION_CHECK}).fetchall()
+            {"t": q.regclass(now.schema, now.table), "s": q.regclass(STAGING_SCHEMA, staging),
+             "pin": q.PARTITION_CHECK}).fetchall()
         if differ:
             self._no_swap(now, "the target changed since the stage (" + ", ".join(sorted(r[0] for r in differ)) +
                           " differ: a partition keeps what it was attached with)")
@@ -862,11 +780,11 @@ class PartitionLoader:
         stg = q.staging_ident(staging)
         extras = [r[0] for r in conn.execute(
             "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0 and not attisdropped "
-            "and attname like '\\_extra\\_%%'", (_regclass(STAGING_SCHEMA, staging),)).fetchall()]
+            "and attname like '\\_extra\\_%%'", (q.regclass(STAGING_SCHEMA, staging),)).fetchall()]
         for col in extras:  # source columns the target does not have: ATTACH wants exactly the parent's
             conn.execute(sql.SQL("alter table {} drop column {}").format(stg, sql.Identifier(col)))
         replaced = 0
-        name = _free_partition_name(conn, info, self.partition_value)
+        name = free_partition_name(conn, info, self.partition_value)
         old_ident = None
         if old is not None:
             old_schema, old_name = conn.execute(
@@ -897,8 +815,8 @@ class PartitionLoader:
         if key is None or key.type not in ("timestamp without time zone", "timestamp with time zone"):
             # the partition's bound now says what the pin said: drop it (PostgreSQL 18 refuses
             # some DDL on tables with CHECK constraints). A timestamp day keeps it: the bound
-            # admits the whole day, the pin only the value (see _check_bounds_one_value).
-            conn.execute(sql.SQL("alter table {} drop constraint {}").format(stg, sql.Identifier(PARTITION_CHECK)))
+            # admits the whole day, the pin only the value (see safeload.loads.partitions.bounds_one_value).
+            conn.execute(sql.SQL("alter table {} drop constraint {}").format(stg, sql.Identifier(q.PARTITION_CHECK)))
         conn.execute(sql.SQL("alter table {} set schema {}").format(stg, sql.Identifier(info.schema)))
         conn.execute(sql.SQL("alter table {} rename to {}").format(
             sql.Identifier(info.schema, staging), sql.Identifier(name)))
@@ -937,7 +855,7 @@ class PartitionLoader:
                     raise
                 time.sleep(pause)
                 pause = min(pause * 2, 1.0)
-        _lock_timeout(conn, self.lock_timeout)  # the attempt's setting outlives the savepoint
+        q.set_lock_timeout(conn, self.lock_timeout)  # the attempt's setting outlives the savepoint
         if attempts > 1:
             log.info("%s partition %s: lock for the swap granted at attempt %s", info.name, self.partition_value,
                      attempts)
@@ -949,7 +867,7 @@ class PartitionLoader:
         (Expression, partial, non-btree and INCLUDE indexes are left for ATTACH to build.)"""
         stg = q.staging_ident(staging)
         existing = conn.execute("select count(*) from pg_index where indrelid = %s::regclass",
-                                (_regclass(STAGING_SCHEMA, staging),)).fetchone()[0]
+                                (q.regclass(STAGING_SCHEMA, staging),)).fetchone()[0]
         if existing:
             return  # a retried publish: already built
         rows = conn.execute(
@@ -968,7 +886,7 @@ class PartitionLoader:
               and i.indnatts = i.indnkeyatts
             group by i.indexrelid, con.contype
             """,
-            (_regclass(info.schema, info.table),),
+            (q.regclass(info.schema, info.table),),
         ).fetchall()
         with conn.transaction():
             for k, (kind, cols) in enumerate(rows):
@@ -984,26 +902,6 @@ class PartitionLoader:
                     conn.execute(sql.SQL("alter table {} add constraint {} unique ({})").format(stg, idx, collist))
                 else:
                     conn.execute(sql.SQL("create index {} on {} ({})").format(idx, stg, collist))
-
-    def _ensure_partition(self, conn: psycopg.Connection, info: q.TargetInfo) -> None:
-        """Create and attach the partition for the value when it is missing.
-
-        Created as a plain table and then ATTACHed: ATTACH takes SHARE UPDATE EXCLUSIVE
-        on the parent, which does not block readers or loads of other partitions
-        (``CREATE TABLE ... PARTITION OF`` would take ACCESS EXCLUSIVE).
-        """
-        with conn.transaction():
-            _lock_timeout(conn, self.lock_timeout)
-            conn.execute("select pg_advisory_xact_lock(%s)", (q.partition_lock_key(info.name, self.partition_value),))
-            if _partition_for(conn, info, self.partition_value) is not None:
-                return
-            name = _free_partition_name(conn, info, self.partition_value)
-            part = sql.Identifier(info.schema, name)
-            conn.execute(sql.SQL("create table {} (like {} including defaults including generated including "
-                                 "constraints)").format(part, info.ident))
-            conn.execute(sql.SQL("alter table {} attach partition {} {}").format(
-                info.ident, part, q.partition_bounds(info, self.partition_value)))
-            log.info("created partition %s.%s of %s", info.schema, name, info.name)
 
     # ---------------------------------------------------------------- history
     def _history(self, conn, info, status, *, source=None, rows_loaded=None, rows_quarantined=None,
@@ -1032,191 +930,13 @@ class PartitionLoader:
 
 def _persistence(conn: psycopg.Connection, staging: str) -> str | None:
     row = conn.execute("select relpersistence from pg_class where oid = to_regclass(%s)",
-                       (_regclass(STAGING_SCHEMA, staging),)).fetchone()
+                       (q.regclass(STAGING_SCHEMA, staging),)).fetchone()
     return row[0] if row else None
 
 
 def _staged_columns(conn: psycopg.Connection, staging: str) -> dict[str, str]:
     """A staging table's columns and their types as ``format_type()`` prints them, in order."""
     return {c.name: c.type for c in q.target_info(conn, f"{STAGING_SCHEMA}.{staging}").columns}
-
-
-def _regclass(schema: str, name: str) -> str:
-    """``"schema"."name"`` for a ``::regclass`` cast: unquoted, PostgreSQL would fold
-    ``Orders`` to ``orders`` (the names are validated identifiers: no quote inside)."""
-    return f'"{schema}"."{name}"'
-
-
-def _partition_for(conn: psycopg.Connection, info: q.TargetInfo, value: str) -> str | None:
-    """The partition of the target (one of its own, not a sub-partition) that a row with
-    ``value`` in the key is routed to, or None.
-
-    Found among the leaves PostgreSQL's partition pruning keeps (:func:`_pruned_leaves`),
-    confirmed by the partition's constraint. Loads of other partitions may detach and drop
-    theirs meanwhile (they hold their own advisory lock, not this one): a partition that
-    vanishes between the listing and the reading of its constraint is not the value's, and
-    is skipped. Planning and reading a constraint open the relations (ACCESS SHARE, kept to
-    the end of the transaction), so the look-up runs in a savepoint that is rolled back,
-    which releases those locks: kept, they would deadlock two swaps of different
-    partitions (each waiting to DETACH a partition the other had looked at).
-    """
-    with conn.transaction(force_rollback=True):
-        return _find_partition(conn, info, value)
-
-
-def _find_partition(conn: psycopg.Connection, info: q.TargetInfo, value: str) -> str | None:
-    leaves = _pruned_leaves(conn, info, value)
-    if leaves is not None and not leaves:
-        return None  # no partition can hold the value (none for it, and no DEFAULT partition)
-    # The target's own partitions (level 1): their constraints name the target's key only
-    # (a sub-partition's names its own key too). Those above the pruned leaves, or all.
-    # From pg_inherits, which takes no lock (pg_partition_tree locks every partition).
-    children = conn.execute(
-        "select i.inhrelid, i.inhrelid::regclass::text, "
-        "exists (select 1 from pg_partitioned_table p where p.partdefid = i.inhrelid) "
-        "from pg_inherits i where i.inhparent = %s::regclass"
-        + (" and i.inhrelid in (select a.relid from unnest(%s::oid[]) as l(oid), pg_partition_ancestors(l.oid) as a)"
-           if leaves is not None else ""),
-        (_regclass(info.schema, info.table),) + ((leaves,) if leaves is not None else ()),
-    ).fetchall()
-    for oid, child, is_default in children:
-        # ask PostgreSQL whether the partition's constraint admits the value
-        try:
-            with conn.transaction():  # a savepoint: a vanished partition must not abort the caller's transaction
-                constraint = conn.execute("select pg_get_partition_constraintdef(%s::oid)", (oid,)).fetchone()[0]
-        except (psycopg.errors.UndefinedTable, psycopg.errors.InternalError_):
-            continue  # "could not open relation": dropped after the listing
-        if constraint is None:
-            if is_default:  # a DEFAULT partition alone has no constraint: it takes every value
-                return child
-            continue  # no longer a partition (detached or dropped after the listing)
-        key = info.column(info.partition_key)
-        if _eval_at(conn, constraint, key.name, sql.SQL("{}::{}").format(sql.Literal(value), sql.SQL(key.type))):
-            return child
-    return None
-
-
-def _pruned_leaves(conn: psycopg.Connection, info: q.TargetInfo, value: str) -> list[int] | None:
-    """The leaves PostgreSQL's partition pruning keeps for ``key = value``: the value's own,
-    the DEFAULT partition when the value may be routed there, every leaf when the key
-    cannot be pruned by that comparison (a key with a collation of its own). Pruning
-    removes only leaves that cannot hold the value, so the value's leaf is among these
-    and :func:`_find_partition` checks only them: one leaf, not every partition of the table
-    (300 ms for 1000 partitions, a lock on each). None when the plan cannot be had."""
-    col = info.column(info.partition_key or "")
-    if col is None:
-        return None
-    try:
-        # a savepoint rolled back: a plan refused leaves the caller's transaction as it was,
-        # and the setting below goes with it
-        with conn.transaction(force_rollback=True):
-            # Pruning only: constraint exclusion would also drop a partition whose own CHECK
-            # constraints refute the value (a day a swap published keeps its pin to the
-            # value), which tuple routing does not do.
-            conn.execute("select set_config('constraint_exclusion', 'off', true)")
-            plan = conn.execute(sql.SQL("explain (format json, costs off, verbose) select from {} where {} = {}::{}")
-                                .format(info.ident, sql.Identifier(col.name), sql.Literal(value), sql.SQL(col.type))
-                                ).fetchone()[0]
-    except (psycopg.OperationalError, psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled):
-        raise  # the connection, lock_timeout, a cancel: as for any other statement of the publish
-    except psycopg.Error as e:
-        log.info("%s: no plan to narrow the partition look-up (%s); checking every partition", info.name, e)
-        return None
-    scanned: list[tuple[str, str]] = []
-
-    def walk(node: dict) -> None:
-        if "Relation Name" in node:
-            scanned.append((node["Schema"], node["Relation Name"]))
-        for child in node.get("Plans", ()):
-            walk(child)
-
-    walk(plan[0]["Plan"])
-    return [r[0] for r in conn.execute(
-        "select c.oid from unnest(%s::text[], %s::text[]) as r(s, n) "
-        "join pg_namespace ns on ns.nspname = r.s join pg_class c on c.relnamespace = ns.oid and c.relname = r.n",
-        ([s for s, _ in scanned], [n for _, n in scanned])).fetchall()]
-
-
-def _free_partition_name(conn: psycopg.Connection, info: q.TargetInfo, value: str) -> str:
-    """The name of a new partition for ``value``: :func:`q.partition_table_name`, or, when a
-    table already has that name (another value's partition: 'eu-west' and 'eu_west', or two
-    values sharing their first 20 characters, make the same name), the value's hash."""
-    name = q.partition_table_name(info, value)
-    if conn.execute("select to_regclass(%s)", (_regclass(info.schema, name),)).fetchone()[0] is None:
-        return name
-    return f"{info.table[:40]}_p{hashlib.sha1(str(value).encode()).hexdigest()[:12]}"
-
-
-def _bounds_one_value(conn: psycopg.Connection, info: q.TargetInfo, leaf: str, value: str) -> bool:
-    """Whether ``leaf`` (which admits ``value``) has the bounds :func:`q.partition_bounds`
-    gives the value's partition, the ones the swap attaches staging with: LIST of that one
-    value; RANGE of one integer, or of one day on a date or timestamp column. Told by
-    PostgreSQL evaluating the leaf's partition constraint (a range is one interval) just
-    inside and outside those bounds. False for any other layout (a month's partition).
-
-    Reading the constraint also locks the leaf's parent (ACCESS SHARE): in a savepoint
-    rolled back, as :func:`_partition_for` does, so that the lock does not stand in the way
-    of other loads' swaps for the rest of the publish."""
-    with conn.transaction(force_rollback=True):
-        return _check_bounds_one_value(conn, info, leaf, value)
-
-
-def _check_bounds_one_value(conn: psycopg.Connection, info: q.TargetInfo, leaf: str, value: str) -> bool:
-    constraint = conn.execute("select pg_get_partition_constraintdef(%s::regclass)", (leaf,)).fetchone()[0]
-    col = info.column(info.partition_key or "")
-    if constraint is None or col is None:
-        return False
-    if info.strategy == "l":
-        # one non-null value prints as "(c IS NOT NULL) AND (c = v)"; several as "= ANY (ARRAY[...])",
-        # NULL among them as "(c IS NULL) OR ..." (a value that contains these only makes it False)
-        return "= ANY (" not in constraint and "IS NULL)" not in constraint
-    if info.strategy != "r":
-        return False
-    v = sql.SQL("{}::{}").format(sql.Literal(value), sql.SQL(col.type))
-    if col.type in ("date", "smallint", "integer", "bigint"):  # one value: v in, its neighbours out
-        inside, outside = [v], [sql.SQL("{} - 1").format(v), sql.SQL("{} + 1").format(v)]
-    elif col.type in ("timestamp without time zone", "timestamp with time zone"):
-        import datetime as dt
-
-        try:
-            first = dt.date.fromisoformat(str(value)[:10])  # as q.partition_bounds reads the value
-        except ValueError:
-            return False
-        day, next_day = (sql.SQL("{}::{}").format(sql.Literal(d.isoformat()), sql.SQL(col.type))
-                         for d in (first, first + dt.timedelta(days=1)))
-        us = sql.SQL("interval '1 microsecond'")
-        inside = [day, sql.SQL("{} - {}").format(next_day, us)]
-        outside = [sql.SQL("{} - {}").format(day, us), next_day]
-        # A day holds many timestamps, and DELETE + INSERT replaces only the rows equal to
-        # the value: the day's partition may be swapped only when its own CHECK (left by
-        # the swap that published it, for this value) pins every row to the value.
-        pin = conn.execute("select pg_get_expr(conbin, conrelid) from pg_constraint where conrelid = %s::regclass "
-                           "and conname = %s and contype = 'c' and convalidated",
-                           (leaf, PARTITION_CHECK)).fetchone()
-        if pin is None:
-            return False
-        for point, expected in ((v, True), (sql.SQL("{} - {}").format(v, us), False),
-                                (sql.SQL("{} + {}").format(v, us), False)):
-            if _eval_at(conn, pin[0], col.name, point) is not expected:
-                return False
-    else:
-        return False
-    for point, expected in [(p, True) for p in inside] + [(p, False) for p in outside]:
-        if _eval_at(conn, constraint, col.name, point) is not expected:
-            return False
-    return True
-
-
-def _eval_at(conn: psycopg.Connection, expr: str, column: str, point: sql.Composable) -> Any:
-    """The value of ``expr`` (a constraint's text, as PostgreSQL prints it) where its one
-    column ``column`` is ``point``, as PostgreSQL evaluates it (NULL as None)."""
-    return conn.execute(sql.SQL("select {} from (select {} as {}) as v").format(
-        sql.SQL(expr), point, sql.Identifier(column))).fetchone()[0]
-
-
-def _lock_timeout(conn: psycopg.Connection, value: str) -> None:
-    """SET LOCAL lock_timeout (SET takes no parameters; set_config does)."""
-    conn.execute("select set_config('lock_timeout', %s, true)", (value,))
 
 
 def _extra(name: str) -> str:

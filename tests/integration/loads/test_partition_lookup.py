@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from safeload.loads import loader as loader_module
+from safeload.loads import partitions
 from safeload.loads import sql as q
 
 LAYOUTS = {
@@ -66,8 +66,8 @@ def test_pruned_look_up_finds_what_the_exhaustive_one_finds(pg, layout, monkeypa
     found = {}
     with pg.transaction():
         for v in values:
-            found[v] = loader_module._partition_for(pg, info, v)
-            candidates = loader_module._pruned_leaves(pg, info, v)
+            found[v] = partitions.partition_for(pg, info, v)
+            candidates = partitions.pruned_leaves(pg, info, v)
             assert candidates is not None
             if layout == "list key with a collation of its own":
                 # the key cannot be pruned by a comparison under the column's collation: every leaf
@@ -76,9 +76,9 @@ def test_pruned_look_up_finds_what_the_exhaustive_one_finds(pg, layout, monkeypa
                 assert len(candidates) <= 2, (v, candidates)  # the sub-partitions of the value's partition
             else:
                 assert len(candidates) <= 1, (v, candidates)  # pruned to the value's leaf
-    monkeypatch.setattr(loader_module, "_pruned_leaves", lambda *a: None)  # the exhaustive look-up
+    monkeypatch.setattr(partitions, "pruned_leaves", lambda *a: None)  # the exhaustive look-up
     with pg.transaction():
-        exhaustive = {v: loader_module._partition_for(pg, info, v) for v in values}
+        exhaustive = {v: partitions.partition_for(pg, info, v) for v in values}
     assert found == exhaustive
     # and each is right by PostgreSQL's own routing: a row inserted with the value lands in it
     # (in one of its sub-partitions, for a partitioned partition)
@@ -110,7 +110,7 @@ def test_the_look_up_locks_the_values_partition_only(pg):
                    f"for values from ('2024-02-{d:02d}') to (date '2024-02-{d:02d}' + 1)")
     info = q.target_info(pg, "public.t")
     with pg.transaction():
-        assert loader_module._find_partition(pg, info, "2024-02-10") == "t_10"
+        assert partitions.find_partition(pg, info, "2024-02-10") == "t_10"
         held = pg.execute("select count(*) from pg_locks where pid = pg_backend_pid() and locktype = 'relation' "
                           "and relation in (select inhrelid from pg_inherits where inhparent = 'public.t'::regclass)"
                           ).fetchone()[0]
