@@ -29,6 +29,7 @@ The loader says the order of the steps; the units say how, each in its own modul
   and its registry row;
 - :mod:`.partitions` -- the partition catalogue: a value's partition, bounds, names,
   and when a swap is safe;
+- :mod:`.publish` -- the publish strategies (swap, DELETE + INSERT) behind one interface;
 - :mod:`.indexes`, :mod:`.history` -- staging's indexes, the load history.
 """
 
@@ -43,24 +44,24 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from safeload.contracts.types import parse_type
 from safeload.errors import LoadRefusedError, LockTimeoutError
 from safeload.identifiers import validate_identifier
 from safeload.loads import history
 from safeload.loads import sql as q
-from safeload.loads.indexes import build_indexes
 from safeload.loads.metadata import STAGING_SCHEMA, ensure_metadata
-from safeload.loads.partitions import (
-    LOOK_UP,
-    ensure_partition,
-    free_partition_name,
-    lock_partition,
-    partition_for,
-    swap_blocker,
-)
+from safeload.loads.partitions import LOOK_UP, lock_partition, swap_blocker
 from safeload.loads.privileges import explain_privileges
+from safeload.loads.publish.choice import (
+    PUBLISH_STRATEGIES,
+    candidates,
+    check_strategy,
+    choose,
+    publish_first,
+)
+from safeload.loads.publish.refusals import publish_refusals
+from safeload.loads.publish.strategy import PublishJob
 from safeload.loads.results import PublishResult, StageResult
 from safeload.loads.sources.base import COPY_BLOCK, Source
 from safeload.loads.sources.files import FileSource
@@ -74,22 +75,17 @@ from safeload.loads.staging.table import (
     checksum,
     create_staging,
     map_columns,
-    persistence,
     prepare_as_partition,
     staged_columns,
 )
 from safeload.loads.targets import (
+    add_columns,
     check_partition_column,
     check_partition_value,
     read_target,
 )
 
 log = logging.getLogger(__name__)
-
-PUBLISH_STRATEGIES = ("auto", "swap", "delete_insert")
-#: a swap asks for the parent's ACCESS EXCLUSIVE lock in attempts this long: a reader
-#: arriving meanwhile queues behind the request for at most this (plus the swap itself)
-SWAP_LOCK_ATTEMPT_MS = 200
 
 
 class PartitionLoader:
@@ -118,7 +114,7 @@ class PartitionLoader:
         ever blocked. ``auto`` swaps when the target is natively partitioned and a swap is
         safe there (:meth:`swap_blocker`), and falls back to ``delete_insert`` when it is
         not, or when the parent stays busy for the whole ``lock_timeout``. See
-        docs/decisions/002.
+        docs/decisions/002 and 015 (:mod:`safeload.loads.publish`).
 
     .. code-block:: python
 
@@ -163,9 +159,7 @@ class PartitionLoader:
         self.add_columns = [(validate_identifier(n, "column"), str(parse_type(t))) for n, t in (add_columns or [])]
         self.audit = audit or {}
         self.stale_staging_after = stale_staging_after
-        if publish_strategy not in PUBLISH_STRATEGIES:
-            raise ValueError(f"publish_strategy {publish_strategy!r}: use one of {', '.join(PUBLISH_STRATEGIES)}")
-        self.publish_strategy = publish_strategy
+        self.publish_strategy = check_strategy(publish_strategy)
         self._started = time.time()
 
     def connection(self) -> psycopg.Connection:
@@ -208,7 +202,7 @@ class PartitionLoader:
                 registry.drop_stale(conn, load, info, name)
                 with conn.transaction():
                     q.set_lock_timeout(conn, load.lock_timeout)
-                    as_partition = self._plans_swap(conn, info)
+                    as_partition = choose(conn, load, info).staging.as_partition
                     create_staging(conn, load, info, name, header, mapping, as_partition=as_partition)
                     filled = fill(conn, load, info, q.staging_ident(name), source, header, mapping, quarantine)
                     bad = quarantine.count
@@ -244,291 +238,46 @@ class PartitionLoader:
 
     @explain_privileges
     def publish(self, staged: StageResult) -> PublishResult:
-        """Replace the partition with the staging table's rows, atomically."""
-        t0 = time.time()
+        """Replace the partition with the staging table's rows, atomically; see the module docstring."""
+        t0, load = time.time(), self.spec()
         with self.connection() as conn:
-            info = read_target(conn, self.spec())
+            info = read_target(conn, load)
             # the target may have been re-created since the stage: never publish into a
             # table partitioned by another column (a swap would drop that column's partition)
-            check_partition_column(self.spec(), info)
-            # staged for a swap (a permanent table); whether it still swaps is decided
-            # under the publish's advisory lock, where the partition cannot change
-            staged_swap = info.partitioned and self.publish_strategy != "delete_insert" and \
-                persistence(conn, staged.staging_table) == "p"
-            try:
-                if staged_swap:
-                    # Normally built by the stage; a staging table without them (its keys
-                    # were duplicated) fails here, before any lock on the target is taken.
-                    build_indexes(conn, info, staged.staging_table)
-                elif info.partitioned:
-                    # the re-checks below first (again under the lock), so that a refused
-                    # publish does not leave the new, empty partition behind
-                    if conn.execute("select to_regclass(%s)", (q.regclass(STAGING_SCHEMA, staged.staging_table),)
-                                    ).fetchone()[0] is not None:
-                        evolved = {c[0] for c in staged.add_columns}  # added to the target by this publish
-                        check_staged_columns(self.spec(), info, {c: t for c, t in staged_columns(
-                            conn, staged.staging_table).items() if c not in evolved})
-                    ensure_partition(conn, info, self.partition_value, self.lock_timeout)
+            check_partition_column(load, info)
+            strategies = candidates(conn, load, info, staged.staging_table)
+            with publish_refusals(load, info):
+                strategies[0].prepare(conn, info, staged)  # before any lock on the target is taken
                 with conn.transaction():
-                    q.set_lock_timeout(conn, self.lock_timeout)
+                    q.set_lock_timeout(conn, load.lock_timeout)
                     if self._serialise_publish:
-                        lock_partition(conn, info, self.partition_value)
-                    reg = conn.execute(
-                        "select rows_loaded, rows_quarantined, rows_source, checksum, add_columns, source "
-                        "from safeload.staging where staging_table = %s for update",
-                        (staged.staging_table,),
-                    ).fetchone()
-                    if reg is None:
-                        raise LoadRefusedError(
-                            f"staging table {STAGING_SCHEMA}.{staged.staging_table} for {info.name} partition "
-                            f"{self.partition_value} is gone (already published by an earlier try, or dropped as "
-                            "stale); stage the partition again")
-                    rows_loaded, rows_quarantined, rows_source, checksum, add_columns, source = reg
-                    stg = q.staging_ident(staged.staging_table)
-                    added = []
-                    for col, pg_type in add_columns:
-                        if info.column(col) is None:
-                            conn.execute(sql.SQL("alter table {} add column if not exists {} {}").format(
-                                info.ident, sql.Identifier(col), sql.SQL(str(parse_type(pg_type)))))
-                            added.append(col)
+                        lock_partition(conn, info, load.partition_value)
+                    reg = registry.claim(conn, load, info, staged.staging_table)
+                    added = add_columns(conn, info, reg.add_columns)
                     # The target's columns now: DDL may have changed them since the stage
                     # (another day's load adding a column, as evolve does, runs meanwhile).
-                    now = read_target(conn, self.spec())
-                    check_partition_column(self.spec(), now)
-                    staged_cols = staged_columns(conn, staged.staging_table)
-                    check_staged_columns(self.spec(), now, staged_cols)
-                    # the value's partition, looked up once under the lock for both
-                    old = partition_for(conn, info, self.partition_value) if staged_swap else None
-                    swapped = staged_swap and self._same_columns(conn, now, staged.staging_table, staged_cols) and \
-                        self._plans_swap(conn, info, partition=True, old=old) and \
-                        self._swap(conn, info, staged.staging_table, rows_loaded, old)
-                    if swapped:
-                        replaced, inserted = swapped
-                    else:
-                        if staged_swap:
-                            ensure_partition(conn, info, self.partition_value, self.lock_timeout)
-                        # the staged columns (all in the target, checked above); a column
-                        # added to the target since the stage gets its default
-                        # (generated columns are computed by the target; identity values are
-                        # the staged ones, which GENERATED ALWAYS takes only when told to)
-                        written = [c for c in now.written if c.name in staged_cols]
-                        cols = sql.SQL(", ").join(sql.Identifier(c.name) for c in written)
-                        overriding = any(c.identity == "a" for c in written)
-                        replaced = conn.execute(sql.SQL("delete from {} where {}").format(
-                            info.ident, q.partition_where(self.partition_column, self.partition_value))).rowcount
-                        inserted = conn.execute(sql.SQL("insert into {} ({}){} select {} from {}").format(
-                            info.ident, cols, sql.SQL(" overriding system value" if overriding else ""), cols,
-                            stg)).rowcount
-                    if inserted != rows_loaded:  # staging was modified after the audit: publish nothing
-                        raise LoadRefusedError(f"{STAGING_SCHEMA}.{staged.staging_table} holds {inserted} rows but "
-                                               f"{rows_loaded} were staged and audited; stage the partition again")
+                    now = read_target(conn, load)
+                    check_partition_column(load, now)
+                    columns = staged_columns(conn, staged.staging_table)
+                    check_staged_columns(load, now, columns)
+                    job = PublishJob(info, now, staged.staging_table, columns, reg.rows_loaded, strategies[0].name)
+                    strategy, written = publish_first(conn, strategies, job)
+                    if written.inserted != reg.rows_loaded:  # staging was modified after the audit: publish nothing
+                        raise LoadRefusedError(f"{STAGING_SCHEMA}.{staged.staging_table} holds {written.inserted} "
+                                               f"rows but {reg.rows_loaded} were staged and audited; stage the "
+                                               "partition again")
                     history_id = history.record(
-                        conn, self.spec(), info, "published", source=source, rows_loaded=inserted,
-                        rows_quarantined=rows_quarantined, rows_source=rows_source, checksum=checksum,
+                        conn, load, info, "published", source=reg.source, rows_loaded=written.inserted,
+                        rows_quarantined=reg.rows_quarantined, rows_source=reg.rows_source, checksum=reg.checksum,
                         schema_changes=json.dumps([{"added": c} for c in added]) if added else None,
-                        message=f"replaced {replaced} row(s) by {'swap' if swapped else 'DELETE + INSERT'}")
-                    if not swapped:
-                        conn.execute(sql.SQL("drop table {}").format(stg))
-                    conn.execute("delete from safeload.staging where staging_table = %s", (staged.staging_table,))
-            except psycopg.errors.UniqueViolation as e:
-                raise LoadRefusedError(
-                    f"{info.name} partition {self.partition_value}: the staged rows break a unique key of the "
-                    f"target ({e.diag.message_detail or e.diag.message_primary}); nothing was published and the "
-                    "partition is unchanged. Fix the source, or add expect_column_values_to_be_unique (or "
-                    "expect_compound_columns_to_be_unique) on the key to the gate so it fails before the publish"
-                ) from None
-            except (psycopg.errors.CheckViolation, psycopg.errors.NotNullViolation) as e:
-                detail = e.diag.message_detail or e.diag.message_primary
-                if isinstance(e, psycopg.errors.CheckViolation) and not e.diag.constraint_name:
-                    # PostgreSQL's "no partition of relation ... found for row" (a sub-partitioned day)
-                    raise LoadRefusedError(
-                        f"{info.name} partition {self.partition_value}: a staged row has no partition to go to "
-                        f"({e.diag.message_primary}; {detail}); nothing was published and the partition is "
-                        "unchanged. Create the missing sub-partition (or a DEFAULT one), then publish again") from None
-                what = (f"CHECK constraint {e.diag.constraint_name!r}" if isinstance(e, psycopg.errors.CheckViolation)
-                        else f"NOT NULL of column {e.diag.column_name!r}")
-                # the stage checked the target's CHECKs as they were: one added since, or one
-                # of the day's partition itself (staging carries the target's only)
-                raise LoadRefusedError(
-                    f"{info.name} partition {self.partition_value}: a staged row breaks {what} of the target or of "
-                    f"its partition for this value ({detail}); nothing was published and the partition is unchanged. "
-                    "If it was added after the stage, stage the partition again (the stage names the source's "
-                    "line); if it is the partition's own, fix the source or the constraint") from None
-            except psycopg.errors.LockNotAvailable as e:
-                raise LockTimeoutError(
-                    f"{info.name} partition {self.partition_value}: a lock could not be had within "
-                    f"lock_timeout={self.lock_timeout} ({e.diag.message_primary}); the partition is unchanged. "
-                    "A long-running reader or another load holds it; retry later") from None
-        result = PublishResult(info.name, self.partition_value, inserted, replaced, rows_quarantined, rows_source,
-                               checksum, history_id, added, round(time.time() - t0, 3),
-                               published_by="swap" if swapped else "delete_insert")
-        log.info("published %s partition %s: %s rows (replaced %s, by %s)", info.name, self.partition_value, inserted,
-                 replaced, result.published_by)
+                        message=f"replaced {written.replaced} row(s) by {strategy.label}")
+                    registry.forget(conn, staged.staging_table, drop=not written.staging_consumed)
+        result = PublishResult(info.name, load.partition_value, written.inserted, written.replaced,
+                               reg.rows_quarantined, reg.rows_source, reg.checksum, history_id, added,
+                               round(time.time() - t0, 3), published_by=strategy.name)
+        log.info("published %s partition %s: %s rows (replaced %s, by %s)", info.name, load.partition_value,
+                 written.inserted, written.replaced, result.published_by)
         return result
-
-    def _plans_swap(self, conn: psycopg.Connection, info: q.TargetInfo, *, partition: bool = False,
-                    old: Any = LOOK_UP) -> bool:
-        """Whether this load swaps: planned when staging is created (the table's traits),
-        confirmed under the publish's advisory lock (``partition=True``: the value's
-        partition ``old`` too)."""
-        if self.publish_strategy == "delete_insert" or not info.partitioned:
-            return False
-        blocker = self.swap_blocker(conn, info, partition=partition, old=old)
-        if blocker is None:
-            return True
-        unsafe, why = blocker
-        if self.publish_strategy == "swap":
-            if unsafe:
-                raise LoadRefusedError(f"{info.name} partition {self.partition_value}: publish_strategy='swap' "
-                                       f"cannot be used: {why}. Use publish_strategy='auto' or 'delete_insert'")
-            return True  # slower or needs grants, but what was asked for
-        log.info("%s partition %s: publishing by DELETE + INSERT, not by swap: %s", info.name,
-                 self.partition_value, why)
-        return False
-
-    def _same_columns(self, conn: psycopg.Connection, now: q.TargetInfo, staging: str,
-                      staged_cols: dict[str, str]) -> bool:
-        """Whether staging is the parent as it is now, as far as a swapped-in partition
-        keeps it: exactly the parent's columns (its source-only ``_extra_`` columns aside;
-        ATTACH requires them), the same generation expressions, and no CHECK constraint or
-        NOT NULL the parent has dropped since the stage (ATTACH accepts both: the day would
-        compute stale values, or refuse rows every other day accepts). Otherwise ``auto``
-        publishes by DELETE + INSERT, ``swap`` refuses."""
-        added = sorted(c.name for c in now.columns if c.name not in staged_cols)
-        if added:
-            self._no_swap(now, f"the target's columns changed since the stage (added: {', '.join(added)})")
-            return False
-        differ = conn.execute(
-            """
-            with cols as (select a.attrelid, a.attname, a.attnotnull, a.attgenerated::text as gen,
-                                 case when a.attgenerated <> '' then pg_get_expr(d.adbin, d.adrelid) end as expr
-                          from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
-                          where a.attrelid in (%(t)s::regclass, %(s)s::regclass) and a.attnum > 0
-                            and not a.attisdropped),
-                 t as (select * from cols where attrelid = %(t)s::regclass),
-                 s as (select * from cols where attrelid = %(s)s::regclass)
-            select 'the generation expression of ' || s.attname from s join t using (attname)
-             where (s.gen, s.expr) is distinct from (t.gen, t.expr)
-            union all
-            select 'NOT NULL of ' || s.attname from s join t using (attname) where s.attnotnull and not t.attnotnull
-            union all
-            select 'CHECK constraint ' || c.conname from pg_constraint c
-             where c.conrelid = %(s)s::regclass and c.contype = 'c' and c.conname <> %(pin)s
-               and not exists (select 1 from pg_constraint p where p.conrelid = %(t)s::regclass
-                               and p.contype = 'c' and p.conname = c.conname)
-            """,
-            {"t": q.regclass(now.schema, now.table), "s": q.regclass(STAGING_SCHEMA, staging),
-             "pin": q.PARTITION_CHECK}).fetchall()
-        if differ:
-            self._no_swap(now, "the target changed since the stage (" + ", ".join(sorted(r[0] for r in differ)) +
-                          " differ: a partition keeps what it was attached with)")
-            return False
-        return True
-
-    def _no_swap(self, now: q.TargetInfo, why: str) -> None:
-        """A swap found impossible at publish: ``swap`` refuses (nothing published), ``auto``
-        logs why and publishes by DELETE + INSERT."""
-        if self.publish_strategy == "swap":
-            raise LoadRefusedError(f"{now.name} partition {self.partition_value}: cannot swap the staged table in: "
-                                   f"{why}; nothing was published. Stage the partition again, or publish it with "
-                                   "publish_strategy='auto' (DELETE + INSERT of the staged columns)")
-        log.info("%s partition %s: publishing by DELETE + INSERT, not by swap: %s", now.name,
-                 self.partition_value, why)
-
-    def _swap(self, conn: psycopg.Connection, info: q.TargetInfo, staging: str,
-              rows_loaded: int, old: str | None) -> tuple[int, int] | None:
-        """Make the staging table the partition: DETACH and DROP the old one, ATTACH staging.
-
-        Metadata only: no row is copied. The staging table's CHECK constraint
-        (``partition = value``) implies the partition bound, so ATTACH skips its scan.
-        ``old`` is the value's current partition (None: none yet), looked up by the caller
-        under the publish's advisory lock. Returns (rows replaced, rows published), or None
-        when ``auto`` could not lock the parent within ``lock_timeout`` (the caller then
-        publishes by DELETE + INSERT).
-        """
-        stg = q.staging_ident(staging)
-        extras = [r[0] for r in conn.execute(
-            "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0 and not attisdropped "
-            "and attname like '\\_extra\\_%%'", (q.regclass(STAGING_SCHEMA, staging),)).fetchall()]
-        for col in extras:  # source columns the target does not have: ATTACH wants exactly the parent's
-            conn.execute(sql.SQL("alter table {} drop column {}").format(stg, sql.Identifier(col)))
-        replaced = 0
-        name = free_partition_name(conn, info, self.partition_value)
-        old_ident = None
-        if old is not None:
-            old_schema, old_name = conn.execute(
-                "select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-                "where c.oid = %s::regclass", (old,)).fetchone()
-            old_ident = sql.Identifier(old_schema, old_name)
-            replaced = conn.execute(sql.SQL("select count(*) from {}").format(old_ident)).fetchone()[0]
-            if not self._lock_for_swap(conn, info, old_ident):
-                return None
-            name = old_name if old_schema == info.schema else name
-        try:
-            # A savepoint (the locks above stay with the transaction): when ATTACH refuses
-            # staging, the DETACH and DROP are undone and the old partition is back.
-            with conn.transaction():
-                if old_ident is not None:
-                    conn.execute(sql.SQL("alter table {} detach partition {}").format(info.ident, old_ident))
-                    conn.execute(sql.SQL("drop table {}").format(old_ident))
-                conn.execute(sql.SQL("alter table {} attach partition {} {}").format(
-                    info.ident, stg, q.partition_bounds(info, self.partition_value)))
-        except (psycopg.errors.DatatypeMismatch, psycopg.errors.CollationMismatch,
-                psycopg.errors.InvalidTableDefinition, psycopg.errors.InvalidObjectDefinition) as e:
-            # DDL on the parent since the stage that ATTACH checks and the column check does
-            # not: a collation, a NOT NULL or a CHECK constraint added, a column added while
-            # this publish waited for its lock
-            self._no_swap(info, f"the target's definition changed since the stage ({e.diag.message_primary})")
-            return None
-        key = info.column(info.partition_key or "")
-        if key is None or key.type not in ("timestamp without time zone", "timestamp with time zone"):
-            # the partition's bound now says what the pin said: drop it (PostgreSQL 18 refuses
-            # some DDL on tables with CHECK constraints). A timestamp day keeps it: the bound
-            # admits the whole day, the pin only the value (see safeload.loads.partitions.bounds_one_value).
-            conn.execute(sql.SQL("alter table {} drop constraint {}").format(stg, sql.Identifier(q.PARTITION_CHECK)))
-        conn.execute(sql.SQL("alter table {} set schema {}").format(stg, sql.Identifier(info.schema)))
-        conn.execute(sql.SQL("alter table {} rename to {}").format(
-            sql.Identifier(info.schema, staging), sql.Identifier(name)))
-        return replaced, rows_loaded
-
-    def _lock_for_swap(self, conn: psycopg.Connection, info: q.TargetInfo, old: sql.Composable) -> bool:
-        """ACCESS EXCLUSIVE on the parent and the old partition, asked for in short attempts.
-
-        A lock request waits in a queue, and every reader arriving after it waits behind it:
-        one request waiting out a long report for ``lock_timeout`` would stall all readers
-        of the table for that long. So each attempt waits at most
-        :data:`SWAP_LOCK_ATTEMPT_MS`, gives way (rolled back to a savepoint) and tries again
-        after a growing pause, until ``lock_timeout`` is spent. True once held; False when
-        ``auto`` gave up (``swap`` raises LockNotAvailable instead).
-        """
-        budget_ms = int(conn.execute("select setting from pg_settings where name = 'lock_timeout'").fetchone()[0])
-        deadline = time.monotonic() + (budget_ms / 1000 if budget_ms else float("inf"))
-        pause, attempts = 0.05, 0
-        while True:
-            attempts += 1
-            wait_ms = SWAP_LOCK_ATTEMPT_MS if not budget_ms else \
-                max(1, min(SWAP_LOCK_ATTEMPT_MS, int((deadline - time.monotonic()) * 1000)))
-            try:
-                with conn.transaction():  # a savepoint: a failed attempt leaves nothing behind
-                    conn.execute("select set_config('lock_timeout', %s, true)", (f"{wait_ms}ms",))
-                    conn.execute(sql.SQL("lock table only {}, only {} in access exclusive mode").format(
-                        info.ident, old))
-                break
-            except psycopg.errors.LockNotAvailable:
-                if time.monotonic() + pause >= deadline:
-                    if self.publish_strategy == "auto":
-                        log.warning("%s partition %s: the table stayed busy for lock_timeout=%s (%s attempts); "
-                                    "publishing by DELETE + INSERT instead of swap", info.name,
-                                    self.partition_value, self.lock_timeout, attempts)
-                        return False
-                    raise
-                time.sleep(pause)
-                pause = min(pause * 2, 1.0)
-        q.set_lock_timeout(conn, self.lock_timeout)  # the attempt's setting outlives the savepoint
-        if attempts > 1:
-            log.info("%s partition %s: lock for the swap granted at attempt %s", info.name, self.partition_value,
-                     attempts)
-        return True
 
     def run(self, source: str | Path | Source, fmt: str | None = None,
             audit_hook: Callable[[StageResult], None] | None = None) -> PublishResult:
