@@ -148,7 +148,10 @@ def time_gate(uri: str, suite: dict, engine: str, work_mem: str | None, table: s
 
 def sql_plan(uri: str, suite: dict, table: str = TABLE):
     """The sql engine's plan for the suite on this table, planned as run_sql plans it."""
-    from safeload.quality.sql_engine import compile_plan, memoize_regexes, plan_groups, read_table_info
+    from safeload.quality.sql.catalog import read_table_info
+    from safeload.quality.sql.compile import compile_plan
+    from safeload.quality.sql.grouping import plan_groups
+    from safeload.quality.sql.regex_memo import memoize_regexes
     from safeload.quality.suite import coerce_suite
 
     with psycopg.connect(uri, autocommit=True) as conn:

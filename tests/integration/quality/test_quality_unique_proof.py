@@ -17,7 +17,9 @@ import time
 import psycopg
 import pytest
 from safeload.quality.gx_engine import run_gx
-from safeload.quality.sql_engine import TableInfo, compile_plan, read_table_info, run_sql
+from safeload.quality.sql.catalog import TableInfo, read_table_info
+from safeload.quality.sql.compile import compile_plan
+from safeload.quality.sql_engine import run_sql
 from safeload.quality.suite import parse_suite
 
 from tests.integration.quality.test_quality_differential import compare
