@@ -3,10 +3,11 @@
 A natively partitioned table gets ``--partitions`` daily partitions (1000 by default:
 about three years). Timed, interleaved, ``--repeats`` times each:
 
-- ``pruned``: the loader's look-up (``partitions.partition_for``): the leaves PostgreSQL's partition
-  pruning keeps for ``key = value`` (an EXPLAIN), confirmed by the partition's constraint;
-- ``exhaustive`` (the baseline): the same function reading every partition's constraint,
-  as the loader did before (``_pruned_leaves`` made to answer "no plan");
+- ``pruned``: the loader's look-up (``partitions.partition_for``): the leaves PostgreSQL's
+  partition pruning keeps for ``key = value`` (an EXPLAIN), confirmed by the partition's
+  constraint;
+- ``exhaustive`` (the baseline): the same function reading every partition's constraint
+  (``partitions.pruned_leaves`` made to answer "no plan");
 - ``publish``: a whole publish of 1000 rows for the last day but two (staging not timed),
   by swap, with the pruned look-up.
 

@@ -28,21 +28,7 @@ def test_four_concurrent_loads_leave_exactly_one_copy(pg, pg_uri, tmp_path, seri
     # stage all four first, then release their publishes together to force the race
     loaders = [loader(pg_uri, "2024-05-02", run_key=f"c{i}") for i in range(4)]
     staged = [ld.stage(src) for ld in loaders]
-    barrier = threading.Barrier(4)
-    errors = []
-
-    def publish(ld, st):
-        barrier.wait(timeout=30)
-        try:
-            ld.publish(st)
-        except Exception as e:  # noqa: BLE001
-            errors.append(e)
-
-    threads = [threading.Thread(target=publish, args=(ld, st)) for ld, st in zip(loaders, staged)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    errors = together(lambda pair: pair[0].publish(pair[1]), list(zip(loaders, staged)), timeout=120)
     n = pg.execute("select count(*) from public.orders where order_date = '2024-05-02'").fetchone()[0]
     if serialise:
         assert not errors
@@ -95,21 +81,7 @@ def test_swap_concurrent_loads_leave_one_copy(pg, pg_uri, tmp_path):
     src = write_csv(tmp_path / "d.csv", "2024-05-02", 5000)
     loaders = [loader(pg_uri, "2024-05-02", run_key=f"w{i}", publish_strategy="swap") for i in range(4)]
     staged = [ld.stage(src) for ld in loaders]
-    errors = []
-    barrier = threading.Barrier(4)
-
-    def publish(ld, st):
-        barrier.wait(timeout=30)
-        try:
-            ld.publish(st)
-        except Exception as e:  # noqa: BLE001
-            errors.append(e)
-
-    threads = [threading.Thread(target=publish, args=pair) for pair in zip(loaders, staged)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    errors = together(lambda pair: pair[0].publish(pair[1]), list(zip(loaders, staged)), timeout=120)
     assert not errors
     assert counts(pg) == {"2024-05-02": 5000}
 
