@@ -194,12 +194,15 @@ def test_the_gate_runs_the_distinct_counts_beside_the_scan(big, monkeypatch):
     assert result.results[1].success and not result.results[3].success  # unique id; 'eur' fails the regex
 
 
-def test_a_failed_scan_cancels_the_distinct_count_beside_it(pg, pg_uri):
+def test_a_failed_scan_cancels_the_distinct_count_beside_it(pg, pg_uri, monkeypatch):
     """The scan fails (an invalid regular expression) while the distinct count is still
     running on the second connection: that statement is cancelled, not waited for (on a
     large table its sort takes as long as the scan; on an interrupted task, longer than
     the task may take to stop). Here the distinct count waits on an advisory lock the test
-    holds, so only a cancel ends it; its lock_timeout bounds the test if none comes."""
+    holds, so only a cancel ends it; its lock_timeout (20 s here, instead of the engine's
+    2 s, which a busy machine can spend before the scan starts: the scan's rows would then
+    wait for a distinct count that has already given up) bounds the test if none comes."""
+    monkeypatch.setattr(execute, "DISTINCT_LOCK_TIMEOUT", "20s")
     pg.execute("create table t (id int, s text); insert into t select i, 'x' || i from generate_series(1, 50) i")
     pg.execute("""create function only_beside() returns boolean language plpgsql as $$
                   begin
