@@ -235,6 +235,21 @@ def staging_ident(name: str) -> sql.Identifier:
     return sql.Identifier(STAGING_SCHEMA, name)
 
 
+#: staging's CHECK that pins every row to the partition value (kept by a swapped-in partition)
+PARTITION_CHECK = "safeload_partition_check"
+
+
+def regclass(schema: str, name: str) -> str:
+    """``"schema"."name"`` for a ``::regclass`` cast: unquoted, PostgreSQL would fold
+    ``Orders`` to ``orders`` (the names are validated identifiers: no quote inside)."""
+    return f'"{schema}"."{name}"'
+
+
+def set_lock_timeout(conn: Any, value: str) -> None:
+    """SET LOCAL lock_timeout (SET takes no parameters; set_config does)."""
+    conn.execute("select set_config('lock_timeout', %s, true)", (value,))
+
+
 _DAY_TYPES = ("date", "timestamp without time zone", "timestamp with time zone")
 _INT_TYPES = ("smallint", "integer", "bigint")
 
