@@ -29,9 +29,9 @@ END = "<!-- import-graph:end -->"
 #: safeload's top-level packages and modules by layer, from the top of the page down
 LAYERS = {
     "UI and CLI": ("ui", "cli"),
-    "Airflow glue": ("plugin", "operators", "sensors", "triggers", "hooks"),
+    "Airflow glue": ("plugin", "operators", "sensors", "triggers", "hooks", "lineage"),
     "cores": ("contracts", "loads", "quality", "alerts"),
-    "shared below all": ("errors", "identifiers", "gx_types"),
+    "shared below all": ("errors", "identifiers", "gx_types", "metadata"),
     "development": ("dev",),
 }
 

@@ -11,7 +11,7 @@ import psycopg
 from psycopg import sql
 
 from safeload.loads import sql as q
-from safeload.loads.metadata import STAGING_SCHEMA
+from safeload.metadata import STAGING_SCHEMA
 
 
 def build_indexes(conn: psycopg.Connection, info: q.TargetInfo, staging: str) -> None:

@@ -50,7 +50,7 @@ from safeload.errors import LoadRefusedError, LockTimeoutError
 from safeload.identifiers import validate_identifier
 from safeload.loads import history
 from safeload.loads import sql as q
-from safeload.loads.metadata import STAGING_SCHEMA, ensure_metadata
+from safeload.metadata import STAGING_SCHEMA, ensure_metadata
 from safeload.loads.partitions import LOOK_UP, lock_partition, swap_blocker
 from safeload.loads.privileges import explain_privileges
 from safeload.loads.publish.choice import (

@@ -14,7 +14,7 @@ from psycopg import sql
 
 from safeload.errors import LoadRefusedError
 from safeload.identifiers import validate_identifier, validate_table_name
-from safeload.loads.metadata import STAGING_SCHEMA
+from safeload.metadata import STAGING_SCHEMA
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from psycopg import sql
 from safeload.contracts.types import parse_type
 from safeload.errors import LoadRefusedError
 from safeload.loads import sql as q
-from safeload.loads.metadata import SCHEMA as METADATA_SCHEMA
-from safeload.loads.metadata import STAGING_SCHEMA
+from safeload.metadata import SCHEMA as METADATA_SCHEMA
+from safeload.metadata import STAGING_SCHEMA
 from safeload.loads.spec import LoadSpec
 
 

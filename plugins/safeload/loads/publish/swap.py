@@ -21,7 +21,7 @@ from psycopg import sql
 from safeload.errors import LoadRefusedError
 from safeload.loads import sql as q
 from safeload.loads.indexes import build_indexes
-from safeload.loads.metadata import STAGING_SCHEMA
+from safeload.metadata import STAGING_SCHEMA
 from safeload.loads.partitions import LOOK_UP, free_partition_name, partition_for, swap_blocker
 from safeload.loads.publish.strategy import Blocker, PublishJob, PublishStrategy, Staging, Written
 from safeload.loads.results import StageResult

@@ -16,7 +16,7 @@ from psycopg import sql
 
 from safeload.errors import LoadRefusedError
 from safeload.loads import sql as q
-from safeload.loads.metadata import STAGING_SCHEMA
+from safeload.metadata import STAGING_SCHEMA
 from safeload.loads.spec import LoadSpec
 
 

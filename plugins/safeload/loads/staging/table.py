@@ -20,7 +20,7 @@ from safeload.contracts.introspect import normalise
 from safeload.errors import LoadRefusedError
 from safeload.loads import sql as q
 from safeload.loads.indexes import build_indexes
-from safeload.loads.metadata import STAGING_SCHEMA
+from safeload.metadata import STAGING_SCHEMA
 from safeload.loads.spec import LoadSpec
 
 log = logging.getLogger(__name__)
