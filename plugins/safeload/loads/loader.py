@@ -35,13 +35,15 @@ The loader says the order of the steps; the units say how, each in its own modul
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 
@@ -60,24 +62,18 @@ from safeload.loads.publish.choice import (
     choose,
     publish_first,
 )
+from safeload.loads.publish.direct import load_direct
 from safeload.loads.publish.refusals import publish_refusals
 from safeload.loads.publish.strategy import PublishJob
-from safeload.loads.results import PublishResult, StageResult
+from safeload.loads.results import Audit, PublishResult, StageResult
 from safeload.loads.sources.base import COPY_BLOCK, Source
 from safeload.loads.sources.files import FileSource
 from safeload.loads.sources.query import QuerySource
 from safeload.loads.spec import LoadSpec
 from safeload.loads.staging import registry
-from safeload.loads.staging.fill import fill
-from safeload.loads.staging.quarantine import Quarantine, check_thresholds, save_quarantine
-from safeload.loads.staging.table import (
-    check_staged_columns,
-    checksum,
-    create_staging,
-    map_columns,
-    prepare_as_partition,
-    staged_columns,
-)
+from safeload.loads.staging.quarantine import Quarantine, save_quarantine
+from safeload.loads.staging.stage import StageJob, stage_once, stage_streams
+from safeload.loads.staging.table import check_staged_columns, map_columns, staged_columns
 from safeload.loads.targets import (
     add_columns,
     check_partition_column,
@@ -86,6 +82,20 @@ from safeload.loads.targets import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class Opened(NamedTuple):
+    """A load under way: its connection, its settings, the target and the open source."""
+
+    conn: psycopg.Connection
+    load: LoadSpec
+    info: q.TargetInfo
+    source: Source
+    header: list[str]
+    mapping: dict[str, str | None]
+    quarantine: Quarantine
+    label: str
+    started: float
 
 
 class PartitionLoader:
@@ -113,8 +123,12 @@ class PartitionLoader:
         DELETEs the partition and INSERTs it from staging: rows written twice, no reader
         ever blocked. ``auto`` swaps when the target is natively partitioned and a swap is
         safe there (:meth:`swap_blocker`), and falls back to ``delete_insert`` when it is
-        not, or when the parent stays busy for the whole ``lock_timeout``. See
-        docs/decisions/002 and 015 (:mod:`safeload.loads.publish`).
+        not, or when the parent stays busy for the whole ``lock_timeout``. On a plain table,
+        a load run as one unit (:meth:`run`) is published by ``direct``: COPY straight into
+        the target inside the publishing transaction, rows written once. See
+        docs/decisions/002, 015 and 040 (:mod:`safeload.loads.publish`).
+    :param parallel: COPY streams filling staging at once (a CSV source, cut at record
+        boundaries); 1 (default): one stream. See docs/decisions/042-parallel-streams.md
 
     .. code-block:: python
 
@@ -146,6 +160,7 @@ class PartitionLoader:
         audit: dict[str, Any] | None = None,
         stale_staging_after: str = "12 hours",
         publish_strategy: str = "auto",
+        parallel: int = 1,
     ):
         self.connect = connect
         self.table = table
@@ -160,6 +175,9 @@ class PartitionLoader:
         self.audit = audit or {}
         self.stale_staging_after = stale_staging_after
         self.publish_strategy = check_strategy(publish_strategy)
+        if not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1:
+            raise ValueError(f"parallel={parallel!r}: give the number of COPY streams, 1 or more")
+        self.parallel = parallel
         self._started = time.time()
 
     def connection(self) -> psycopg.Connection:
@@ -178,13 +196,44 @@ class PartitionLoader:
             run_key=self.run_key, lock_timeout=self.lock_timeout, max_bad_rows=self.max_bad_rows,
             max_bad_fraction=self.max_bad_fraction, allow_empty=self.allow_empty, add_columns=list(self.add_columns),
             audit=self.audit, stale_staging_after=self.stale_staging_after, publish_strategy=self.publish_strategy,
-            started=self._started)
+            started=self._started, parallel=self.parallel)
 
     @explain_privileges  # "permission denied" becomes the missing GRANTs (docs/security.md)
     def stage(self, source: str | Path | Source, fmt: str | None = None) -> StageResult:
         """Stream ``source`` (a file, or a :class:`QuerySource`) into a new staging table;
         see the module docstring."""
-        t0, load = time.time(), self.spec()
+        with self._opened(self.spec(), source, fmt) as opened:
+            return self._stage(opened)
+
+    @explain_privileges
+    def run(self, source: str | Path | Source, fmt: str | None = None,
+            audit_hook: Callable[[Audit], None] | None = None, *, audit_in_transaction: bool = True) -> PublishResult:
+        """Stage, optionally audit (``audit_hook`` raises to stop), and publish: as one unit.
+
+        On a plain table the rows go straight into the target, audited inside the
+        publishing transaction (``direct``, docs/decisions/040): ``audit_hook`` then gets
+        that transaction's connection in :class:`Audit` and must check on it.
+
+        :param audit_in_transaction: False when ``audit_hook`` cannot check on a given
+            connection (it opens its own): the load is then staged, audited and published
+        """
+        load = replace(self.spec(), one_unit=audit_hook is None or audit_in_transaction)
+        with self._opened(load, source, fmt) as opened:
+            if choose(opened.conn, load, opened.info, opened.mapping).staging.direct:
+                return load_direct(opened.conn, load, opened.info, opened.source, opened.header, opened.mapping,
+                                   opened.quarantine, opened.label, audit=audit_hook,
+                                   serialise=self._serialise_publish)
+            staged = self._stage(opened)
+        if audit_hook is not None:
+            audit_hook(Audit(table=f"{STAGING_SCHEMA}.{staged.staging_table}", where=None, target=staged.target,
+                             partition_value=staged.partition_value, rows=staged.rows_loaded, staged=staged))
+        return self.publish(staged)
+
+    @contextlib.contextmanager
+    def _opened(self, load: LoadSpec, source: str | Path | Source, fmt: str | None) -> Iterator[Opened]:
+        """The source open, the target read and checked, the source's columns mapped onto it;
+        a refusal inside leaves its evidence (quarantined rows, a history row)."""
+        t0 = time.time()
         if isinstance(source, (str, os.PathLike)):
             source = FileSource(os.fspath(source), fmt)
         label = str(source)  # what the history and quarantine call it (a query's has no password)
@@ -197,27 +246,12 @@ class PartitionLoader:
             quarantine = Quarantine()
             try:
                 header = source.columns()
-                mapping = map_columns(load, info, header, label)
-                name = q.staging_name(info.name, load.partition_value, load.run_key)
-                registry.drop_stale(conn, load, info, name)
-                with conn.transaction():
-                    q.set_lock_timeout(conn, load.lock_timeout)
-                    as_partition = choose(conn, load, info).staging.as_partition
-                    create_staging(conn, load, info, name, header, mapping, as_partition=as_partition)
-                    filled = fill(conn, load, info, q.staging_ident(name), source, header, mapping, quarantine)
-                    bad = quarantine.count
-                    if filled.rows_source != filled.rows_loaded + bad:  # the invariant every load keeps
-                        raise AssertionError(f"row accounting broke: {filled.rows_source} != {filled.rows_loaded} "
-                                             f"+ {bad}")
-                    check_thresholds(load, label, filled.rows_source, bad, quarantine)
-                    digest = checksum(conn, load, info, name, filled.rows_loaded)
-                    if as_partition:
-                        prepare_as_partition(conn, load, info, name)
-                    registry.register(conn, load, info, name, registry.Staged(
-                        filled.rows_loaded, bad, filled.rows_source, digest, load.add_columns, label))
-                    save_quarantine(conn, load, info, label, quarantine)
+                # this run's earlier staging (a retry) and other runs' abandoned staging, whichever way it loads
+                registry.drop_stale(conn, load, info, q.staging_name(info.name, load.partition_value, load.run_key))
+                yield Opened(conn, load, info, source, header, map_columns(load, info, header, label), quarantine,
+                             label, t0)
             except LoadRefusedError as e:
-                # the staging is rolled back; keep the evidence: quarantined rows and a history row
+                # the load is rolled back; keep the evidence: quarantined rows and a history row
                 with conn.transaction():
                     save_quarantine(conn, load, info, label, quarantine)
                     history.record(conn, load, info, "refused", source=label, rows_quarantined=quarantine.count,
@@ -229,11 +263,22 @@ class PartitionLoader:
             finally:
                 quarantine.close()
                 source.close()
-        result = StageResult(info.name, load.partition_value, name, load.run_key, label, filled.rows_source,
-                             filled.rows_loaded, bad, digest, [list(c) for c in load.add_columns], filled.path,
-                             round(time.time() - t0, 3))
-        log.info("staged %s rows of %s into %s.%s (%s quarantined, %s path)", filled.rows_loaded, source,
-                 STAGING_SCHEMA, name, bad, filled.path)
+
+    def _stage(self, opened: Opened) -> StageResult:
+        """Fill and audit a staging table (one stream, or ``parallel`` streams)."""
+        conn, load, info = opened.conn, opened.load, opened.info
+        name = q.staging_name(info.name, load.partition_value, load.run_key)
+        job = StageJob(load, info, name, opened.source, opened.header, opened.mapping, opened.label,
+                       as_partition=choose(conn, load, info, opened.mapping).staging.as_partition)
+        done = None
+        if load.parallel > 1:
+            done = stage_streams(conn, self.connection, job, opened.quarantine, load.parallel)
+        filled, staged = done or stage_once(conn, job, opened.quarantine)
+        result = StageResult(info.name, load.partition_value, name, load.run_key, opened.label, filled.rows_source,
+                             filled.rows_loaded, staged.rows_quarantined, staged.checksum,
+                             [list(c) for c in load.add_columns], filled.path, round(time.time() - opened.started, 3))
+        log.info("staged %s rows of %s into %s.%s (%s quarantined, %s path)", filled.rows_loaded, opened.source,
+                 STAGING_SCHEMA, name, staged.rows_quarantined, filled.path)
         return result
 
     @explain_privileges
@@ -278,14 +323,6 @@ class PartitionLoader:
         log.info("published %s partition %s: %s rows (replaced %s, by %s)", info.name, load.partition_value,
                  written.inserted, written.replaced, result.published_by)
         return result
-
-    def run(self, source: str | Path | Source, fmt: str | None = None,
-            audit_hook: Callable[[StageResult], None] | None = None) -> PublishResult:
-        """Stage, optionally audit (``audit_hook`` raises to stop), and publish."""
-        staged = self.stage(source, fmt)
-        if audit_hook is not None:
-            audit_hook(staged)
-        return self.publish(staged)
 
     def swap_blocker(self, conn: psycopg.Connection, info: q.TargetInfo, *, partition: bool = True,
                      old: Any = LOOK_UP) -> tuple[bool, str] | None:

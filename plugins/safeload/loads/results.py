@@ -52,3 +52,29 @@ class PublishResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class Audit:
+    """What the audit (a quality gate) of a load checks before the publish.
+
+    Staged, it is the staging table; loaded directly (:mod:`safeload.loads.publish.direct`),
+    it is the target's partition inside the publishing transaction, whose rows no other
+    session sees: the check must run on :attr:`conn`, and raising rolls the load back.
+
+    :param table: the table to check, ``schema.table``
+    :param where: the rows of it to check (SQL), None: all
+    :param target: the load's target, ``schema.table``
+    :param partition_value: the partition being replaced
+    :param rows: the rows loaded
+    :param conn: the publishing transaction's connection (a direct load), else None
+    :param staged: the stage's result (a staged load), else None
+    """
+
+    table: str
+    where: str | None
+    target: str
+    partition_value: str
+    rows: int
+    conn: Any = None
+    staged: StageResult | None = None

@@ -19,7 +19,9 @@ class LoadSpec:
 
     The fields are :class:`~safeload.loads.loader.PartitionLoader`'s parameters, which
     say what each means; ``started`` is when the loader was made (the history's
-    ``started_at``).
+    ``started_at``); ``one_unit`` says the load is staged, audited and published by one
+    call (:meth:`~safeload.loads.loader.PartitionLoader.run`), so that it may skip
+    staging (:mod:`safeload.loads.publish.direct`).
     """
 
     table: str
@@ -35,3 +37,5 @@ class LoadSpec:
     stale_staging_after: str = "12 hours"
     publish_strategy: str = "auto"
     started: float = 0.0
+    parallel: int = 1
+    one_unit: bool = False

@@ -150,10 +150,10 @@ def test_stale_staging_from_a_crashed_run_is_cleaned(pg, pg_uri, tmp_path):
     assert pg.execute("select count(*) from safeload.staging").fetchone()[0] == 0
 
 
-def _cli_load(uri, table, day, src, run_key):
+def _cli_load(uri, table, day, src, run_key, *more):
     return subprocess.Popen(
         [sys.executable, "-m", "safeload.cli", "load", "--conn", uri, "--table", table, "--partition", day,
-         "--source", src, "--partition-column", "order_date", "--run-key", run_key, "--json"],
+         "--source", src, "--partition-column", "order_date", "--run-key", run_key, "--json", *more],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -168,16 +168,18 @@ def _wait_for_query(pg, pattern, timeout=60.0):
     return False
 
 
-@pytest.mark.parametrize(("phase", "pattern"), [
-    pytest.param("copy", "copy %", id="mid-copy"),
-    pytest.param("publish", "insert into %", id="mid-publish"),
+@pytest.mark.parametrize(("phase", "pattern", "strategy"), [
+    pytest.param("copy", 'copy "safeload_staging".%', "delete_insert", id="mid-copy"),
+    pytest.param("publish", "insert into %", "delete_insert", id="mid-publish"),
+    # auto on a plain table: the COPY into the target, inside the publishing transaction
+    pytest.param("copy", 'copy "public".%', "auto", id="mid-direct-copy"),
 ])
-def test_killed_loader_leaves_the_old_partition(pg, pg_uri, tmp_path, phase, pattern):
+def test_killed_loader_leaves_the_old_partition(pg, pg_uri, tmp_path, phase, pattern, strategy):
     pg.execute(PLAIN)
     loader(pg_uri, "2024-05-02").run(write_csv(tmp_path / "old.csv", "2024-05-02", 1000))
     before = partition_checksum(pg, "public.orders", "order_date", "2024-05-02")
     big = write_csv(tmp_path / "new.csv", "2024-05-02", 400_000, start=10_000_000)
-    proc = _cli_load(pg_uri, "public.orders", "2024-05-02", big, "killed")
+    proc = _cli_load(pg_uri, "public.orders", "2024-05-02", big, "killed", "--publish-strategy", strategy)
     try:
         assert _wait_for_query(pg, pattern), f"the loader never reached {phase}"
         os.kill(proc.pid, signal.SIGKILL)

@@ -49,12 +49,18 @@ def test_auto_swaps_native_targets_and_stages_their_indexes(pg, pg_uri, tmp_path
     assert counts(pg) == {"2024-05-02": 500}
 
 
-def test_auto_uses_delete_insert_on_plain_tables(pg, pg_uri, tmp_path):
+def test_auto_loads_plain_tables_directly_as_one_unit_and_by_delete_insert_when_staged(pg, pg_uri, tmp_path):
+    """run() (the CLI, the one-task operator) COPYs into a plain target in the publishing
+    transaction; stage() then publish() (separate tasks) go through staging."""
     pg.execute(PLAIN)
     for key in ("a", "b"):
         loader(pg_uri, "2024-05-02", run_key=key).run(write_csv(tmp_path / "a.csv", "2024-05-02", 300))
-    assert _history_messages(pg, "2024-05-02") == ["replaced 0 row(s) by DELETE + INSERT",
+    ld = loader(pg_uri, "2024-05-02", run_key="c")
+    assert ld.publish(ld.stage(write_csv(tmp_path / "c.csv", "2024-05-02", 200))).published_by == "delete_insert"
+    assert _history_messages(pg, "2024-05-02") == ["replaced 0 row(s) by direct COPY",
+                                                   "replaced 300 row(s) by direct COPY",
                                                    "replaced 300 row(s) by DELETE + INSERT"]
+    assert counts(pg) == {"2024-05-02": 200}
 
 
 @pytest.mark.parametrize("setup", ["default partition", "foreign key"])

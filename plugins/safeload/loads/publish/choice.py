@@ -1,8 +1,9 @@
 """Which publish strategies a load tries, and in what order.
 
 ``auto`` tries every strategy in :data:`AUTO`'s order and publishes with the first that
-runs on the target: a swap where the target is natively partitioned and a swap is safe,
-else DELETE + INSERT. A strategy asked for by name is tried first, and gives way only to
+runs on the target: a swap where the target is natively partitioned and a swap is safe;
+on a plain table, where the load runs as one unit, a direct COPY into the target; else
+DELETE + INSERT. A strategy asked for by name is tried first, and gives way only to
 those after it (a swap of a plain table is published by DELETE + INSERT). The stage asks
 :func:`choose` which one to build staging for; the publish tries :func:`candidates`, the
 strategies of that order that can publish the staging table as it was built.
@@ -14,14 +15,15 @@ import psycopg
 
 from safeload.loads import sql as q
 from safeload.loads.publish.delete_insert import DeleteInsert
+from safeload.loads.publish.direct import Direct
 from safeload.loads.publish.strategy import PublishJob, PublishStrategy, Written
 from safeload.loads.publish.swap import Swap
 from safeload.loads.spec import LoadSpec
 
 #: the strategies, by the name ``publish_strategy=`` takes
-STRATEGIES: dict[str, type[PublishStrategy]] = {s.name: s for s in (Swap, DeleteInsert)}
-#: ``auto``'s order: each strategy gives way to the ones after it
-AUTO = ("swap", "delete_insert")
+STRATEGIES: dict[str, type[PublishStrategy]] = {s.name: s for s in (Swap, Direct, DeleteInsert)}
+#: ``auto``'s order: each strategy gives way to the ones after it (docs/decisions/040)
+AUTO = ("swap", "direct", "delete_insert")
 #: what ``publish_strategy=`` accepts
 PUBLISH_STRATEGIES = ("auto", *STRATEGIES)
 
@@ -34,17 +36,29 @@ def check_strategy(name: str) -> str:
 
 
 def order(load: LoadSpec) -> list[PublishStrategy]:
-    """The strategies ``load.publish_strategy`` tries, in order."""
+    """The strategies ``load.publish_strategy`` tries, in order (those that apply to how the
+    load runs: :meth:`PublishStrategy.applies`)."""
     names = AUTO if load.publish_strategy == "auto" else AUTO[AUTO.index(load.publish_strategy):]
-    labels = [STRATEGIES[n].label for n in names] + [None]
-    return [STRATEGIES[n](load, then=labels[i + 1]) for i, n in enumerate(names)]
+    return _chained([STRATEGIES[n](load) for n in names if STRATEGIES[n].applies(load)])
 
 
-def choose(conn: psycopg.Connection, load: LoadSpec, info: q.TargetInfo) -> PublishStrategy:
-    """The strategy the stage builds staging for: the first of the order that runs on the
-    target as the stage sees it (the value's partition is looked at again by the publish)."""
+def _chained(strategies: list[PublishStrategy]) -> list[PublishStrategy]:
+    """``strategies``, each told the label of the one after it (for the log line saying why it gave way)."""
+    for strategy, after in zip(strategies, [*strategies[1:], None]):
+        strategy.then = after.label if after is not None else None
+    return strategies
+
+
+def choose(conn: psycopg.Connection, load: LoadSpec, info: q.TargetInfo,
+           mapping: dict[str, str | None] | None = None) -> PublishStrategy:
+    """The strategy the stage builds staging for (or, ``direct``, loads without staging):
+    the first of the order that runs on the target as the stage sees it (the value's
+    partition is looked at again by the publish).
+
+    :param mapping: the source's columns onto the target's (see :func:`~safeload.loads.staging.table.map_columns`)
+    """
     for strategy in order(load):
-        blocker = strategy.blocker(conn, info)
+        blocker = strategy.blocker(conn, info, mapping=mapping)
         if blocker is None or not strategy.gives_way(info, blocker):
             return strategy
     raise AssertionError(f"no publish strategy runs on {info.name}; the last of every order runs anywhere")
@@ -52,7 +66,7 @@ def choose(conn: psycopg.Connection, load: LoadSpec, info: q.TargetInfo) -> Publ
 
 def candidates(conn: psycopg.Connection, load: LoadSpec, info: q.TargetInfo, staging: str) -> list[PublishStrategy]:
     """The strategies of the order that can publish ``staging`` into ``info``, in order."""
-    return [s for s in order(load) if s.accepts(conn, info, staging)]
+    return _chained([s for s in order(load) if s.accepts(conn, info, staging)])
 
 
 def publish_first(conn: psycopg.Connection, strategies: list[PublishStrategy],

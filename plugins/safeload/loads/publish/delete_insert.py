@@ -26,7 +26,7 @@ class DeleteInsert(PublishStrategy):
     label = "DELETE + INSERT"
 
     def blocker(self, conn: psycopg.Connection, info: q.TargetInfo, *, partition: bool = False,
-                old: Any = LOOK_UP) -> Blocker | None:
+                old: Any = LOOK_UP, mapping: dict[str, str | None] | None = None) -> Blocker | None:
         return None  # runs anywhere
 
     def prepare(self, conn: psycopg.Connection, info: q.TargetInfo, staged: StageResult) -> None:

@@ -33,9 +33,12 @@ class Staging:
     :param as_partition: the staging table becomes the partition: permanent (ATTACH wants
         the parent's persistence), with the parent's indexes and statistics. Otherwise it
         is read once, by the publish, and UNLOGGED (no WAL)
+    :param direct: no staging table: the source goes straight into the target, in the
+        publishing transaction (:mod:`safeload.loads.publish.direct`)
     """
 
     as_partition: bool = False
+    direct: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,14 +111,23 @@ class PublishStrategy(ABC):
         #: asked for by name: it gives way only where it does not apply, and refuses where it is unsafe
         self.insisted = load.publish_strategy == self.name
 
+    @classmethod
+    def applies(cls, load: LoadSpec) -> bool:
+        """Whether it can publish a load run as ``load`` says at all (before any target is
+        looked at): a strategy that skips staging cannot serve separate stage and publish
+        steps."""
+        return True
+
     @abstractmethod
     def blocker(self, conn: psycopg.Connection, info: q.TargetInfo, *, partition: bool = False,
-                old: Any = LOOK_UP) -> Blocker | None:
+                old: Any = LOOK_UP, mapping: dict[str, str | None] | None = None) -> Blocker | None:
         """Why this strategy will not publish the load's partition of ``info``; None when it will.
 
         :param partition: also look at the value's current partition (only under the
             publish's advisory lock, where no other load can change it)
         :param old: that partition (None: there is none), when the caller has looked it up
+        :param mapping: the source's columns and the target column each goes to (None: not
+            one of the target's), when the stage asks
         """
 
     def accepts(self, conn: psycopg.Connection, info: q.TargetInfo, staging: str) -> bool:

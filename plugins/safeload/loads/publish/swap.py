@@ -42,7 +42,7 @@ class Swap(PublishStrategy):
     staging = Staging(as_partition=True)
 
     def blocker(self, conn: psycopg.Connection, info: q.TargetInfo, *, partition: bool = False,
-                old: Any = LOOK_UP) -> Blocker | None:
+                old: Any = LOOK_UP, mapping: dict[str, str | None] | None = None) -> Blocker | None:
         found = swap_blocker(conn, info, self.load.partition_value, partition=partition, old=old)
         if found is None:
             return None

@@ -20,6 +20,10 @@ class StraightCopy:
     :param empty: what a source without rows is called in the refusal (``... has a header but no rows``)
     :param empty_name: what ``allow_empty=True`` accepts (``an empty delivery``)
     :param what: the COPY, in the log line saying it fell back to the checked path
+    :param format: COPY's format of the bytes (``csv``, ``text``), which ``options`` spell;
+        None: only ``options`` say. Known, the loader can add options of its own (FREEZE,
+        ON_ERROR) and, for ``csv``, split the bytes at record boundaries into parallel streams
+    :param header: the bytes begin with a header line (``options`` say ``header true``)
     """
 
     blocks: Iterator[bytes]
@@ -27,6 +31,8 @@ class StraightCopy:
     empty: str
     empty_name: str
     what: str
+    format: str | None = None
+    header: bool = False
 
 
 class Source(Protocol):

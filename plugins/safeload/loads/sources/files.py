@@ -75,7 +75,7 @@ class FileSource:
                     yield block
 
         return StraightCopy(blocks(), sql.SQL(" (format csv, header true)"), f"{self} has a header but no rows",
-                            "an empty delivery", f"straight COPY of {self}")
+                            "an empty delivery", f"straight COPY of {self}", format="csv", header=True)
 
     def rows(self, header: list[str]) -> Iterator[tuple[int, list[Any], str]]:
         """(line, values as text, raw text) for each row of the file, streamed."""

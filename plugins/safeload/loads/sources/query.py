@@ -191,7 +191,7 @@ class QuerySource:
     def straight(self) -> StraightCopy:
         """The result for one COPY into staging: the source server's COPY text as it comes."""
         return StraightCopy(self.blocks(), sql.SQL(""), f"{self} returned no rows", "an empty result",
-                            "straight COPY of the query result")
+                            "straight COPY of the query result", format="text")
 
     def rows(self, header: list[str]) -> Iterator[tuple[int, list[Any], str]]:
         """(result row number, values as text, the row as JSON) for the checked path."""

@@ -10,6 +10,7 @@ quarantined.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import re
@@ -24,6 +25,7 @@ from safeload.errors import LoadRefusedError
 from safeload.loads import sql as q
 from safeload.loads.sources.base import Source, StraightCopy
 from safeload.loads.spec import LoadSpec
+from safeload.loads.staging import skipped
 from safeload.loads.staging.quarantine import Quarantine
 from safeload.loads.staging.table import extra_column
 
@@ -39,9 +41,19 @@ class Filled(NamedTuple):
 
 
 def fill(conn: psycopg.Connection, load: LoadSpec, info: q.TargetInfo, relation: sql.Composable, source: Source,
-         header: list[str], mapping: dict[str, str | None], quarantine: Quarantine) -> Filled:
-    """COPY the source into ``relation`` (staging): its columns are the mapped target columns,
-    and a source column the target lacks goes to its ``_extra_`` column."""
+         header: list[str], mapping: dict[str, str | None], quarantine: Quarantine, *,
+         create: Callable[[], None] | None = None, check: Callable[[int], bool] | None = None) -> Filled:
+    """COPY the source into ``relation`` (staging, or the target itself): its columns are the
+    mapped target columns, and a source column the target lacks goes to its ``_extra_``
+    column (staging only).
+
+    :param create: creates ``relation`` in the COPY's own savepoint, where COPY can FREEZE
+        its rows (no later pass sets their hint bits); on the checked path it runs again,
+        in that path's savepoint
+    :param check: called with the rows loaded, inside the straight COPY's savepoint; False
+        rolls the COPY back and loads by the checked path (a direct load into the target:
+        a row outside the partition)
+    """
     cols = [mapping[h] or extra_column(h) for h in header]
     copy_sql = sql.SQL("copy {} ({}) from stdin").format(
         relation, sql.SQL(", ").join(sql.Identifier(c) for c in cols))
@@ -50,39 +62,111 @@ def fill(conn: psycopg.Connection, load: LoadSpec, info: q.TargetInfo, relation:
     # target refuses falls back to the checked path below (a query: the same snapshot).
     straight = source.straight()
     if straight is not None:
-        copied = copy_straight(conn, load, copy_sql, straight, info.name)
+        copied = copy_straight(conn, load, info, copy_sql, straight, Straight(source, header, mapping, quarantine),
+                               create=create, check=check)
         if copied:
             return copied
-    return fill_checked(conn, load, info, copy_sql, source, header, mapping, quarantine)
+    with conn.transaction():  # a savepoint, where ``create`` lets COPY freeze the rows
+        if create is not None:
+            create()
+        return fill_checked(conn, load, info, copy_sql + copy_options(None, freeze=create is not None), source,
+                            header, mapping, quarantine)
 
 
-def copy_straight(conn: psycopg.Connection, load: LoadSpec, copy_sql: sql.Composable, straight: StraightCopy,
-                  target: str) -> Filled | None:
+class Straight(NamedTuple):
+    """What the straight COPY needs to resolve the rows the server skipped (PostgreSQL 17+)."""
+
+    source: Source
+    header: list[str]
+    mapping: dict[str, str | None]
+    quarantine: Quarantine
+
+
+def copy_options(straight: StraightCopy | None, *, freeze: bool = False, skip: bool = False) -> sql.Composable:
+    """The options of a COPY: the source's format, FREEZE, ON_ERROR ignore."""
+    if straight is not None and straight.format is None:  # a source that spells its options itself
+        return straight.options
+    parts = []
+    if straight is not None and straight.format != "text":
+        parts.append(sql.SQL("format {}").format(sql.SQL(straight.format)))
+    if straight is not None and straight.header:
+        parts.append(sql.SQL("header true"))
+    if freeze:
+        parts.append(sql.SQL("freeze true"))
+    if skip:
+        parts.append(skipped.options())
+    return sql.SQL(" ({})").format(sql.SQL(", ").join(parts)) if parts else sql.SQL("")
+
+
+class _Outside(Exception):
+    """The straight COPY loaded rows the load's ``check`` refuses: roll it back."""
+
+
+def copy_straight(conn: psycopg.Connection, load: LoadSpec, info: q.TargetInfo, copy_sql: sql.Composable,
+                  straight: StraightCopy, rows_of: Straight, *, create: Callable[[], None] | None = None,
+                  check: Callable[[int], bool] | None = None) -> Filled | None:
     """One COPY of the source's blocks in a savepoint; None when the target refused a value.
     A broken CHECK constraint goes to the checked path too: there another partition's row
     (which PostgreSQL may meet the target's CHECK on first) is quarantined, and a row
     breaking the target's CHECK is named by the line Python's CSV reader counts (COPY
-    counts lines differently in CRLF files with line feeds in quoted fields)."""
+    counts lines differently in CRLF files with line feeds in quoted fields).
+
+    On PostgreSQL 17+ the server skips rows whose values do not fit and names them
+    (:mod:`.skipped`): the good rows load at COPY speed and the skipped ones are
+    quarantined, unless their lines cannot be confirmed in the source."""
     blocks = straight.blocks
+    skip = straight.format is not None and skipped.supported(conn)
+    options = copy_options(straight, freeze=create is not None, skip=skip)
+    noticed = skipped.SkippedRows(conn) if skip else None
     try:
         with conn.transaction():
+            if create is not None:
+                create()
             cur = conn.cursor()
             try:
-                with cur.copy(copy_sql + straight.options) as copy:
-                    for block in blocks:
-                        copy.write(block)
+                with contextlib.ExitStack() as stack:
+                    if noticed is not None:
+                        stack.enter_context(noticed)
+                    with cur.copy(copy_sql + options) as copy:
+                        for block in blocks:
+                            copy.write(block)
             finally:
                 blocks.close()  # stop reading the source now, not when garbage-collected
             rows = cur.rowcount  # from COPY's command tag: no scan
-            if rows == 0 and not load.allow_empty:
+            bad = noticed.count if noticed is not None else 0
+            if rows == 0 and not bad and not load.allow_empty:
                 raise LoadRefusedError(f"{straight.empty}: refusing to replace partition "
-                                       f"{load.partition_value} of {target} with nothing "
+                                       f"{load.partition_value} of {info.name} with nothing "
                                        f"(allow_empty=True accepts {straight.empty_name})")
-            return Filled("copy", rows, rows)
+            if check is not None and not check(rows):
+                raise _Outside
+            if bad:
+                found = Quarantine()
+                try:
+                    for line, raw, reason in noticed.resolve(rows_of.source, rows_of.header, rows_of.mapping, info):
+                        found.add(line, raw, reason)
+                    rows_of.quarantine.extend(found)
+                finally:
+                    found.close()
+                log.info("%s: PostgreSQL skipped %s row(s) whose values do not fit %s; quarantined", straight.what,
+                         bad, info.name)
+            return Filled("copy", rows + bad, rows)
     except (psycopg.errors.DataError, psycopg.errors.IntegrityError, psycopg.errors.BadCopyFileFormat,
             psycopg.errors.CharacterNotInRepertoire) as e:
+        if isinstance(e, (psycopg.errors.UniqueViolation, psycopg.errors.ForeignKeyViolation)):
+            raise  # a key of the target itself (a direct load): no row check would find it
         log.info("%s refused (%s); loading row by row with quarantine", straight.what, str(e).splitlines()[0])
         return None
+    except _Outside:
+        log.info("%s loaded rows outside partition %s; loading row by row with quarantine", straight.what,
+                 load.partition_value)
+        return None
+    except skipped.Misaligned as e:
+        log.info("%s: %s; loading row by row with quarantine", straight.what, e)
+        return None
+    finally:
+        if noticed is not None:
+            noticed.close()
 
 
 def fill_checked(conn: psycopg.Connection, load: LoadSpec, info: q.TargetInfo, copy_sql: sql.Composable,

@@ -38,6 +38,11 @@ class Quarantine:
         for line, raw, reason in csv.reader(self._file):
             yield int(line), raw, reason
 
+    def extend(self, other: Quarantine) -> None:
+        """Add every row ``other`` holds."""
+        for line, raw, reason in other.rows():
+            self.add(line, raw, reason)
+
     def close(self) -> None:
         self._file.close()
 

@@ -1,7 +1,10 @@
 """``safeload.staging``: the registry of staging tables and what was staged into each.
 
 The stage records its table in the transaction that fills it (a crash mid-COPY leaves
-neither); the publish claims the row ``FOR UPDATE`` (a second publish of the same staging
+neither). A stage in parallel streams (:mod:`.stage`) fills it from several sessions, so it
+reserves the row first, in the transaction that creates the table, with no checksum (the
+table is *unfinished*: never published), and completes it once every stream has committed
+and the audit counted them. The publish claims the row ``FOR UPDATE`` (a second publish of the same staging
 waits, then finds it gone) and deletes it with the table, in the publishing transaction.
 The next stage of a partition drops what crashed or abandoned runs left behind.
 """
@@ -58,6 +61,28 @@ def register(conn: psycopg.Connection, load: LoadSpec, info: q.TargetInfo, name:
     )
 
 
+#: the checksum of a reserved registry row, whose table the streams are still filling
+UNFINISHED = ""
+
+
+def reserve(conn: psycopg.Connection, load: LoadSpec, info: q.TargetInfo, name: str, source: str) -> None:
+    """Record a staging table that several sessions will fill (in the transaction that
+    creates it): a crash before :func:`complete` leaves a row the next stage finds and drops."""
+    register(conn, load, info, name, Staged(0, 0, 0, UNFINISHED, load.add_columns, source))
+
+
+def complete(conn: psycopg.Connection, name: str, staged: Staged) -> None:
+    """Record what the streams staged into a reserved table, and its audited checksum."""
+    done = conn.execute(
+        """update safeload.staging set rows_loaded = %s, rows_quarantined = %s, rows_source = %s, checksum = %s
+           where staging_table = %s and checksum = %s""",
+        (staged.rows_loaded, staged.rows_quarantined, staged.rows_source, staged.checksum, name, UNFINISHED),
+    ).rowcount
+    if done != 1:
+        raise LoadRefusedError(f"{STAGING_SCHEMA}.{name} is no longer reserved for this stage (dropped as stale by "
+                               "another run?); stage the partition again")
+
+
 def claim(conn: psycopg.Connection, load: LoadSpec, info: q.TargetInfo, staging: str) -> Staged:
     """The staging table's registry row, locked to the end of the publishing transaction;
     refused when it is gone (published by an earlier try, or dropped as stale)."""
@@ -71,6 +96,10 @@ def claim(conn: psycopg.Connection, load: LoadSpec, info: q.TargetInfo, staging:
             f"staging table {STAGING_SCHEMA}.{staging} for {info.name} partition "
             f"{load.partition_value} is gone (already published by an earlier try, or dropped as "
             "stale); stage the partition again")
+    if reg[3] == UNFINISHED:
+        raise LoadRefusedError(
+            f"staging table {STAGING_SCHEMA}.{staging} for {info.name} partition {load.partition_value} was never "
+            "finished (its stage stopped while its streams were filling it); stage the partition again")
     return Staged(*reg)
 
 

@@ -1,0 +1,170 @@
+"""Filling and auditing a staging table: in one transaction with one COPY
+(:func:`stage_once`), or with several COPY streams at once (:func:`stage_streams`).
+
+One stream: the table is created in the COPY's own savepoint, so COPY freezes its rows
+(no later reader rewrites every page to set hint bits); the fill, the row count and
+checksum, the partition's indexes and statistics, the registry row and the quarantine
+commit together, and a crash anywhere leaves nothing.
+
+Several streams: each is a session of its own, so the table must exist, committed, before
+they start. It is created and its registry row *reserved* (no checksum: unfinished, never
+published) in one transaction; the streams COPY a CSV file cut at record boundaries
+(:mod:`.split`, :mod:`.streams`) and each commits; then one transaction counts what they
+loaded against what they said, takes the checksum, builds indexes and statistics, and
+completes the registry row. A crash or a failed stream before that leaves an unfinished
+table, which the publish refuses and the next stage drops. A value the target refuses
+stops every stream; the table is dropped and the source staged again by one stream,
+where the straight COPY's quarantine (or the checked path) names each bad row's line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import psycopg
+from psycopg import sql
+
+from safeload.errors import LoadRefusedError
+from safeload.loads import sql as q
+from safeload.loads.sources.base import Source
+from safeload.loads.spec import LoadSpec
+from safeload.loads.staging import registry
+from safeload.loads.staging.fill import Filled, copy_options, fill
+from safeload.loads.staging.quarantine import Quarantine, check_thresholds, save_quarantine
+from safeload.loads.staging.split import record_blocks
+from safeload.loads.staging.streams import copy_streams
+from safeload.loads.staging.table import checksum, create_staging, extra_column, prepare_as_partition
+
+log = logging.getLogger(__name__)
+
+#: what a stream's refusal of a value looks like: the one-stream stage then quarantines it
+DATA_ERRORS = (psycopg.errors.DataError, psycopg.errors.IntegrityError, psycopg.errors.BadCopyFileFormat,
+               psycopg.errors.CharacterNotInRepertoire)
+
+
+@dataclass(frozen=True)
+class StageJob:
+    """One stage: what to fill and from where.
+
+    :param name: the staging table (in ``safeload_staging``)
+    :param label: what the history and quarantine call the source
+    :param as_partition: staging becomes the partition (permanent, indexes, statistics)
+    """
+
+    load: LoadSpec
+    info: q.TargetInfo
+    name: str
+    source: Source
+    header: list[str]
+    mapping: dict[str, str | None]
+    label: str
+    as_partition: bool
+
+    def create(self, conn: psycopg.Connection) -> None:
+        create_staging(conn, self.load, self.info, self.name, self.header, self.mapping,
+                       as_partition=self.as_partition)
+
+
+def stage_once(conn: psycopg.Connection, job: StageJob, quarantine: Quarantine) -> tuple[Filled, registry.Staged]:
+    """Create, fill (one COPY, FREEZE), audit and register staging in one transaction."""
+    with conn.transaction():
+        q.set_lock_timeout(conn, job.load.lock_timeout)
+        filled = fill(conn, job.load, job.info, q.staging_ident(job.name), job.source, job.header, job.mapping,
+                      quarantine, create=lambda: job.create(conn))
+        return filled, _finish(conn, job, filled, quarantine, reserved=False)
+
+
+def stage_streams(conn: psycopg.Connection, connect: Callable[[], psycopg.Connection], job: StageJob,
+                  quarantine: Quarantine, streams: int) -> tuple[Filled, registry.Staged] | None:
+    """Fill staging with ``streams`` COPY streams at once, then audit and register it.
+
+    None when the source cannot be split at record boundaries (not CSV) or a stream
+    refused a value: nothing is left behind, and the caller stages by one stream.
+    """
+    load = job.load
+    straight = job.source.straight()
+    if straight is None or straight.format != "csv":
+        if straight is not None:
+            straight.blocks.close()
+        log.info("%s cannot be split into parallel COPY streams (only CSV files can); loading it in one stream",
+                 job.label)
+        return None
+    try:
+        with conn.transaction():
+            q.set_lock_timeout(conn, load.lock_timeout)
+            job.create(conn)
+            registry.reserve(conn, load, job.info, job.name, job.label)
+        cols = [job.mapping[h] or extra_column(h) for h in job.header]
+        copy_sql = sql.SQL("copy {} ({}) from stdin{}").format(
+            q.staging_ident(job.name), sql.SQL(", ").join(sql.Identifier(c) for c in cols),
+            copy_options(replace(straight, header=False)))
+        try:
+            rows = _copy(connect, streams, copy_sql, record_blocks(straight.blocks, skip_header=straight.header),
+                         load.lock_timeout)
+        except DATA_ERRORS as e:
+            log.info("%s: a stream refused a value (%s); loading it again in one stream, with quarantine",
+                     job.label, str(e).splitlines()[0])
+            _discard(conn, job)
+            return None
+        finally:
+            straight.blocks.close()
+        filled = Filled("copy", sum(rows), sum(rows))
+        if not filled.rows_loaded and not load.allow_empty:
+            raise LoadRefusedError(f"{straight.empty}: refusing to replace partition {load.partition_value} of "
+                                   f"{job.info.name} with nothing (allow_empty=True accepts {straight.empty_name})")
+        log.info("%s: %s rows in %s parallel COPY streams (%s)", job.label, filled.rows_loaded, streams,
+                 ", ".join(str(r) for r in rows))
+        with conn.transaction():
+            q.set_lock_timeout(conn, load.lock_timeout)
+            return filled, _finish(conn, job, filled, quarantine, reserved=True)
+    except BaseException:
+        _discard(conn, job)  # what the streams committed is never published: drop it now
+        raise
+
+
+def _copy(connect: Callable[[], psycopg.Connection], streams: int, copy_sql: sql.Composable, blocks,
+          lock_timeout: str) -> list[int]:
+    conns: list[psycopg.Connection] = []
+    try:
+        for _ in range(streams):
+            conns.append(connect())
+        return copy_streams(conns, copy_sql, blocks, prepare=lambda c: q.set_lock_timeout(c, lock_timeout))
+    finally:
+        for c in conns:
+            c.close()
+
+
+def _finish(conn: psycopg.Connection, job: StageJob, filled: Filled, quarantine: Quarantine, *,
+            reserved: bool) -> registry.Staged:
+    """Audit what was filled (counts, thresholds, checksum), give a would-be partition its
+    indexes and statistics, and record it all: in the caller's transaction."""
+    load, info = job.load, job.info
+    bad = quarantine.count
+    if filled.rows_source != filled.rows_loaded + bad:  # the invariant every load keeps
+        raise AssertionError(f"row accounting broke: {filled.rows_source} != {filled.rows_loaded} + {bad}")
+    check_thresholds(load, job.label, filled.rows_source, bad, quarantine)
+    digest = checksum(conn, load, info, job.name, filled.rows_loaded)
+    if job.as_partition:
+        prepare_as_partition(conn, load, info, job.name)
+    staged = registry.Staged(filled.rows_loaded, bad, filled.rows_source, digest, load.add_columns, job.label)
+    if reserved:
+        registry.complete(conn, job.name, staged)
+    else:
+        registry.register(conn, load, info, job.name, staged)
+    save_quarantine(conn, load, info, job.label, quarantine)
+    return staged
+
+
+def _discard(conn: psycopg.Connection, job: StageJob) -> None:
+    """Drop an unfinished staging table and its reserved registry row (best effort: the
+    next stage drops them anyway)."""
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("drop table if exists {}").format(q.staging_ident(job.name)))
+            conn.execute("delete from safeload.staging where staging_table = %s and checksum = %s",
+                         (job.name, registry.UNFINISHED))
+    except psycopg.Error as e:
+        log.warning("could not drop the unfinished staging table %s (%s); the next stage drops it", job.name,
+                    str(e).splitlines()[0] if str(e) else type(e).__name__)

@@ -1,0 +1,107 @@
+"""Several COPY streams into one table at once (:func:`copy_streams`).
+
+One reader (the calling thread) hands whole-record blocks
+(:func:`safeload.loads.staging.split.record_blocks`) to N writer threads through one
+bounded queue; each writer sends them into ``COPY ... FROM STDIN`` on its own connection,
+in its own transaction, committed when its stream ends. A free writer takes the next
+block, so a slow stream does not hold the others up. At most ``2 * N`` blocks wait in the
+queue, so memory grows by a few blocks per stream, not with the source.
+
+The first error in any stream stops them all: the reader stops reading, every other
+writer abandons its COPY (rolled back), and the error is raised. Streams that had
+already committed leave their rows in the table: the caller treats the table as
+unfinished (its registry row says so) and drops it.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable
+
+import psycopg
+from psycopg import sql
+
+#: how long a blocked hand-over waits before looking again whether a stream failed
+_POLL_S = 0.2
+
+
+class _Stopped(Exception):
+    """Another stream failed: this one abandons its COPY (rolled back)."""
+
+
+def copy_streams(connections: list[psycopg.Connection], copy_sql: sql.Composable, blocks: Iterable[bytes],
+                 prepare: Callable[[psycopg.Connection], None] | None = None) -> list[int]:
+    """COPY ``blocks`` into one table through ``connections`` at once; the rows each loaded.
+
+    :param connections: one open connection (autocommit) per stream
+    :param copy_sql: the ``COPY ... FROM STDIN`` statement every stream runs (no header)
+    :param blocks: whole records per block, in the source's order
+    :param prepare: run in each stream's transaction before its COPY (e.g. ``lock_timeout``)
+    :raises: the first stream's error (a data error, a lost connection), after every
+        stream has ended
+    """
+    n = len(connections)
+    todo: queue.Queue[bytes | None] = queue.Queue(maxsize=2 * n)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    rows = [0] * n
+
+    def write(i: int) -> None:
+        conn = connections[i]
+        try:
+            with conn.transaction():
+                if prepare is not None:
+                    prepare(conn)
+                cur = conn.cursor()
+                with cur.copy(copy_sql) as copy:
+                    while True:
+                        try:
+                            block = todo.get(timeout=_POLL_S)
+                        except queue.Empty:
+                            if stop.is_set():
+                                raise _Stopped from None
+                            continue
+                        if block is None:
+                            break
+                        if stop.is_set():
+                            raise _Stopped
+                        copy.write(block)
+                    if stop.is_set():
+                        raise _Stopped  # roll back rather than commit beside a failed stream
+                rows[i] = cur.rowcount
+        except _Stopped:
+            pass
+        except BaseException as e:  # noqa: BLE001 - re-raised by the caller's thread
+            errors.append(e)
+            stop.set()
+
+    writers = [threading.Thread(target=write, args=(i,), name=f"safeload-copy-{i}", daemon=True) for i in range(n)]
+    for w in writers:
+        w.start()
+    try:
+        for block in blocks:
+            if not _hand_over(todo, block, stop):
+                break
+    except BaseException as e:
+        errors.insert(0, e)  # the source failed (unreadable, truncated): that is the error to report
+        stop.set()
+    finally:
+        for _ in writers:  # one end marker per stream (after a failure, the streams stop by themselves)
+            _hand_over(todo, None, stop)
+        for w in writers:
+            w.join()
+    if errors:
+        raise errors[0]
+    return rows
+
+
+def _hand_over(todo: queue.Queue, block: bytes | None, stop: threading.Event) -> bool:
+    """Put ``block`` in the queue, waiting while it is full; False once a stream has failed."""
+    while not stop.is_set():
+        try:
+            todo.put(block, timeout=_POLL_S)
+            return True
+        except queue.Full:
+            continue
+    return False
