@@ -173,6 +173,8 @@ class PausingCursor(psycopg.Cursor):
                 yield _CountingCopy(cp, conn)
             else:
                 yield cp
+        if isinstance(conn, PausingConnection) and "publish" in conn._tags:
+            conn._phase("publish:after-copy")  # a direct load: the rows are in the target, not committed
 
 
 class _CountingCopy:
@@ -208,10 +210,13 @@ class PausingConnection(psycopg.Connection):
     def _statement(self, text: str) -> None:
         if _REGISTRY_LOCK.search(text):
             self._tags.add("publish")
+        elif _TARGET_DELETE.search(text) and self._depth:
+            # the partition's DELETE: a staged publish's, or a direct load's, which then COPYs
+            # into the target in the same transaction
+            self._tags.add("publish")
+            self._phase("publish:after-delete")
         elif "publish" in self._tags:
-            if _TARGET_DELETE.search(text):
-                self._phase("publish:after-delete")
-            elif _TARGET_INSERT.search(text):
+            if _TARGET_INSERT.search(text):
                 self._phase("publish:after-insert")
             elif _DETACH.search(text):
                 self._phase("publish:after-detach")

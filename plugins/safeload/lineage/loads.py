@@ -48,12 +48,15 @@ def partition_load(op: Any, moment: str, ti: Any) -> Any:
         job_facets.update(found.job_facets)
     elif staged:  # publish: the staging table the stage task wrote
         inputs.append(db.input(staged["staging_fqn"], {"symlinks": builders.symlink(db.namespace, db.name(target))}))
-    if role == "overwrite" and staged and known.get("gate") is not None:
+    if role == "overwrite" and known.get("gate") is not None and (staged or target):
         from safeload.lineage.checks import checked_dataset
 
-        inputs.append(checked_dataset(db, staged["staging_fqn"], known["gate"], target=target))
-        run_facets["safeload_qualityGate"] = builders.gate_facet(known["gate"], target=target,
-                                                                 partition_value=staged["partition_value"])
+        # staged: the gate checked the staging table; loaded directly (decision 040), the
+        # target's partition inside the publishing transaction
+        checked = staged["staging_fqn"] if staged else target
+        inputs.append(checked_dataset(db, checked, known["gate"], target=target))
+        run_facets["safeload_qualityGate"] = builders.gate_facet(
+            known["gate"], target=target, partition_value=staged["partition_value"] if staged else op.partition_value)
     if not target or (moment == "start" and role == "stage"):  # a stage's staging table is not named yet
         return provider.lineage(inputs, job_facets=job_facets, run_facets=run_facets)
     if moment == "start":

@@ -220,9 +220,10 @@ class PartitionLoader:
         load = replace(self.spec(), one_unit=audit_hook is None or audit_in_transaction)
         with self._opened(load, source, fmt) as opened:
             if choose(opened.conn, load, opened.info, opened.mapping).staging.direct:
-                return load_direct(opened.conn, load, opened.info, opened.source, opened.header, opened.mapping,
-                                   opened.quarantine, opened.label, audit=audit_hook,
-                                   serialise=self._serialise_publish)
+                with publish_refusals(load, opened.info):
+                    return load_direct(opened.conn, load, opened.info, opened.source, opened.header,
+                                       opened.mapping, opened.quarantine, opened.label, audit=audit_hook,
+                                       serialise=self._serialise_publish)
             staged = self._stage(opened)
         if audit_hook is not None:
             audit_hook(Audit(table=f"{STAGING_SCHEMA}.{staged.staging_table}", where=None, target=staged.target,

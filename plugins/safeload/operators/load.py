@@ -7,12 +7,13 @@ to see write-audit-publish as three tasks (the reference DAG does), or
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from safeload.lineage.operators import PartitionLoadLineage, remember
+from safeload.lineage.operators import PartitionLoadLineage, facts, remember
 from safeload.ui.links import SafeloadReportLink
 
 if TYPE_CHECKING:
@@ -48,10 +49,12 @@ class _PartitionOperator(PartitionLoadLineage, BaseOperator):
         lock_timeout: str = "30s",
         publish_strategy: str = "auto",
         schema_policy: str | None = None,
+        parallel: int = 1,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.publish_strategy = publish_strategy
+        self.parallel = parallel
         self.schema_policy = schema_policy
         self.table = table
         self.partition_column = partition_column
@@ -89,7 +92,7 @@ class _PartitionOperator(PartitionLoadLineage, BaseOperator):
             partition_value=self.partition_value, run_key=f"{ti.dag_id}/{ti.run_id}/{table}",
             lock_timeout=self.lock_timeout, max_bad_rows=self.max_bad_rows,
             max_bad_fraction=self.max_bad_fraction, allow_empty=self.allow_empty,
-            publish_strategy=self.publish_strategy,
+            publish_strategy=self.publish_strategy, parallel=self.parallel,
             audit={"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "try_number": ti.try_number},
         )
 
@@ -148,8 +151,14 @@ class _PartitionOperator(PartitionLoadLineage, BaseOperator):
         remember(self, staged={**staged.to_dict(), "staging_fqn": f"{STAGING_SCHEMA}.{staged.staging_table}"})
         return staged
 
-    def _publish(self, context: Context, loader: PartitionLoader, staged) -> dict[str, Any]:
-        result = loader.publish(staged).to_dict()
+    def _publish(self, context: Context, loader: PartitionLoader, staged=None, *, audit=None, source=None,
+                 in_transaction: bool = True) -> dict[str, Any]:
+        """Publish ``staged``; or, without it, load ``source`` as one unit (``loader.run``)."""
+        if staged is not None:
+            result = loader.publish(staged).to_dict()
+        else:
+            result = loader.run(source, self.source_format, audit_hook=audit,
+                                audit_in_transaction=in_transaction).to_dict()
         remember(self, published=result)
         meta = {k: result[k] for k in ("target", "partition_value", "rows", "rows_quarantined", "checksum")}
         for outlet in self.outlets or []:
@@ -298,10 +307,15 @@ class PartitionOverwriteOperator(_PartitionOperator):
     :param allow_empty: accept an empty source (default: refuse, nothing is deleted)
     :param lock_timeout: bound on lock waits; past it the task fails and is retried
     :param publish_strategy: ``auto`` (default: ``swap`` where the target is natively
-        partitioned and a swap is safe, else ``delete_insert``), ``swap`` (the staging
-        table becomes the partition: rows written once; readers wait at most one short
-        lock attempt) or ``delete_insert`` (rows written twice; never blocks a reader).
-        See docs/decisions/002-write-audit-publish.md.
+        partitioned and a swap is safe, ``direct`` into a plain table, else
+        ``delete_insert``), ``swap`` (the staging table becomes the partition: rows written
+        once; readers wait at most one short lock attempt), ``direct`` (no staging: DELETE
+        and COPY into the target in one transaction, the gate inside it; rows written
+        once) or ``delete_insert`` (rows written twice; never blocks a reader). See
+        docs/decisions/002-write-audit-publish.md and 040-direct-publish.md.
+    :param parallel: COPY a CSV source in this many streams at once (cut at record
+        boundaries) into staging, published in one transaction (default 1; a plain table
+        is then published by ``delete_insert``). See docs/decisions/042-parallel-streams.md
     :param quality_suite: a GX suite JSON to run on staging before publishing (optional)
     :param quality_engine: ``sql`` (default) or ``gx``
     """
@@ -317,17 +331,42 @@ class PartitionOverwriteOperator(_PartitionOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         loader = self._loader(context)
         try:
-            staged = self._stage(context, loader)
-            if self.quality_suite or self._contract is not None:
-                from safeload.operators.quality import run_gate_for
-
-                gate = run_gate_for(self, context, table=f"safeload_staging.{staged.staging_table}",
-                                    target=staged.target, partition_value=staged.partition_value)
-                context["ti"].xcom_push(key="quality", value=gate)
-            result = self._publish(context, loader, staged)
+            source = self._source()
+            self._evolve(loader)
+            # the gate runs inside the publishing transaction of a direct load, on its
+            # connection: the sql engine can, the gx engine (its own connections) cannot
+            gated = bool(self.quality_suite) or self._contract is not None
+            result = self._publish(context, loader, audit=functools.partial(self._audit, context, gated),
+                                   source=source, in_transaction=not gated or self._gate_in_transaction())
         except Exception as e:  # noqa: BLE001
             _record_unpublished(self, context, e, target=loader.table, partition_value=loader.partition_value,
                                 source=self.source)
             _raise_airflow(e)
-        result["stage"] = staged.to_dict()
+        staged = facts(self).get("staged")
+        result["stage"] = {k: v for k, v in staged.items() if k != "staging_fqn"} if staged else None
         return result
+
+    def _audit(self, context: Context, gated: bool, audit: Any) -> None:
+        """The audit of :meth:`PartitionLoader.run`: remember the staging (lineage), run the gate."""
+        from safeload.metadata import STAGING_SCHEMA
+
+        if audit.staged is not None:
+            remember(self, staged={**audit.staged.to_dict(),
+                                   "staging_fqn": f"{STAGING_SCHEMA}.{audit.staged.staging_table}"})
+        if not gated:
+            return
+        from safeload.operators.quality import run_gate_for
+
+        gate = run_gate_for(self, context, table=audit.table, where=audit.where, conn=audit.conn,
+                            target=audit.target, partition_value=audit.partition_value, rows=audit.rows)
+        context["ti"].xcom_push(key="quality", value=gate)
+
+    def _gate_in_transaction(self) -> bool:
+        from safeload.quality.gate import in_transaction_blocker
+        from safeload.quality.suite import build_suite
+
+        why = in_transaction_blocker(build_suite(suite_path=self.quality_suite, contract_path=self.contract),
+                                     self.quality_engine)
+        if why:
+            self.log.info("%s: the gate checks a staging table (%s)", self.task_id, why)
+        return why is None

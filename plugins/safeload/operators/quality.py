@@ -92,8 +92,13 @@ class QualityGateOperator(QualityGateLineage, BaseOperator):
 
 
 def run_gate_for(op: Any, context: Context, *, table: str, target: str, partition_value: str | None,
-                 rows: int | None = None) -> dict[str, Any]:
-    """Run the gate configured on ``op`` (suite, contract, engine, where, volume_check)."""
+                 rows: int | None = None, where: str | None = None, conn: Any = None) -> dict[str, Any]:
+    """Run the gate configured on ``op`` (suite, contract, engine, where, volume_check).
+
+    :param where: the rows of ``table`` to check, when ``op`` has no ``where`` of its own
+    :param conn: check on this connection, inside its open transaction (a direct load's
+        rows: ``run_gate(conn=...)``)
+    """
     from airflow.sdk.exceptions import AirflowFailException
 
     from safeload.errors import SafeloadError
@@ -108,8 +113,9 @@ def run_gate_for(op: Any, context: Context, *, table: str, target: str, partitio
     try:
         suite = build_suite(suite_path=getattr(op, "quality_suite", None) or getattr(op, "suite", None),
                             contract_path=getattr(op, "contract", None))
-        result = run_gate(conninfo, table=table, suite=suite, where=getattr(op, "where", None),
-                          engine=getattr(op, "quality_engine", None) or getattr(op, "engine", "sql"), store=store)
+        result = run_gate(conninfo, table=table, suite=suite, where=getattr(op, "where", None) or where,
+                          engine=getattr(op, "quality_engine", None) or getattr(op, "engine", "sql"), store=store,
+                          conn=conn)
         vc = getattr(op, "volume_check", False)
         if vc:
             opts = vc if isinstance(vc, dict) else {}
@@ -117,9 +123,9 @@ def run_gate_for(op: Any, context: Context, *, table: str, target: str, partitio
                 import psycopg
                 from psycopg import sql
 
-                with psycopg.connect(conninfo) as conn:
+                with psycopg.connect(conninfo) as counting:
                     schema, _, name = table.rpartition(".")
-                    rows = conn.execute(sql.SQL("select count(*) from {}").format(
+                    rows = counting.execute(sql.SQL("select count(*) from {}").format(
                         sql.Identifier(schema or "public", name))).fetchone()[0]
             volume = volume_check(conninfo, target=target, rows=rows, **opts)
             result.add(volume)

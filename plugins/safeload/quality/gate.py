@@ -356,7 +356,8 @@ def _connect(conninfo: str, **kwargs: Any):
 
 
 def run_gate(conninfo: str, *, table: str, suite: Any, where: str | None = None, engine: str = "sql",
-             store: dict[str, Any] | None = None, sample_size: int = 5, work_mem: str | None = None) -> GateResult:
+             store: dict[str, Any] | None = None, sample_size: int = 5, work_mem: str | None = None,
+             conn: Any = None) -> GateResult:
     """Run every expectation of ``suite`` on ``table`` (or its ``where`` partition).
 
     :param conninfo: libpq URI or ``key=value`` string of the warehouse
@@ -373,6 +374,11 @@ def run_gate(conninfo: str, *, table: str, suite: Any, where: str | None = None,
     :param sample_size: unexpected values reported per failed check (sql engine)
     :param work_mem: ``work_mem`` for the sql engine's transaction (e.g. ``"256MB"``): lets
         the sort behind a uniqueness check stay in memory; None keeps the server's setting
+    :param conn: check on this psycopg connection, inside its open transaction (the rows of
+        a load not yet committed, which no other session sees: docs/decisions/040); the sql
+        engine alone can, one statement after the other, so a suite with a check it does
+        not evaluate is refused (:func:`in_transaction_blocker` says so beforehand). The
+        results are still written on a connection of their own
     :returns: the :class:`GateResult`; call :meth:`GateResult.raise_for_critical` to fail
     :raises GateError: when the gate cannot run (connection, table, ``where``, engine)
     :raises SuiteError: when the suite is malformed
@@ -398,9 +404,11 @@ def run_gate(conninfo: str, *, table: str, suite: Any, where: str | None = None,
     started = time.monotonic()
     raw: dict[int, dict[str, Any]] = {}
     engines: dict[int, str] = {}
+    if conn is not None and (why := in_transaction_blocker(s, engine)):
+        raise GateError(f"the gate cannot check {schema}.{name} inside a load's open transaction: {why}")
     try:
         gx_indexes = _run_sql_part(conninfo, schema, name, specs, where, engine, sample_size, work_mem,
-                                    raw, engines)
+                                    raw, engines, conn)
     except psycopg.OperationalError as e:  # the connection dropped mid-run
         raise GateError(f"lost the connection to the warehouse: {str(e).strip()}; retry", retryable=True) from None
     if gx_indexes:
@@ -427,11 +435,32 @@ def run_gate(conninfo: str, *, table: str, suite: Any, where: str | None = None,
     return gate
 
 
-def _run_sql_part(conninfo, schema, name, specs, where, engine, sample_size, work_mem, raw, engines) -> list[int]:
-    """Check the target, run the sql engine (when asked); return the indexes left for GX."""
+def in_transaction_blocker(suite: Any, engine: str = "sql") -> str | None:
+    """Why the gate could not check rows inside another transaction (``run_gate(conn=...)``),
+    None when it can: the sql engine must evaluate every check (the gx engine opens
+    connections of its own, which do not see the transaction's rows)."""
+    if engine != "sql":
+        return f"the {engine} engine opens connections of its own"
+    from safeload.quality.sql.compile import unsupported_reason
+
+    for spec in coerce_suite(suite).expectations:
+        why = unsupported_reason(spec)
+        if why:
+            return f"{why}, so the gx engine checks it"
+    return None
+
+
+def _run_sql_part(conninfo, schema, name, specs, where, engine, sample_size, work_mem, raw, engines,
+                  given=None) -> list[int]:
+    """Check the target, run the sql engine (when asked); return the indexes left for GX.
+    On ``given`` (a connection in a transaction), the statements run in savepoints, one
+    after the other, and the connection is left open."""
+    import contextlib
+
     import psycopg
 
-    with _connect(conninfo, autocommit=True) as conn:
+    opened = contextlib.nullcontext(given) if given is not None else _connect(conninfo, autocommit=True)
+    with opened as conn:
         if where:
             _check_where(conn, schema, name, where)
         if engine != "sql" or not specs:
@@ -443,7 +472,8 @@ def _run_sql_part(conninfo, schema, name, specs, where, engine, sample_size, wor
         try:
             got, unsupported = run_sql(conn, schema=schema, table=name, specs=specs, where=where,
                                        sample_size=sample_size, work_mem=work_mem,
-                                       connect=lambda: psycopg.connect(conninfo, autocommit=True))
+                                       connect=None if given is not None else
+                                       lambda: psycopg.connect(conninfo, autocommit=True))
         except LookupError:
             raise GateError(_no_table(schema, name)) from None
     raw.update(got)

@@ -22,6 +22,7 @@ DELETE + INSERT instead.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -40,7 +41,7 @@ from safeload.loads.sources.base import Source
 from safeload.loads.spec import LoadSpec
 from safeload.loads.staging.fill import fill
 from safeload.loads.staging.quarantine import Quarantine, check_thresholds, save_quarantine
-from safeload.loads.targets import check_partition_column, read_target
+from safeload.loads.targets import add_columns, check_partition_column, read_target
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,9 @@ def load_direct(conn: psycopg.Connection, load: LoadSpec, info: q.TargetInfo, so
         if serialise:
             lock_partition(conn, info, load.partition_value)
         now = read_target(conn, load)  # DDL may have changed it since it was read
+        added = add_columns(conn, now, [list(c) for c in load.add_columns])  # asked for by name only
+        if added:
+            now = read_target(conn, load)
         check_partition_column(load, now)
         if now.partitioned or any(now.column(c) is None for c in mapping.values() if c):
             raise LoadRefusedError(f"{info.name} changed while the load started (re-created, or a column dropped); "
@@ -131,10 +135,11 @@ def load_direct(conn: psycopg.Connection, load: LoadSpec, info: q.TargetInfo, so
         history_id = history.record(
             conn, load, info, "published", source=label, rows_loaded=rows, rows_quarantined=bad,
             rows_source=filled.rows_source, checksum=digest,
+            schema_changes=json.dumps([{"added": c} for c in added]) if added else None,
             message=f"replaced {replaced} row(s) by {Direct.label}")
         save_quarantine(conn, load, info, label, quarantine)
     log.info("published %s partition %s: %s rows straight from %s (replaced %s, %s quarantined, %s path)",
              info.name, load.partition_value, rows, label, replaced, bad, filled.path)
     return PublishResult(info.name, load.partition_value, rows, replaced, bad, filled.rows_source, digest,
-                         history_id, [], round(time.time() - t0, 3), published_by=Direct.name)
+                         history_id, added, round(time.time() - t0, 3), published_by=Direct.name)
 

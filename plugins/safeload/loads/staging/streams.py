@@ -1,11 +1,11 @@
 """Several COPY streams into one table at once (:func:`copy_streams`).
 
 One reader (the calling thread) hands whole-record blocks
-(:func:`safeload.loads.staging.split.record_blocks`) to N writer threads through one
-bounded queue; each writer sends them into ``COPY ... FROM STDIN`` on its own connection,
-in its own transaction, committed when its stream ends. A free writer takes the next
-block, so a slow stream does not hold the others up. At most ``2 * N`` blocks wait in the
-queue, so memory grows by a few blocks per stream, not with the source.
+(:func:`safeload.loads.staging.split.record_blocks`) to N writer threads in turn (block
+``i`` to stream ``i % N``: every stream gets its share, whatever the timing), each through
+a bounded queue of its own; each writer sends them into ``COPY ... FROM STDIN`` on its own
+connection, in its own transaction, committed when its stream ends. At most two blocks
+wait per stream, so memory grows by a few blocks per stream, not with the source.
 
 The first error in any stream stops them all: the reader stops reading, every other
 writer abandons its COPY (rolled back), and the error is raised. Streams that had
@@ -42,13 +42,13 @@ def copy_streams(connections: list[psycopg.Connection], copy_sql: sql.Composable
         stream has ended
     """
     n = len(connections)
-    todo: queue.Queue[bytes | None] = queue.Queue(maxsize=2 * n)
+    queues: list[queue.Queue[bytes | None]] = [queue.Queue(maxsize=2) for _ in range(n)]
     stop = threading.Event()
     errors: list[BaseException] = []
     rows = [0] * n
 
     def write(i: int) -> None:
-        conn = connections[i]
+        conn, todo = connections[i], queues[i]
         try:
             with conn.transaction():
                 if prepare is not None:
@@ -80,14 +80,14 @@ def copy_streams(connections: list[psycopg.Connection], copy_sql: sql.Composable
     for w in writers:
         w.start()
     try:
-        for block in blocks:
-            if not _hand_over(todo, block, stop):
+        for k, block in enumerate(blocks):
+            if not _hand_over(queues[k % n], block, stop):
                 break
     except BaseException as e:
         errors.insert(0, e)  # the source failed (unreadable, truncated): that is the error to report
         stop.set()
     finally:
-        for _ in writers:  # one end marker per stream (after a failure, the streams stop by themselves)
+        for todo in queues:  # one end marker per stream (after a failure, the streams stop by themselves)
             _hand_over(todo, None, stop)
         for w in writers:
             w.join()
