@@ -6,11 +6,17 @@ connection (a subclass, so every statement still runs on a real server) that rep
 named *phases* as the load passes them, and can stop at one of them:
 
 * ``copy:K``: after the K-th block written to COPY (mid-COPY, the server holds a
-  half-filled staging table in an open transaction);
+  half-filled staging table, or a direct load's target, in an open transaction; with
+  parallel streams, each stream counts its own blocks);
 * ``stage:before-commit`` / ``stage:after-commit``: the staging transaction, around COMMIT;
-* ``publish:after-delete``, ``publish:after-insert`` (delete_insert) and
-  ``publish:after-detach``, ``publish:after-attach`` (swap): inside the publish
-  transaction, between its statements;
+* parallel streams (``parallel=N``): ``reserve:after-commit`` (staging created and its
+  registry row reserved), ``stream:before-commit`` / ``stream:after-commit`` (a stream's
+  COPY, around its COMMIT), ``complete:before-commit`` / ``complete:after-commit`` (the
+  audit of what the streams loaded, and the registry row completed);
+* ``publish:after-delete``, ``publish:after-insert`` (delete_insert),
+  ``publish:after-detach``, ``publish:after-attach`` (swap) and ``publish:after-delete``,
+  ``publish:after-copy`` (direct: the rows COPYed into the target, not committed): inside
+  the publish transaction, between its statements;
 * ``publish:before-commit`` / ``publish:after-commit``: around the publish's COMMIT.
 
 A phase is recognised from what the loader sends (the statement text, the outermost
@@ -53,6 +59,15 @@ HEADER = ["order_id", "order_date", "amount", "status"]
 PLAIN = """create table public.orders (order_id bigint not null, order_date date not null,
            amount numeric(12,2) not null, status text, primary key (order_date, order_id))"""
 NATIVE = PLAIN + " partition by range (order_date)"
+
+#: the ways a load runs in the trials: (publish_strategy, target table, COPY streams)
+MODES = {
+    "delete_insert": ("delete_insert", PLAIN, 1),
+    "swap": ("swap", NATIVE, 1),
+    "direct": ("auto", PLAIN, 1),  # auto on a plain table, loaded as one unit: no staging
+    "swap, 2 streams": ("swap", NATIVE, 2),
+    "delete_insert, 2 streams": ("delete_insert", PLAIN, 2),
+}
 DAY = "2024-05-02"
 NEIGHBOUR = "2024-05-01"
 
@@ -71,8 +86,17 @@ def write_csv(path: Path | str, day: str, n: int, start: int = 1, status: str = 
 
 def create_target(conn: psycopg.Connection, strategy: str) -> None:
     """delete_insert loads a plain table, swap and auto a natively partitioned one (swap needs
-    it; auto swaps there)."""
+    it; auto swaps there); a mode of :data:`MODES` its own table."""
+    if strategy in MODES:
+        conn.execute(MODES[strategy][1])
+        return
     conn.execute(NATIVE if strategy in ("swap", "auto") else PLAIN)
+
+
+def mode_loader(uri: str, mode: str, *, run_key: str, **kw):
+    """:func:`loader` for one of :data:`MODES`."""
+    strategy, _, streams = MODES[mode]
+    return loader(uri, strategy=strategy, run_key=run_key, parallel=streams, **kw)
 
 
 def version(conn: psycopg.Connection, day: str = DAY) -> tuple[int, str]:
@@ -151,6 +175,8 @@ _TARGET_INSERT = re.compile(r'^\s*insert into "')
 _DETACH = re.compile(r"\bdetach partition\b")
 _ATTACH = re.compile(r"\battach partition\b")
 _REGISTRY_LOCK = re.compile(r"from safeload\.staging where staging_table = .* for update")
+_REGISTRY_INSERT = re.compile(r"^\s*insert into safeload\.staging\b")
+_REGISTRY_COMPLETE = re.compile(r"^\s*update safeload\.staging\b")
 
 
 class PausingCursor(psycopg.Cursor):
@@ -208,6 +234,10 @@ class PausingConnection(psycopg.Connection):
     hook: Callable[[str], None] | None = None
 
     def _statement(self, text: str) -> None:
+        if _REGISTRY_INSERT.search(text):
+            self._tags.add("register")
+        elif _REGISTRY_COMPLETE.search(text):
+            self._tags.add("complete")
         if _REGISTRY_LOCK.search(text):
             self._tags.add("publish")
         elif _TARGET_DELETE.search(text) and self._depth:
@@ -245,7 +275,14 @@ class PausingConnection(psycopg.Connection):
             self._phase(f"{self._kind()}:after-commit")
 
     def _kind(self) -> str:
-        return "publish" if "publish" in self._tags else "stage" if "copy" in self._tags else "other"
+        tags = self._tags
+        if "publish" in tags:
+            return "publish"
+        if "copy" in tags:  # a stage of one stream registers in its COPY's transaction; a stream does not
+            return "stage" if "register" in tags else "stream"
+        if "register" in tags:
+            return "reserve"
+        return "complete" if "complete" in tags else "other"
 
     @classmethod
     def connect(cls, *args, **kwargs):
@@ -278,9 +315,10 @@ class Child:
     """One load in a child process (``python -m reliability.harness load``)."""
 
     def __init__(self, uri: str, source: str, *, strategy: str, run_key: str, pause_at: str | None = None,
-                 day: str = DAY, query: bool = False):
+                 day: str = DAY, query: bool = False, parallel: int = 1):
         cmd = [sys.executable, "-m", "reliability.harness", "load", "--uri", uri, "--source", source,
-               "--strategy", strategy, "--run-key", run_key, "--day", day] + (["--query"] if query else [])
+               "--strategy", strategy, "--run-key", run_key, "--day", day, "--parallel", str(parallel)] + \
+            (["--query"] if query else [])
         if pause_at:
             cmd += ["--pause-at", pause_at]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
@@ -334,10 +372,12 @@ def _main(argv: list[str] | None = None) -> int:
     ld.add_argument("--day", default=DAY)
     ld.add_argument("--pause-at")
     ld.add_argument("--query", action="store_true", help="--source is a SQL query on --uri (a QuerySource)")
+    ld.add_argument("--parallel", type=int, default=1, help="COPY streams")
     args = p.parse_args(argv)
+    paused = threading.Lock()  # parallel streams pass the same phase each: pause the first only
 
     def hook(phase: str) -> None:
-        if phase != args.pause_at:
+        if phase != args.pause_at or not paused.acquire(blocking=False):
             return
         print(f"PAUSED {phase}", flush=True)
         ready, _, _ = _select_stdin(PAUSE_LIMIT)
@@ -353,7 +393,7 @@ def _main(argv: list[str] | None = None) -> int:
 
         source = QuerySource.from_conninfo(args.uri, args.source)
     result = loader(args.uri, strategy=args.strategy, run_key=args.run_key, day=args.day, hook=hook,
-                    lock_timeout="60s").run(source)
+                    lock_timeout="60s", parallel=args.parallel).run(source)
     print("DONE " + json.dumps({**result.to_dict(), "elapsed": time.monotonic() - t0}), flush=True)
     return 0
 

@@ -23,8 +23,11 @@ def _deadlocks(conn) -> int:
 
 
 def _rounds() -> list[tuple[int, str]]:
-    fast = [(2, "delete_insert"), (4, "swap")]
-    full = [(w, s) for _ in range(3) for w in (2, 4, 8) for s in ("delete_insert", "swap")]
+    """(writers, mode of harness.MODES): direct writers take turns on the partition's lock
+    for their whole load, the others for their publish."""
+    fast = [(2, "delete_insert"), (4, "swap"), (3, "direct"), (2, "swap, 2 streams")]
+    full = [(w, s) for _ in range(3) for w in (2, 4, 8) for s in ("delete_insert", "swap", "direct",
+                                                                    "swap, 2 streams")]
     return full if trials(fast=0, full=1) else fast
 
 
@@ -43,8 +46,8 @@ def test_many_writers_of_one_partition_leave_exactly_one_version(pg, pg_uri, tmp
         results = {}
 
         def write(i: int, r: int = r, strategy: str = strategy) -> None:
-            results[i] = h.loader(pg_uri, strategy=strategy, run_key=f"r{r}-w{i}", lock_timeout="120s",
-                                  audit={"run_id": f"r{r}-w{i}"}).run(sources[i])
+            results[i] = h.mode_loader(pg_uri, strategy, run_key=f"r{r}-w{i}", lock_timeout="120s",
+                                       audit={"run_id": f"r{r}-w{i}"}).run(sources[i])
 
         errors = h.together(write, list(range(writers)), timeout=300)
         assert errors == [], f"round {r} ({writers} writers, {strategy}): {errors}"

@@ -14,7 +14,10 @@ then the server is restarted and:
 Crash points: mid-COPY, after the staging commit (delete_insert's UNLOGGED staging table
 is emptied by crash recovery: publishing the staged result must then be refused, not
 publish an empty partition), inside the publish transaction, just before its COMMIT,
-racing its COMMIT, and just after it.
+racing its COMMIT, and just after it. A direct load (a plain table, no staging) is
+stopped mid-COPY into the target, after its DELETE and after its COPY; a stage in two
+parallel streams after its staging table was reserved, after a stream's COMMIT and before
+the streams' audit commits.
 
 fsync is off in safeload.dev.embedded. That loses data only when the *operating
 system* crashes (pages still in the OS cache). A PostgreSQL crash, which is what an
@@ -39,9 +42,15 @@ from reliability.figures import SEED, record, trials
 from safeload.errors import LoadRefusedError
 from safeload.loads.loader import COPY_BLOCK, StageResult
 
-PUBLISH_STEP = {"delete_insert": "publish:after-delete", "swap": "publish:after-detach"}
-POINTS = ["copy", "stage:after-commit", "publish-step", "publish:before-commit", "commit-race",
-          "publish:after-commit"]
+PUBLISH = ["publish:before-commit", "commit-race", "publish:after-commit"]
+#: the crash points of each of harness.MODES
+POINTS = {
+    "delete_insert": ["copy", "stage:after-commit", "publish:after-delete", *PUBLISH],
+    "swap": ["copy", "stage:after-commit", "publish:after-detach", *PUBLISH],
+    "direct": ["publish:after-delete", "copy", "publish:after-copy", *PUBLISH],
+    "swap, 2 streams": ["reserve:after-commit", "copy", "stream:after-commit", "complete:before-commit",
+                        "complete:after-commit", "publish:after-attach", *PUBLISH],
+}
 
 
 @pytest.fixture(scope="module")
@@ -62,18 +71,19 @@ def own_server():
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _reset(uri: str, strategy: str) -> None:
+def _reset(uri: str, mode: str) -> None:
     with psycopg.connect(uri, autocommit=True) as conn:
         conn.execute("drop schema if exists public cascade; drop schema if exists safeload cascade; "
                      "drop schema if exists safeload_staging cascade; create schema public")
-        h.create_target(conn, strategy)
+        h.create_target(conn, mode)
 
 
 def _plan(rng: random.Random, n: int) -> list[tuple[str, str]]:
-    """``n`` (strategy, crash point): the commit race and mid-COPY first, then all, shuffled."""
-    every = [(s, p) for p in POINTS for s in ("delete_insert", "swap")]
+    """``n`` (mode, crash point): the commit race, mid-COPY and the new paths first, then all, shuffled."""
+    every = [(m, p) for m, points in POINTS.items() for p in points]
     rng.shuffle(every)
-    first = [("delete_insert", "copy"), ("swap", "commit-race")]
+    first = [("delete_insert", "copy"), ("swap", "commit-race"), ("direct", rng.choice(POINTS["direct"])),
+             ("swap, 2 streams", rng.choice(POINTS["swap, 2 streams"]))]
     rest = [x for x in every if x not in first]
     out = first + rest
     while len(out) < n:  # repeats, in a new order
@@ -88,29 +98,30 @@ def test_immediate_stop_mid_load_then_restart(own_server, tmp_path):
     from safeload.dev import embedded
 
     pgdata, port, uri = own_server
-    n = trials(fast=2, full=24)
+    n = trials(fast=4, full=40)
     rng = random.Random(f"{SEED}/server-crash")
     print(f"seed {SEED} (SAFELOAD_RELIABILITY_SEED={SEED} replays these crash points)")
     sources = {"A": h.write_csv(tmp_path / "a.csv", h.DAY, 150_000),
                "B": h.write_csv(tmp_path / "b.csv", h.DAY, 120_000, start=1_000_000, status="paid")}
     blocks = min(-(-Path(p).stat().st_size // COPY_BLOCK) for p in sources.values())
     outcomes, races = {"old": 0, "new": 0}, {"old": 0, "new": 0}
-    strategy_now, versions, current = None, {}, "B"
+    mode_now, versions, current = None, {}, "B"
     plan = _plan(rng, n)
-    for i, (strategy, point) in enumerate(plan):
-        if strategy != strategy_now:  # a fresh target per strategy: both versions, loaded once
-            _reset(uri, strategy)
+    for i, (mode, point) in enumerate(plan):
+        strategy, _, streams = h.MODES[mode]
+        if mode != mode_now:  # a fresh target per mode: both versions, loaded once
+            _reset(uri, mode)
             for key in ("A", "B"):
-                h.loader(uri, strategy=strategy, run_key=f"setup-{key}").run(sources[key])
+                h.mode_loader(uri, mode, run_key=f"setup-{key}").run(sources[key])
                 with psycopg.connect(uri) as conn:
                     versions[key] = h.version(conn)
-            strategy_now, current = strategy, "B"
+            mode_now, current = mode, "B"
         new = "A" if current == "B" else "B"
-        phase = {"copy": f"copy:{rng.randint(1, blocks - 1)}", "publish-step": PUBLISH_STEP[strategy],
+        phase = {"copy": f"copy:{rng.randint(1, (blocks - 1) // streams)}",
                  "commit-race": "publish:before-commit"}.get(point, point)
-        where = f"trial {i} ({strategy}, {point}: {phase}, seed {SEED})"
+        where = f"trial {i} ({mode}, {point}: {phase}, seed {SEED})"
         run_key = f"crash-{i}"
-        child = h.Child(uri, sources[new], strategy=strategy, run_key=run_key, pause_at=phase)
+        child = h.Child(uri, sources[new], strategy=strategy, run_key=run_key, pause_at=phase, parallel=streams)
         try:
             assert child.wait_line("PAUSED") == f"PAUSED {phase}", f"{where}: never reached"
             if point == "commit-race":
@@ -144,8 +155,10 @@ def test_immediate_stop_mid_load_then_restart(own_server, tmp_path):
             assert h.advisory_locks(conn) == 0, where
             if point == "stage:after-commit":
                 _publish_the_crashed_stage(conn, uri, strategy, run_key, versions[new], where)
+            elif point in ("reserve:after-commit", "stream:after-commit", "complete:before-commit"):
+                _unfinished_stage_is_refused(conn, uri, strategy, run_key, where)
 
-        result = h.loader(uri, strategy=strategy, run_key=run_key).run(sources[new])
+        result = h.mode_loader(uri, mode, run_key=run_key).run(sources[new])
         with psycopg.connect(uri, autocommit=True) as conn:
             assert (result.rows, h.version(conn)) == (versions[new][0], versions[new]), f"{where}: not exactly once"
             assert h.staging_leftovers(conn) == (0, 0), f"{where}: staging left behind"
@@ -155,6 +168,20 @@ def test_immediate_stop_mid_load_then_restart(own_server, tmp_path):
     record("server crash, immediate stop + restart", trials=n, faults=n,
            held=f"old or new partition (old {outcomes['old']}, new {outcomes['new']}; in-doubt COMMITs: old "
                 f"{races['old']}, new {races['new']}); committed publish kept; no lock; retry loads once")
+
+
+def _unfinished_stage_is_refused(conn, uri, strategy, run_key, where) -> None:
+    """What a stage stopped before its streams' audit committed leaves (a reserved registry
+    row, a staging table with some streams' rows) is never published: the publish refuses it."""
+    cur = conn.execute("select target, partition_value, staging_table, run_key, source, rows_source, rows_loaded, "
+                       "rows_quarantined, checksum from safeload.staging where run_key = %s", (run_key,))
+    row = cur.fetchone()
+    assert row is not None and row[-1] == "", f"{where}: the reserved staging was not left unfinished: {row}"
+    staged = StageResult(**{d.name: v for d, v in zip(cur.description, row)})
+    before = h.version(conn)
+    with pytest.raises(LoadRefusedError, match="was never finished"):
+        h.loader(uri, strategy=strategy, run_key=run_key).publish(staged)
+    assert h.version(conn) == before, f"{where}: an unfinished stage changed the partition"
 
 
 def _publish_the_crashed_stage(conn, uri, strategy, run_key, new_version, where) -> None:

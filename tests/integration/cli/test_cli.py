@@ -104,8 +104,30 @@ def test_load_help_documents_every_option():
     assert proc.returncode == 0
     for opt in ("--conn", "--table", "--partition", "--source", "--partition-column", "--contract", "--format",
                 "--max-bad-rows", "--max-bad-fraction", "--allow-empty", "--lock-timeout", "--publish-strategy",
-                "--json", "--source-sql"):
+                "--json", "--source-sql", "--parallel"):
         assert opt in proc.stdout
+
+
+@pytest.mark.parametrize("table", ["plain", "native"])
+def test_load_in_parallel_streams_publishes_what_one_stream_does(pg, pg_uri, day, table):
+    ddl = (ROOT / "include" / "sql" / "orders.sql").read_text()
+    pg.execute(ddl.replace(") partition by range (order_date);", ");") if table == "plain" else ddl)
+    src = day(rows=3000)
+    args = ["load", "--conn", pg_uri, "--table", "public.orders", "--partition", "2024-05-02", "--source", src,
+            "--partition-column", "order_date", "--json"]
+    one = safeload(*args)
+    two = safeload(*args, "--parallel", "2")
+    assert one.returncode == two.returncode == 0, one.stderr + two.stderr
+    one, two = json.loads(one.stdout), json.loads(two.stdout)
+    assert (one["rows"], one["checksum"]) == (two["rows"], two["checksum"]) == (3000, one["checksum"])
+    assert two["published_by"] == ("swap" if table == "native" else "delete_insert")
+
+
+@pytest.mark.parametrize("streams", ["0", "-1", "two"])
+def test_a_number_of_streams_that_is_not_one_or_more_is_a_usage_error(streams, tmp_path):
+    proc = safeload("load", "--conn", "postgresql://x@127.0.0.1:1/db", "--table", "public.orders", "--partition",
+                    "2024-05-02", "--source", str(tmp_path / "a.csv"), "--parallel", streams)
+    assert proc.returncode == 2 and "is not a number of streams" in proc.stderr
 
 
 
