@@ -2,7 +2,9 @@
 
 ATTACH adopts an index of the partition that matches one of the parent's instead of
 building it under the parent's lock; built at the stage, the unique ones also let the
-quality gate prove uniqueness from the index.
+quality gate prove uniqueness from the index. They are built after the COPY (one sort
+each, with PostgreSQL's parallel workers), with at least :data:`SORT_MEMORY` of
+``maintenance_work_mem`` so that the sort of a day's keys stays in memory.
 """
 
 from __future__ import annotations
@@ -12,6 +14,11 @@ from psycopg import sql
 
 from safeload.loads import sql as q
 from safeload.metadata import STAGING_SCHEMA
+
+#: ``maintenance_work_mem`` for the index builds, where the session's is lower: PostgreSQL's
+#: default (64MB, shared by the parallel workers of the build) spills the sort of a 1M-row
+#: day's primary key to disk; measured in docs/decisions/041-partitions-closer-to-copy.md
+SORT_MEMORY = "256MB"
 
 
 def build_indexes(conn: psycopg.Connection, info: q.TargetInfo, staging: str) -> None:
@@ -42,6 +49,10 @@ def build_indexes(conn: psycopg.Connection, info: q.TargetInfo, staging: str) ->
         (q.regclass(info.schema, info.table),),
     ).fetchall()
     with conn.transaction():
+        if rows:
+            conn.execute("select set_config('maintenance_work_mem', %s, true) "
+                         "where pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes(%s)",
+                         (SORT_MEMORY, SORT_MEMORY))
         for k, (kind, cols) in enumerate(rows):
             collist = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
             # Named after the staging table (unique per target, partition and run; at

@@ -20,6 +20,7 @@ where the straight COPY's quarantine (or the checked path) names each bad row's 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -118,7 +119,7 @@ def stage_streams(conn: psycopg.Connection, connect: Callable[[], psycopg.Connec
                  ", ".join(str(r) for r in rows))
         with conn.transaction():
             q.set_lock_timeout(conn, load.lock_timeout)
-            return filled, _finish(conn, job, filled, quarantine, reserved=True)
+            return filled, _finish(conn, job, filled, quarantine, reserved=True, connect=connect)
     except BaseException:
         _discard(conn, job)  # what the streams committed is never published: drop it now
         raise
@@ -137,17 +138,26 @@ def _copy(connect: Callable[[], psycopg.Connection], streams: int, copy_sql: sql
 
 
 def _finish(conn: psycopg.Connection, job: StageJob, filled: Filled, quarantine: Quarantine, *,
-            reserved: bool) -> registry.Staged:
+            reserved: bool, connect: Callable[[], psycopg.Connection] | None = None) -> registry.Staged:
     """Audit what was filled (counts, thresholds, checksum), give a would-be partition its
-    indexes and statistics, and record it all: in the caller's transaction."""
+    indexes and statistics, and record it all: in the caller's transaction.
+
+    :param connect: staging is committed (the streams filled it): its indexes and
+        statistics are built on a second session while this one takes the checksum (both
+        read the table; the locks they take do not conflict)
+    """
     load, info = job.load, job.info
     bad = quarantine.count
     if filled.rows_source != filled.rows_loaded + bad:  # the invariant every load keeps
         raise AssertionError(f"row accounting broke: {filled.rows_source} != {filled.rows_loaded} + {bad}")
     check_thresholds(load, job.label, filled.rows_source, bad, quarantine)
-    digest = checksum(conn, load, info, job.name, filled.rows_loaded)
-    if job.as_partition:
-        prepare_as_partition(conn, load, info, job.name)
+    if job.as_partition and connect is not None:
+        digest = _beside(connect, lambda other: prepare_as_partition(other, load, info, job.name),
+                         lambda: checksum(conn, load, info, job.name, filled.rows_loaded))
+    else:
+        digest = checksum(conn, load, info, job.name, filled.rows_loaded)
+        if job.as_partition:
+            prepare_as_partition(conn, load, info, job.name)
     staged = registry.Staged(filled.rows_loaded, bad, filled.rows_source, digest, load.add_columns, job.label)
     if reserved:
         registry.complete(conn, job.name, staged)
@@ -155,6 +165,30 @@ def _finish(conn: psycopg.Connection, job: StageJob, filled: Filled, quarantine:
         registry.register(conn, load, info, job.name, staged)
     save_quarantine(conn, load, info, job.label, quarantine)
     return staged
+
+
+def _beside(connect: Callable[[], psycopg.Connection], other_work: Callable[[psycopg.Connection], None],
+            work: Callable[[], str]) -> str:
+    """``work()`` here while ``other_work`` runs on a second session (in its own transaction,
+    committed when it succeeds); the first error of either is raised."""
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with connect() as other, other.transaction():
+                other_work(other)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            failed.append(e)
+
+    helper = threading.Thread(target=run, name="safeload-stage-beside", daemon=True)
+    helper.start()
+    try:
+        result = work()
+    finally:
+        helper.join()
+    if failed:
+        raise failed[0]
+    return result
 
 
 def _discard(conn: psycopg.Connection, job: StageJob) -> None:
