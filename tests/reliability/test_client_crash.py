@@ -36,7 +36,9 @@ STREAMS = ["reserve:after-commit", "copy", "stream:before-commit", "stream:after
 COMMIT = ["publish:before-commit", "publish:after-commit"]
 PHASES = {
     "delete_insert": STAGE + ["publish:after-delete", "publish:after-insert"] + COMMIT,
-    "swap": STAGE + ["publish:after-detach", "publish:after-attach"] + COMMIT,
+    # staging that becomes the partition commits its rows, then its audit (indexes, statistics)
+    "swap": STAGE + ["complete:before-commit", "complete:after-commit", "publish:after-detach",
+                     "publish:after-attach"] + COMMIT,
     "direct": ["publish:after-delete", "copy", "publish:after-copy"] + COMMIT,
     "swap, 2 streams": STREAMS + ["publish:after-detach", "publish:after-attach"] + COMMIT,
     "delete_insert, 2 streams": STREAMS + ["publish:after-delete", "publish:after-insert"] + COMMIT,

@@ -13,7 +13,9 @@ then the server is restarted and:
 
 Crash points: mid-COPY, after the staging commit (delete_insert's UNLOGGED staging table
 is emptied by crash recovery: publishing the staged result must then be refused, not
-publish an empty partition), inside the publish transaction, just before its COMMIT,
+publish an empty partition; swap's staging is committed before its audit, and a stage
+stopped there is never published), after the audit's commit (swap's logged staging
+survives and publishes), inside the publish transaction, just before its COMMIT,
 racing its COMMIT, and just after it. A direct load (a plain table, no staging) is
 stopped mid-COPY into the target, after its DELETE and after its COPY; a stage in two
 parallel streams after its staging table was reserved, after a stream's COMMIT and before
@@ -46,7 +48,7 @@ PUBLISH = ["publish:before-commit", "commit-race", "publish:after-commit"]
 #: the crash points of each of harness.MODES
 POINTS = {
     "delete_insert": ["copy", "stage:after-commit", "publish:after-delete", *PUBLISH],
-    "swap": ["copy", "stage:after-commit", "publish:after-detach", *PUBLISH],
+    "swap": ["copy", "stage:after-commit", "complete:after-commit", "publish:after-detach", *PUBLISH],
     "direct": ["publish:after-delete", "copy", "publish:after-copy", *PUBLISH],
     "swap, 2 streams": ["reserve:after-commit", "copy", "stream:after-commit", "complete:before-commit",
                         "complete:after-commit", "publish:after-attach", *PUBLISH],
@@ -153,9 +155,11 @@ def test_immediate_stop_mid_load_then_restart(own_server, tmp_path):
             if point == "commit-race":
                 races["old" if got == versions[current] else "new"] += 1
             assert h.advisory_locks(conn) == 0, where
-            if point == "stage:after-commit":
+            if point == "complete:after-commit" or (point == "stage:after-commit" and strategy == "delete_insert"):
                 _publish_the_crashed_stage(conn, uri, strategy, run_key, versions[new], where)
-            elif point in ("reserve:after-commit", "stream:after-commit", "complete:before-commit"):
+            elif point in ("stage:after-commit", "reserve:after-commit", "stream:after-commit",
+                           "complete:before-commit"):
+                # staging that becomes the partition is audited after its rows commit
                 _unfinished_stage_is_refused(conn, uri, strategy, run_key, where)
 
         result = h.mode_loader(uri, mode, run_key=run_key).run(sources[new])

@@ -274,7 +274,7 @@ class PartitionLoader:
         done = None
         if load.parallel > 1:
             done = stage_streams(conn, self.connection, job, opened.quarantine, load.parallel)
-        filled, staged = done or stage_once(conn, job, opened.quarantine)
+        filled, staged = done or stage_once(conn, job, opened.quarantine, self.connection)
         result = StageResult(info.name, load.partition_value, name, load.run_key, opened.label, filled.rows_source,
                              filled.rows_loaded, staged.rows_quarantined, staged.checksum,
                              [list(c) for c in load.add_columns], filled.path, round(time.time() - opened.started, 3))

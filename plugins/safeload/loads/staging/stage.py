@@ -2,9 +2,11 @@
 (:func:`stage_once`), or with several COPY streams at once (:func:`stage_streams`).
 
 One stream: the table is created in the COPY's own savepoint, so COPY freezes its rows
-(no later reader rewrites every page to set hint bits); the fill, the row count and
-checksum, the partition's indexes and statistics, the registry row and the quarantine
-commit together, and a crash anywhere leaves nothing.
+(no later reader rewrites every page to set hint bits). A table read once by the publish
+(DELETE + INSERT) is filled, counted, checksummed and registered in one transaction: a
+crash anywhere leaves nothing. A table that becomes the partition also needs its indexes
+and statistics: it is committed first with its registry row *reserved*, and then audited
+(the checksum) while a second session builds those, as for parallel streams below.
 
 Several streams: each is a session of its own, so the table must exist, committed, before
 they start. It is created and its registry row *reserved* (no checksum: unfinished, never
@@ -68,13 +70,34 @@ class StageJob:
                        as_partition=self.as_partition)
 
 
-def stage_once(conn: psycopg.Connection, job: StageJob, quarantine: Quarantine) -> tuple[Filled, registry.Staged]:
-    """Create, fill (one COPY, FREEZE), audit and register staging in one transaction."""
-    with conn.transaction():
-        q.set_lock_timeout(conn, job.load.lock_timeout)
-        filled = fill(conn, job.load, job.info, q.staging_ident(job.name), job.source, job.header, job.mapping,
-                      quarantine, create=lambda: job.create(conn))
-        return filled, _finish(conn, job, filled, quarantine, reserved=False)
+def stage_once(conn: psycopg.Connection, job: StageJob, quarantine: Quarantine,
+               connect: Callable[[], psycopg.Connection] | None = None) -> tuple[Filled, registry.Staged]:
+    """Create and fill staging with one COPY (FREEZE), audit and register it.
+
+    :param connect: staging that becomes a partition is then committed with its registry
+        row reserved, and audited while a second session builds its indexes and
+        statistics (:func:`_finish`); without it, or for a table read once, it all commits
+        together
+    """
+    if not (job.as_partition and connect is not None):
+        with conn.transaction():
+            q.set_lock_timeout(conn, job.load.lock_timeout)
+            filled = _fill_once(conn, job, quarantine)
+            return filled, _finish(conn, job, filled, quarantine)
+    try:
+        with conn.transaction():
+            q.set_lock_timeout(conn, job.load.lock_timeout)
+            filled = _fill_once(conn, job, quarantine)
+            registry.reserve(conn, job.load, job.info, job.name, job.label)
+        return filled, _finish(conn, job, filled, quarantine, connect=connect)
+    except BaseException:
+        _discard(conn, job)  # never published: drop it now
+        raise
+
+
+def _fill_once(conn: psycopg.Connection, job: StageJob, quarantine: Quarantine) -> Filled:
+    return fill(conn, job.load, job.info, q.staging_ident(job.name), job.source, job.header, job.mapping,
+                quarantine, create=lambda: job.create(conn))
 
 
 def stage_streams(conn: psycopg.Connection, connect: Callable[[], psycopg.Connection], job: StageJob,
@@ -117,9 +140,7 @@ def stage_streams(conn: psycopg.Connection, connect: Callable[[], psycopg.Connec
                                    f"{job.info.name} with nothing (allow_empty=True accepts {straight.empty_name})")
         log.info("%s: %s rows in %s parallel COPY streams (%s)", job.label, filled.rows_loaded, streams,
                  ", ".join(str(r) for r in rows))
-        with conn.transaction():
-            q.set_lock_timeout(conn, load.lock_timeout)
-            return filled, _finish(conn, job, filled, quarantine, reserved=True, connect=connect)
+        return filled, _finish(conn, job, filled, quarantine, connect=connect)
     except BaseException:
         _discard(conn, job)  # what the streams committed is never published: drop it now
         raise
@@ -138,44 +159,57 @@ def _copy(connect: Callable[[], psycopg.Connection], streams: int, copy_sql: sql
 
 
 def _finish(conn: psycopg.Connection, job: StageJob, filled: Filled, quarantine: Quarantine, *,
-            reserved: bool, connect: Callable[[], psycopg.Connection] | None = None) -> registry.Staged:
+            connect: Callable[[], psycopg.Connection] | None = None) -> registry.Staged:
     """Audit what was filled (counts, thresholds, checksum), give a would-be partition its
-    indexes and statistics, and record it all: in the caller's transaction.
+    indexes and statistics, and record it all.
 
-    :param connect: staging is committed (the streams filled it): its indexes and
-        statistics are built on a second session while this one takes the checksum (both
-        read the table; the locks they take do not conflict)
+    :param connect: None: the fill's transaction is still open, and this all goes into it
+        (registering the table). Else the fill has committed with its registry row
+        reserved: the checksum scan runs here while a second session builds the indexes
+        and statistics (their locks wait for the scan, never the other way round: the scan
+        runs outside any transaction), then the registry row is completed
     """
     load, info = job.load, job.info
     bad = quarantine.count
     if filled.rows_source != filled.rows_loaded + bad:  # the invariant every load keeps
         raise AssertionError(f"row accounting broke: {filled.rows_source} != {filled.rows_loaded} + {bad}")
     check_thresholds(load, job.label, filled.rows_source, bad, quarantine)
-    if job.as_partition and connect is not None:
-        digest = _beside(connect, lambda other: prepare_as_partition(other, load, info, job.name),
+    digest = None
+    if connect is not None and job.as_partition:
+        digest = _beside(connect, lambda other: _prepare(other, job),
                          lambda: checksum(conn, load, info, job.name, filled.rows_loaded))
-    else:
-        digest = checksum(conn, load, info, job.name, filled.rows_loaded)
-        if job.as_partition:
-            prepare_as_partition(conn, load, info, job.name)
-    staged = registry.Staged(filled.rows_loaded, bad, filled.rows_source, digest, load.add_columns, job.label)
-    if reserved:
-        registry.complete(conn, job.name, staged)
-    else:
-        registry.register(conn, load, info, job.name, staged)
-    save_quarantine(conn, load, info, job.label, quarantine)
+    with conn.transaction():
+        q.set_lock_timeout(conn, load.lock_timeout)
+        if digest is None:
+            digest = checksum(conn, load, info, job.name, filled.rows_loaded)
+            if job.as_partition:
+                prepare_as_partition(conn, load, info, job.name)
+        staged = registry.Staged(filled.rows_loaded, bad, filled.rows_source, digest, load.add_columns, job.label)
+        if connect is not None:
+            registry.complete(conn, job.name, staged)
+        else:
+            registry.register(conn, load, info, job.name, staged)
+        save_quarantine(conn, load, info, job.label, quarantine)
     return staged
+
+
+def _prepare(conn: psycopg.Connection, job: StageJob) -> None:
+    with conn.transaction():
+        # no lock_timeout: the one lock this waits for is the checksum scan's on the same
+        # staging table, which ends however long the day is
+        conn.execute("select set_config('lock_timeout', '0', true)")
+        prepare_as_partition(conn, job.load, job.info, job.name)
 
 
 def _beside(connect: Callable[[], psycopg.Connection], other_work: Callable[[psycopg.Connection], None],
             work: Callable[[], str]) -> str:
-    """``work()`` here while ``other_work`` runs on a second session (in its own transaction,
-    committed when it succeeds); the first error of either is raised."""
+    """``work()`` here while ``other_work`` runs on a second session; the first error of
+    either is raised."""
     failed: list[BaseException] = []
 
     def run() -> None:
         try:
-            with connect() as other, other.transaction():
+            with connect() as other:
                 other_work(other)
         except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
             failed.append(e)

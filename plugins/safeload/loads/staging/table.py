@@ -119,6 +119,9 @@ def prepare_as_partition(conn: psycopg.Connection, load: LoadSpec, info: q.Targe
     planner statistics. Duplicate keys leave staging without its indexes: the gate's
     uniqueness checks report them, and publish refuses to attach them.
     """
+    # statistics first: ANALYZE shares the table with a checksum scan on another session
+    # (stage.py), where ADD PRIMARY KEY (ACCESS EXCLUSIVE) must wait for that scan to end
+    conn.execute(sql.SQL("analyze {}").format(q.staging_ident(name)))
     try:
         with conn.transaction():  # a savepoint: a failed index build keeps the staged rows
             build_indexes(conn, info, name)
@@ -126,7 +129,6 @@ def prepare_as_partition(conn: psycopg.Connection, load: LoadSpec, info: q.Targe
         log.warning("%s partition %s: staging has duplicate keys (%s); the partition cannot be published "
                     "until the source is fixed", info.name, load.partition_value,
                     e.diag.message_detail or e.diag.message_primary)
-    conn.execute(sql.SQL("analyze {}").format(q.staging_ident(name)))
 
 
 def checksum(conn: psycopg.Connection, load: LoadSpec, info: q.TargetInfo, name: str, rows_loaded: int) -> str:
