@@ -36,6 +36,16 @@ def test_every_block_holds_whole_records_and_together_they_are_the_file(size):
     assert sum(len(records(b)) for b in blocks) == len(records(QUOTED))
 
 
+@pytest.mark.parametrize("piece", [1, 10, 25, 1 << 20])
+def test_blocks_are_cut_into_pieces_of_whole_records_of_about_the_size_asked(piece):
+    data = QUOTED * 20
+    pieces = list(record_blocks(chunks(data, 100), size=piece))
+    assert b"".join(pieces) == data
+    assert all(records(p) for p in pieces)
+    longest_record = 40
+    assert all(len(p) <= max(piece, longest_record) for p in pieces)
+
+
 @pytest.mark.parametrize("size", [1, 4, 9, 1 << 20])
 def test_the_header_record_is_dropped_when_asked_even_across_blocks(size):
     data = b'"id","a\nheader, in two lines"\n1,x\n2,y\n'
@@ -78,10 +88,10 @@ cells = st.text(alphabet=st.sampled_from(list('ab,"\n é')), max_size=8)
 
 @settings(max_examples=300, deadline=None)
 @given(rows=st.lists(st.lists(cells, min_size=1, max_size=4), min_size=1, max_size=30),
-       size=st.integers(min_value=1, max_value=40))
-def test_any_csv_cut_into_any_blocks_gives_the_same_records(rows, size):
+       size=st.integers(min_value=1, max_value=40), piece=st.one_of(st.none(), st.integers(1, 60)))
+def test_any_csv_cut_into_any_blocks_gives_the_same_records(rows, size, piece):
     buf = io.StringIO(newline="")
     csv.writer(buf, lineterminator="\n").writerows([["header"], *rows])
     data = buf.getvalue().encode()
-    blocks = list(record_blocks(chunks(data, size), skip_header=True))
+    blocks = list(record_blocks(chunks(data, size), skip_header=True, size=piece))
     assert [r for b in blocks for r in records(b)] == records(data)[1:]

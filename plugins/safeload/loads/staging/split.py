@@ -33,14 +33,15 @@ def record_end(data: bytes | bytearray, start: int = 0) -> int:
         pos = nl + 1
 
 
-def last_record_end(data: bytes | bytearray) -> int:
-    """The offset just past the last whole record of ``data`` (which begins with a record),
-    or -1 when it holds none: the last line feed with an even number of quotes before it."""
+def last_record_end(data: bytes | bytearray, start: int = 0, stop: int | None = None) -> int:
+    """The offset just past the last whole record of ``data[start:stop]`` (``data[start]``
+    begins a record), or -1 when it holds none: the last line feed with an even number of
+    quotes between ``start`` and it."""
+    end = len(data) if stop is None else min(stop, len(data))
     after = 0  # quotes between the candidate line feed and the end
-    total = data.count(QUOTE)
-    end = len(data)
+    total = data.count(QUOTE, start, end)
     while True:
-        nl = data.rfind(NEWLINE, 0, end)
+        nl = data.rfind(NEWLINE, start, end)
         if nl < 0:
             return -1
         after += data.count(QUOTE, nl, end)
@@ -49,12 +50,14 @@ def last_record_end(data: bytes | bytearray) -> int:
         end = nl
 
 
-def record_blocks(blocks: Iterable[bytes], *, skip_header: bool = False) -> Iterator[bytes]:
+def record_blocks(blocks: Iterable[bytes], *, skip_header: bool = False, size: int | None = None) -> Iterator[bytes]:
     """``blocks`` re-cut so that each one holds whole records only (the last may lack its
     final line feed, as the file does).
 
     :param blocks: the source's bytes, in blocks of any size, the first beginning a record
     :param skip_header: drop the first record (the CSV header line)
+    :param size: cut blocks of about this many bytes (a record longer than that makes a
+        block of its own); None: as the source's blocks come
     """
     carry = bytearray()
     header = skip_header
@@ -69,7 +72,25 @@ def record_blocks(blocks: Iterable[bytes], *, skip_header: bool = False) -> Iter
         cut = last_record_end(carry)
         if cut <= 0:
             continue  # one record longer than the block: gather more
-        yield bytes(carry[:cut])
+        yield from _pieces(memoryview(carry)[:cut], size)
         del carry[:cut]
     if carry and not header:
-        yield bytes(carry)
+        yield from _pieces(memoryview(carry), size)
+
+
+def _pieces(data: memoryview, size: int | None) -> Iterator[bytes]:
+    """``data`` (whole records) in pieces of about ``size`` bytes, each of whole records."""
+    whole = data.obj  # the buffer ``data`` begins at: the offsets below are the same in both
+    try:
+        start = 0
+        while size is not None and len(data) - start > size:
+            cut = last_record_end(whole, start, start + size)
+            if cut <= start:  # one record longer than size
+                cut = record_end(whole, start)
+                cut = len(data) if cut < 0 or cut > len(data) else cut
+            yield bytes(data[start:cut])
+            start = cut
+        if start < len(data):
+            yield bytes(data[start:])
+    finally:
+        data.release()

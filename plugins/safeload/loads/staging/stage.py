@@ -31,7 +31,7 @@ from psycopg import sql
 
 from safeload.errors import LoadRefusedError
 from safeload.loads import sql as q
-from safeload.loads.sources.base import Source
+from safeload.loads.sources.base import COPY_BLOCK, Source
 from safeload.loads.spec import LoadSpec
 from safeload.loads.staging import registry
 from safeload.loads.staging.fill import Filled, copy_options, fill
@@ -125,8 +125,11 @@ def stage_streams(conn: psycopg.Connection, connect: Callable[[], psycopg.Connec
             q.staging_ident(job.name), sql.SQL(", ").join(sql.Identifier(c) for c in cols),
             copy_options(replace(straight, header=False)))
         try:
-            rows = _copy(connect, streams, copy_sql, record_blocks(straight.blocks, skip_header=straight.header),
-                         load.lock_timeout)
+            # pieces of COPY_BLOCK / N: the blocks waiting in the N streams' queues (and in their
+            # connections' buffers) add up to the same few blocks whatever N is
+            pieces = record_blocks(straight.blocks, skip_header=straight.header,
+                                   size=max(COPY_BLOCK // streams, 1 << 16))
+            rows = _copy(connect, streams, copy_sql, pieces, load.lock_timeout)
         except DATA_ERRORS as e:
             log.info("%s: a stream refused a value (%s); loading it again in one stream, with quarantine",
                      job.label, str(e).splitlines()[0])
