@@ -365,11 +365,17 @@ CLI_CASES = [("plain", "h_plain", 1), ("native", "h_native", 1), ("plain x2", "h
              ("native x2", "h_native", 2)]
 
 
-def end_to_end(uri: str, tmp: Path, sizes: list[int], repeats: int, psql: str) -> None:
-    """The CLI, end to end, against ``psql \\copy``: process start to exit, interleaved."""
+def end_to_end(uri: str, tmp: Path, sizes: list[int], repeats: int, psql: str, cli: str | None = None,
+               max_streams: int = 2) -> None:
+    """The CLI, end to end, against ``psql \\copy``: process start to exit, interleaved.
+
+    :param cli: the command to run (default: this safeload's); another version's, to compare
+    :param max_streams: leave out the cases with more streams (1: a version without --parallel)
+    """
     import psycopg
 
-    cli = str(Path(sys.executable).parent / "safeload")
+    cli = cli or str(Path(sys.executable).parent / "safeload")
+    cases = [c for c in CLI_CASES if c[2] <= max_streams]
     out = []
     for n in sizes:
         path = tmp / f"orders_{n}.csv"
@@ -381,8 +387,9 @@ def end_to_end(uri: str, tmp: Path, sizes: list[int], repeats: int, psql: str) -
 
         def load(table: str, streams: int) -> float:
             t0 = time.perf_counter()
-            subprocess.run([cli, "load", "--conn", uri, "--table", f"public.{table}", "--partition", DAY,
-                            "--partition-column", "order_date", "--source", str(path), "--parallel", str(streams)],
+            subprocess.run([*cli.split(), "load", "--conn", uri, "--table", f"public.{table}", "--partition", DAY,
+                            "--partition-column", "order_date", "--source", str(path),
+                            *(["--parallel", str(streams)] if streams > 1 else [])],
                            check=True, capture_output=True, timeout=3600)
             return time.perf_counter() - t0
 
@@ -395,12 +402,12 @@ def end_to_end(uri: str, tmp: Path, sizes: list[int], repeats: int, psql: str) -
                            check=True, capture_output=True, timeout=3600)
             return time.perf_counter() - t0
 
-        for _, table, streams in CLI_CASES:  # the first load of the day; not timed
+        for _, table, streams in cases:  # the first load of the day; not timed
             load(table, streams)
-        raws, loads = [], {label: [] for label, _, _ in CLI_CASES}
+        raws, loads = [], {label: [] for label, _, _ in cases}
         for rep in range(repeats):
             raws.append(psql_copy())
-            for label, table, streams in CLI_CASES:
+            for label, table, streams in cases:
                 loads[label].append(load(table, streams))
             print(f"  {n:,} rows, repeat {rep + 1}/{repeats}: psql \\copy {raws[-1]:.2f}s, " +
                   ", ".join(f"{k} {v[-1]:.2f}s" for k, v in loads.items()), flush=True)
@@ -409,10 +416,10 @@ def end_to_end(uri: str, tmp: Path, sizes: list[int], repeats: int, psql: str) -
     med = statistics.median
     print(f"\nsafeload load (the CLI, end to end) against psql \\copy of the same file into an empty table, median "
           f"of {repeats} interleaved runs; x = psql's time / the CLI's")
-    print(f"{'rows':>10} {'psql s':>7} " + " ".join(f"{label:>17}" for label, _, _ in CLI_CASES))
+    print(f"{'rows':>10} {'psql s':>7} " + " ".join(f"{label:>17}" for label, _, _ in cases))
     for n, raws, loads in out:
         cells = []
-        for label, _, _ in CLI_CASES:
+        for label, _, _ in cases:
             ratios = [r / s for r, s in zip(raws, loads[label])]
             cells.append(f"{med(loads[label]):>6.2f}s {med(ratios):>4.2f}x".rjust(17))
         print(f"{n:>10,} {med(raws):>7.2f} " + " ".join(cells))
@@ -431,6 +438,9 @@ def main() -> int:
                     help="a started server's wal_level (minimal: a table created in the COPY's transaction is "
                          "written without WAL)")
     ap.add_argument("--cli", action="store_true", help="the CLI end to end against psql \\copy")
+    ap.add_argument("--cli-command", help="with --cli: the command to measure instead of this safeload's (another "
+                                          "version's, e.g. 'python -m safeload.cli' with its PYTHONPATH)")
+    ap.add_argument("--max-streams", type=int, default=2, help="with --cli: leave out cases with more streams")
     args = ap.parse_args()
     sizes = [200_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     repeats = 1 if args.quick else args.repeats
@@ -456,7 +466,7 @@ def main() -> int:
     try:
         if args.cli:
             bin_dir = started if isinstance(started, Path) else servers.embedded_bin()
-            end_to_end(uri, tmp, sizes, repeats, str(bin_dir / "psql"))
+            end_to_end(uri, tmp, sizes, repeats, str(bin_dir / "psql"), args.cli_command, args.max_streams)
         else:
             in_process(uri, tmp, sizes, repeats, hook_rows)
     finally:
