@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from safeload.contracts import introspect
+from safeload.contracts import csv_arrow
 from safeload.contracts.introspect import introspect_csv
 from safeload.contracts.model import parse_contract
 from safeload.contracts.files import load_contract
 from safeload.contracts.types import fast_filter, make_checker, parse_type
+from safeload.contracts.vector_filters import arrow_clear
 from safeload.errors import SourceError
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -38,6 +39,7 @@ def findings(schema):
         "columns": schema.column_names, "rows": schema.rows, "ragged": schema.ragged,
         "ragged_count": schema.ragged_count,
         "scans": {k: (v.nulls, v.invalid, v.examples) for k, v in schema.scans.items()},
+        "rules": [r.to_dict() for r in schema.rule_results],
     }
 
 
@@ -69,8 +71,8 @@ def both(path, contract, expect_engine="arrow", arrow_blocks=True):
 @pytest.fixture
 def small_blocks(monkeypatch):
     # many blocks, so block boundaries land everywhere (memory bound: 64 KiB)
-    monkeypatch.setattr(introspect, "ARROW_BLOCK_BYTES", 4096)
-    monkeypatch.setattr(introspect, "ARROW_MAX_BLOCK_BYTES", 65536)
+    monkeypatch.setattr(csv_arrow, "ARROW_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(csv_arrow, "ARROW_MAX_BLOCK_BYTES", 65536)
 
 
 @pytest.mark.parametrize("faults", [
@@ -189,7 +191,7 @@ def test_csv_corners(tmp_path, small_blocks, name, body, engine):
 
 @pytest.mark.parametrize(("raw", "engine"), [
     pytest.param(b"\xef\xbb\xbfk,v,n\na,b,1\n", "arrow", id="bom"),
-    pytest.param(b'"k","v","n"\na,b,1\n', "python", id="quoted-header"),
+    pytest.param(b'"k","v","n"\na,b,1\n', "arrow", id="quoted-header"),
     pytest.param(b"k,v,n\na,b\xff,1\n", "python", id="not-utf8"),
     pytest.param(b"k,v,n\n" + b"a,b,1\n" * 3000 + b"a,\xc3", "python", id="truncated-utf8-at-end"),
     pytest.param(b"k,v,n\na,\"" + b"x" * 70000 + b"\n", "python", id="quote-never-closed"),
@@ -229,7 +231,7 @@ def test_arrow_filter_never_clears_a_value_the_checker_refuses():
         flt = fast_filter(pg_type)
         if flt is None or flt[0] == "all":
             continue
-        ok = introspect.arrow_clear(values, flt)
+        ok = arrow_clear(values, flt)
         check = make_checker(pg_type)
         cleared = [v for v, k in zip(samples, ok.to_pylist()) if k]
         assert cleared, t  # the filter clears something, or the test proves nothing
