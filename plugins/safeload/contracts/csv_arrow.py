@@ -155,8 +155,9 @@ class BlockReader:
                     eof = not got
                     total = len(carry) + got
                     cut = total if eof else buf.rfind(b"\n", 0, total) + 1
-                    # an odd number of quotes before the cut: it may fall inside a quoted field
-                    if not eof and (cut == 0 or (buf.find(b'"', 0, cut) >= 0 and buf.count(b'"', 0, cut) % 2)):
+                    if not eof and cut and buf.find(b'"', 0, cut) >= 0:
+                        cut = cut_outside_quotes(buf, cut)
+                    if not eof and cut == 0:  # no line end outside a quoted field yet: read on
                         if total > ARROW_MAX_BLOCK_BYTES:
                             raise UsePython
                         carry = bytes(view[:total])
@@ -198,6 +199,20 @@ class BlockReader:
                 return None
         lines = breaks + (0 if buf[cut - 1] in (10, 13) else 1) if rows is None else len(rows)
         return (table, rows) if table.num_rows == lines else None  # blank lines: line numbers would shift
+
+
+def cut_outside_quotes(buf: bytes | bytearray, end: int) -> int:
+    """Where to end a block of ``buf[:end]``: after its last line end preceded by an even
+    number of quotes (outside a quoted field), or 0 when there is none."""
+    import numpy as np
+
+    data = np.frombuffer(buf, dtype=np.uint8, count=end)
+    quotes = np.flatnonzero(data == 34)
+    if len(quotes) % 2 == 0:  # the last line end (at end - 1) is outside
+        return end
+    newlines = np.flatnonzero(data[:quotes[-1]] == 10)  # before the last, unclosed quote
+    outside = newlines[np.searchsorted(quotes, newlines) % 2 == 0]
+    return int(outside[-1]) + 1 if len(outside) else 0
 
 
 def quoted_row_lines(buf: bytes | bytearray, end: int) -> Any:

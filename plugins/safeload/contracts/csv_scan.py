@@ -168,6 +168,7 @@ class CsvScanState:
 
         n = table.num_rows
         names = self.schema.column_names
+        lines = line_numbers(lines, n) if isinstance(lines, int) else lines
         columns: dict[str, Any] = {}
         for i, check, scan in self.checks:
             col = table.column(i)
@@ -185,22 +186,17 @@ class CsvScanState:
                     todo = pc.and_not(pc.invert(empty), ok) if nulls else pc.invert(ok)
                 idx = pc.indices_nonzero(todo)
                 canonical = ok is not None and len(idx) == 0
-                if len(idx):
-                    at = idx.to_pylist()
-                    rows_at = at if isinstance(lines, int) else pc.take(lines, idx).to_pylist()
-                    first = lines if isinstance(lines, int) else 0
-                    for k, line, v in zip(at, rows_at, pc.take(col, idx).to_pylist()):
-                        if (reason := check(v)) is not None:
-                            scan.invalid += 1
-                            if len(scan.examples) < MAX_EXAMPLES:
-                                scan.examples.append((first + line, v[:80], reason))
+                for line, v in zip(pc.take(lines, idx).to_pylist(), pc.take(col, idx).to_pylist()):
+                    if (reason := check(v)) is not None:
+                        scan.invalid += 1
+                        if len(scan.examples) < MAX_EXAMPLES:
+                            scan.examples.append((line, v[:80], reason))
             columns[names[i]] = BlockColumn(col, True, null=empty, nulls=nulls, canonical=canonical)
         for i, scan in self.unchecked:
             scan.nulls += pc.sum(pc.equal(table.column(i), "")).as_py() or 0
         if self.values.wanted:
             self.flush()
-            self.values.feed_table(names, table.rename_columns(names),
-                                   line_numbers(lines, n) if isinstance(lines, int) else lines, columns)
+            self.values.feed_table(names, table.rename_columns(names), lines, columns)
         self.rows += n
 
     def flush(self) -> None:

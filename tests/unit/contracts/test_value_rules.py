@@ -207,3 +207,39 @@ def test_jsonl_and_parquet_give_the_same_rule_findings(tmp_path):
     assert found[".jsonl"] == found[".parquet"] == [
         ("columns[0].primary_key", 1, (3,)), ("columns[1].max", 1, (3,)), ("columns[1].min", 1, (2,)),
         ("columns[2].allowed_values", 1, (3,)), ("columns[2].nullable", 1, (4,))]
+
+
+def _finder_run(blocks, monkeypatch=None, max_runs=None):
+    """Feed (keys, lines) blocks to a DuplicateFinder; the spill's size before finishing, and its result."""
+    import pyarrow as pa
+
+    if max_runs is not None:
+        monkeypatch.setattr(duplicates, "MAX_RUNS", max_runs)
+    finder = duplicates.DuplicateFinder(integer=True)
+    for keys, lines in blocks:
+        finder.add(pa.array(keys, pa.int64()), pa.array(lines, pa.int64()))
+    finder._sink.flush()
+    spilled = (finder._dir / "all.arrow").stat().st_size
+    return spilled, finder.finish()
+
+
+def test_keys_in_order_are_proven_unique_without_a_spill():
+    blocks = [(range(k * 1000, (k + 1) * 1000), range(2 + k * 1000, 2 + (k + 1) * 1000)) for k in range(20)]
+    spilled, result = _finder_run(blocks)
+    assert result == (0, [])
+    assert spilled < 1000  # the stream's header only: 20,000 keys held as one run
+
+
+@pytest.mark.parametrize("max_runs", [pytest.param(None, id="runs-in-memory"),
+                                      pytest.param(3, id="runs-spilled-when-too-many")])
+def test_a_key_out_of_order_after_runs_is_found_with_its_first_line(monkeypatch, max_runs):
+    # increasing keys with gaps (runs of 100) and a null or two (lines skip), then a key
+    # seen thousands of rows before: the runs are written out as rows and grouped
+    keys = [k + (k // 100) * 7 for k in range(5000)]
+    lines = [2 + i + (i > 3000) for i in range(5000)]
+    blocks = [(keys[s:s + 700], lines[s:s + 700]) for s in range(0, 5000, 700)]
+    blocks.append(([keys[1234], 10**9, keys[4999]], [6000, 6001, 6002]))
+    monkeypatch.setattr(duplicates, "_RUN_BATCH", 64)  # long runs are written out in several batches
+    _, (count, found) = _finder_run(blocks, monkeypatch, max_runs)
+    assert count == 2
+    assert found == [(6000, keys[1234], lines[1234]), (6002, keys[4999], lines[4999])]
