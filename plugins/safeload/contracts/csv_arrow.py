@@ -128,10 +128,15 @@ class BlockReader:
         names = [f"c{i}" for i in range(len(self.header))]
         # one chunk per column (no copy to join chunks), parsed on this thread while the
         # caller checks the previous block on the other core
-        read_options = pacsv.ReadOptions(column_names=names, use_threads=False, block_size=ARROW_MAX_BLOCK_BYTES + 1)
-        convert_options = pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, null_values=[],
-                                               strings_can_be_null=False, quoted_strings_can_be_null=False)
-        self._options = (read_options, convert_options)
+        self._read_options = pacsv.ReadOptions(column_names=names, use_threads=False,
+                                               block_size=ARROW_MAX_BLOCK_BYTES + 1)
+        # (check UTF-8?) -> options: a block of ASCII bytes is valid UTF-8, no need to check
+        self._convert_options = {utf8: pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names}, null_values=[], strings_can_be_null=False,
+            quoted_strings_can_be_null=False, check_utf8=utf8) for utf8 in (False, True)}
+        # (quoted?) -> options: without a quote in the block, the parser need not look for one
+        self._parse_options = {False: pacsv.ParseOptions(quote_char=False),
+                               True: pacsv.ParseOptions(newlines_in_values=True)}
         with (gzip.open(self.path, "rb") if self.path.suffix == ".gz" else open(self.path, "rb")) as raw:
             first = raw.readline()
             if first.startswith(b"\xef\xbb\xbf"):
@@ -179,6 +184,7 @@ class BlockReader:
         and the lines of its rows (None: row ``k`` is on line ``k``; else a numpy array of
         lines counted from the block's first), or None when Arrow cannot vouch for its
         rows and lines (quotes Python reads otherwise, NUL, ragged or blank lines)."""
+        import numpy as np
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
@@ -189,12 +195,12 @@ class BlockReader:
             rows = quoted_row_lines(buf, cut)
             if rows is None:
                 return None
-        read_options, convert_options = self._options
+        ascii_only = int(np.frombuffer(buf, dtype=np.uint8, count=cut).max()) < 0x80
         with memoryview(buf) as view:
             try:
-                table = pacsv.read_csv(pa.BufferReader(pa.py_buffer(view[:cut])), read_options=read_options,
-                                       convert_options=convert_options,
-                                       parse_options=pacsv.ParseOptions(newlines_in_values=rows is not None))
+                table = pacsv.read_csv(pa.BufferReader(pa.py_buffer(view[:cut])), read_options=self._read_options,
+                                       convert_options=self._convert_options[not ascii_only],
+                                       parse_options=self._parse_options[rows is not None])
             except pa.ArrowInvalid:  # ragged rows, bytes that are not UTF-8: Python says where
                 return None
         lines = breaks + (0 if buf[cut - 1] in (10, 13) else 1) if rows is None else len(rows)
