@@ -176,8 +176,8 @@ class CsvScanState:
             empty = pc.equal(col, "")
             nulls = pc.sum(empty).as_py() or 0
             scan.nulls += nulls
-            flt = self.filters[i]
-            ok = True if nul_free and flt == ("no_nul", None) else arrow_clear(col, flt)
+            flt, facts = self.filters[i], {}
+            ok = True if nul_free and flt == ("no_nul", None) else arrow_clear(col, flt, facts)
             canonical = ok is True
             if not canonical:
                 if ok is None:
@@ -191,7 +191,8 @@ class CsvScanState:
                         scan.invalid += 1
                         if len(scan.examples) < MAX_EXAMPLES:
                             scan.examples.append((line, v[:80], reason))
-            columns[names[i]] = BlockColumn(col, True, null=empty, nulls=nulls, canonical=canonical)
+            columns[names[i]] = BlockColumn(col, True, null=empty, nulls=nulls, canonical=canonical,
+                                            spelling=facts if canonical else None)
         for i, scan in self.unchecked:
             scan.nulls += pc.sum(pc.equal(table.column(i), "")).as_py() or 0
         if self.values.wanted:

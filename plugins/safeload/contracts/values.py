@@ -191,6 +191,15 @@ class _Evaluator:
             return pc.and_(present, self._out_of_bounds(column))
         raise ValueError(f"no evaluator for {kind}")
 
+    def _met_by_size(self, digits: int, negative: bool) -> bool:
+        """Whether every number of at most ``digits`` digits before its dot (and of no minus
+        sign, unless ``negative``) meets the bound: then no value needs reading."""
+        reach = Decimal(10) ** digits  # every value v has |v| < reach
+        b = self.bound
+        if self.rule.kind == "maximum":
+            return reach <= b
+        return (not negative and (b < 0 or (b == 0 and not self.rule.exclusive))) or -reach >= b
+
     def _recheck_typed(self, col: Any, bad: Any) -> Any:
         """Values whose text is not among the allowed ones may still equal one in the column's
         type (``1.0`` for ``1``, ``TRUE`` for ``true``): decided in Python, one by one."""
@@ -221,6 +230,8 @@ class _Evaluator:
         out = np.zeros(len(col), dtype=bool)
         todo = column.present
         if self.type.name in _NUMERIC_TYPES:
+            if column.spelling is not None and self._met_by_size(**column.spelling):
+                return pa.array(out)
             ix, vals, rest = column.numbers
             b = float(self.bound)
             beyond = vals < b if low else vals > b
@@ -255,15 +266,18 @@ class BlockColumn:
     :param null: boolean array, true for a null (computed when not given)
     :param nulls: how many nulls
     :param canonical: every value present is in the fast filter's spelling (text only)
+    :param spelling: for canonical numbers, what the spelling shows of their size:
+        ``digits`` (the most digits before a dot) and ``negative`` (one has a minus sign)
     """
 
     def __init__(self, values: Any, text: bool, null: Any = None, nulls: int | None = None,
-                 canonical: bool = False):
+                 canonical: bool = False, spelling: dict[str, Any] | None = None):
         self.values = values
         self.text = text
         self._null = null
         self._nulls = nulls
         self.canonical = canonical
+        self.spelling = spelling or None
         self._cache: dict[str, Any] = {}
 
     @property

@@ -12,7 +12,9 @@ array's own buffers with numpy instead:
   one count of the bytes that are not digits over the whole column proves, for all its
   values at once, that each value's only other characters are its dot and its sign;
   ``find_substring`` places the dot, and the digits before and after it are compared
-  with the type's precision and scale;
+  with the type's precision and scale (an integer: digits only, no dot, no sign); the
+  most digits and any minus sign seen are handed on, so that a bound far from the
+  values is met without reading a number;
 - a date or timestamp of one of the canonical ISO shapes has a fixed length: the values
   of that length are viewed as a matrix of bytes, one row per value, and each position
   is tested at once for all rows (a digit, a ``-``, ...), then the fields (year, month,
@@ -66,32 +68,55 @@ def string_buffers(col: Any) -> tuple[Any, Any]:
     return offsets.astype(np.int64), data
 
 
-def clear_decimal(col: Any, whole: int | None, scale: int | None) -> Any:
+def _other_bytes(offsets: Any, data: Any, allowed: Any) -> Any:
+    """True where a value holds exactly ``allowed`` bytes that are not ASCII digits."""
+    import numpy as np
+
+    region = data[offsets[0]:offsets[-1]]
+    with np.errstate(over="ignore"):
+        other = (region - np.uint8(48)) > 9  # neither 0-9
+    if int(np.count_nonzero(other)) == int(allowed.sum()):
+        # every value has at least the others it is allowed: so exactly those, everywhere
+        return np.ones(len(offsets) - 1, dtype=bool)
+    counts = np.concatenate(([0], np.cumsum(other, dtype=np.int64)))
+    return counts[offsets[1:] - offsets[0]] - counts[offsets[:-1] - offsets[0]] == allowed
+
+
+def clear_digits(col: Any, most: int, facts: dict[str, Any] | None = None) -> Any:
+    """True where a value is 1 to ``most`` ASCII digits (``facts``: see :func:`clear_decimal`)."""
+    import numpy as np
+    import pyarrow as pa
+
+    offsets, data = string_buffers(col)
+    length = np.diff(offsets)
+    ok = _other_bytes(offsets, data, np.zeros(len(col), dtype=np.int64)) & (length >= 1) & (length <= most)
+    if facts is not None:
+        facts.update(digits=int(length[ok].max()) if ok.any() else 0, negative=False)
+    return _and_valid(col, pa.array(ok))
+
+
+def clear_decimal(col: Any, whole: int | None, scale: int | None, facts: dict[str, Any] | None = None) -> Any:
     """True where a value is ``[+-]digits[.digits]`` (or ``[+-].digits``) with at most ``whole``
-    digits before the dot and ``scale`` after it (None: any number)."""
+    digits before the dot and ``scale`` after it (None: any number).
+
+    :param facts: filled with what the cleared values show of their size: ``digits``, the
+        most digits before a dot, and ``negative``, whether one has a minus sign (so a
+        bound far from them is met without reading a number)
+    """
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
     n = len(col)
     offsets, data = string_buffers(col)
-    start, end = offsets[:-1], offsets[1:]
-    length = end - start
-    region = data[offsets[0]:offsets[-1]] if n else data[:0]
-    with np.errstate(over="ignore"):
-        other = (region - np.uint8(48)) > 9  # neither 0-9
+    start = offsets[:-1]
+    length = np.diff(offsets)
     found = pc.find_substring(col, ".")
     dot = (pc.fill_null(found, -1) if found.null_count else found).to_numpy(zero_copy_only=False)
     has_dot = dot >= 0
     first = data[np.minimum(start, max(len(data) - 1, 0))] if len(data) else np.zeros(n, np.uint8)
     signed = (length > 0) & ((first == 43) | (first == 45))  # + or -
-    allowed = has_dot.astype(np.int64) + signed
-    if int(np.count_nonzero(other)) == int(allowed.sum()):
-        # every value has at least the others it is allowed: so exactly those, everywhere
-        clean = np.ones(n, dtype=bool)
-    else:
-        counts = np.concatenate(([0], np.cumsum(other, dtype=np.int64)))
-        clean = counts[end - offsets[0]] - counts[start - offsets[0]] == allowed
+    clean = _other_bytes(offsets, data, has_dot.astype(np.int64) + signed)
     before = np.where(has_dot, dot, length) - signed
     after = np.where(has_dot, length - dot - 1, 0)
     ok = clean & ((before >= 1) | (after >= 1))
@@ -99,6 +124,9 @@ def clear_decimal(col: Any, whole: int | None, scale: int | None) -> Any:
         ok &= before <= whole
     if scale is not None:
         ok &= after <= scale
+    if facts is not None:
+        facts.update(digits=int(before[ok].max()) if ok.any() else 0,
+                     negative=bool((ok & signed & (first == 45)).any()))
     return _and_valid(col, pa.array(ok))
 
 
@@ -203,11 +231,13 @@ def _and_valid(col: Any, ok: Any) -> Any:
     return pc.and_(ok, pc.is_valid(col)) if col.null_count else ok
 
 
-def arrow_clear(col: Any, flt: tuple[str, Any] | None) -> Any:
+def arrow_clear(col: Any, flt: tuple[str, Any] | None, facts: dict[str, Any] | None = None) -> Any:
     """Run a :func:`~safeload.contracts.types.fast_filter` test over an Arrow string column.
 
     Returns a boolean array (true: the value certainly fits), ``True`` (all fit) or
     ``None`` (no test: every value goes to the checker).
+
+    :param facts: for numbers, filled with the size of the values cleared (:func:`clear_decimal`)
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -223,10 +253,10 @@ def arrow_clear(col: Any, flt: tuple[str, Any] | None) -> Any:
         return pc.less_equal(pc.utf8_length(col), arg)
     if kind == "in":
         return pc.is_in(col, value_set=pa.array(arg, pa.string()))
-    if kind == "digits":  # ascii_is_decimal is false for "" (counted as null anyway)
-        return pc.and_(pc.ascii_is_decimal(col), pc.less_equal(pc.binary_length(col), arg))
+    if kind == "digits":
+        return clear_digits(col, arg, facts)
     if kind == "decimal":
-        return clear_decimal(col, *arg)
+        return clear_decimal(col, *arg, facts)
     if kind == "temporal":
         return clear_temporal(col, arg)
     if kind == "regex":

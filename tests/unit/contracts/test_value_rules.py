@@ -243,3 +243,47 @@ def test_a_key_out_of_order_after_runs_is_found_with_its_first_line(monkeypatch,
     _, (count, found) = _finder_run(blocks, monkeypatch, max_runs)
     assert count == 2
     assert found == [(6000, keys[1234], lines[1234]), (6002, keys[4999], lines[4999])]
+
+
+@pytest.mark.parametrize(("bound", "exclusive"), [
+    pytest.param(("max", 1000), False, id="max-at-a-power-of-ten"),
+    pytest.param(("max", 1000), True, id="exclusive-max-at-a-power-of-ten"),
+    pytest.param(("min", 0), False, id="min-zero"),
+    pytest.param(("min", 0), True, id="exclusive-min-zero"),
+    pytest.param(("min", -1000), True, id="exclusive-min-below-zero"),
+    pytest.param(("max", 99.99), False, id="max-inside-the-digits"),
+])
+@pytest.mark.parametrize("spread", [pytest.param(999, id="values-below-the-power"),
+                                    pytest.param(1000, id="values-reaching-it")])
+def test_bounds_decided_from_the_spelling_agree_with_every_value_read(tmp_path, bound, exclusive, spread):
+    # a block of numbers whose digits show they all meet a bound skips reading them: the
+    # count must still be the one every value read one by one gives, in both engines
+    import random
+    from decimal import Decimal
+
+    rnd = random.Random(spread)
+    values = [f"{rnd.choice(['', '-']) if bound[0] == 'min' else ''}{rnd.uniform(0, spread):.2f}" for _ in range(3000)]
+    values += ["0", "0.00", "-0.00", f"{spread}", "999.99", ".5"]
+    kind, b = bound
+    key = ("exclusiveMaximum" if kind == "max" else "exclusiveMinimum") if exclusive else \
+        ("maximum" if kind == "max" else "minimum")
+    contract = parse_contract({"dataset": "d", "columns": [{"name": "a", "type": "numeric(12,2)"}]})
+    from dataclasses import replace
+
+    from safeload.contracts.rules import Rule
+
+    rule = Rule("maximum" if kind == "max" else "minimum", ("a",), f"columns[0].{key}", arg=b, exclusive=exclusive)
+    contract = replace(contract, rules=(rule,))
+    p = tmp_path / "a.csv"
+    p.write_text("a\n" + "\n".join(values) + "\n")
+    d = Decimal(str(b))
+
+    def breaks(v: Decimal) -> bool:
+        if kind == "max":
+            return v >= d if exclusive else v > d
+        return v <= d if exclusive else v < d
+
+    want = sum(breaks(Decimal(v)) for v in values)
+    for engine in ("auto", "python"):
+        [result] = introspect_csv(p, contract, engine=engine).rule_results
+        assert result.offending == want, (engine, result.offending, want)
