@@ -46,7 +46,7 @@ class UsePython(Exception):
 
 
 def line_ends(buf: bytes | bytearray, end: int) -> tuple[int, bool]:
-    """``(line ends, any lone CR)`` in ``buf[:end]``, counting line ends as Python's
+    r"""``(line ends, any lone CR)`` in ``buf[:end]``, counting line ends as Python's
     ``newline=''`` reading does: ``\n``, ``\r\n`` and a lone ``\r``. Counted by numpy,
     which leaves Python's lock to the checking thread."""
     import numpy as np
@@ -94,7 +94,7 @@ class BlockReader:
                 pass
         self._thread.join()
 
-    def __iter__(self) -> Iterator[tuple[str, Any, int]]:
+    def __iter__(self) -> Iterator[tuple[str, Any, Any]]:
         while True:
             item = self._queue.get()
             if item is None:
@@ -190,21 +190,26 @@ class BlockReader:
 
         if buf.find(b"\x00", 0, cut) >= 0:
             return None
-        rows = None
+        quotes = None
         if buf.find(b'"', 0, cut) >= 0:
-            rows = quoted_row_lines(buf, cut)
-            if rows is None:
+            quotes = plain_quotes(buf, cut)
+            if quotes is None:
                 return None
         ascii_only = int(np.frombuffer(buf, dtype=np.uint8, count=cut).max()) < 0x80
         with memoryview(buf) as view:
             try:
                 table = pacsv.read_csv(pa.BufferReader(pa.py_buffer(view[:cut])), read_options=self._read_options,
                                        convert_options=self._convert_options[not ascii_only],
-                                       parse_options=self._parse_options[rows is not None])
+                                       parse_options=self._parse_options[quotes is not None])
             except pa.ArrowInvalid:  # ragged rows, bytes that are not UTF-8: Python says where
                 return None
-        lines = breaks + (0 if buf[cut - 1] in (10, 13) else 1) if rows is None else len(rows)
-        return (table, rows) if table.num_rows == lines else None  # blank lines: line numbers would shift
+        lines = breaks + (0 if buf[cut - 1] in (10, 13) else 1)
+        if table.num_rows == lines:  # one row per line
+            return table, None
+        if quotes is None:  # blank lines: line numbers would shift
+            return None
+        rows = quoted_row_lines(buf, cut, quotes)  # line breaks inside quoted fields
+        return (table, rows) if table.num_rows == len(rows) else None
 
 
 def cut_outside_quotes(buf: bytes | bytearray, end: int) -> int:
@@ -213,26 +218,27 @@ def cut_outside_quotes(buf: bytes | bytearray, end: int) -> int:
     import numpy as np
 
     data = np.frombuffer(buf, dtype=np.uint8, count=end)
-    quotes = np.flatnonzero(data == 34)
-    if len(quotes) % 2 == 0:  # the last line end (at end - 1) is outside
+    is_quote = data == 34
+    if np.count_nonzero(is_quote) % 2 == 0:  # the last line end (at end - 1) is outside
         return end
+    quotes = np.flatnonzero(is_quote)
     newlines = np.flatnonzero(data[:quotes[-1]] == 10)  # before the last, unclosed quote
     outside = newlines[np.searchsorted(quotes, newlines) % 2 == 0]
     return int(outside[-1]) + 1 if len(outside) else 0
 
 
-def quoted_row_lines(buf: bytes | bytearray, end: int) -> Any:
-    """The line (counted from 0) on which each row of ``buf[:end]`` ends, or None when a
-    quote in it is not plainly a field's opening, closing or doubled quote.
+def plain_quotes(buf: bytes | bytearray, end: int) -> Any:
+    """The positions of the quotes in ``buf[:end]`` when each is plainly a field's opening,
+    closing or doubled quote, else None.
 
     Python's csv module (strict) and Arrow read a quoted field alike, except after a
     closing quote that is followed by something other than a delimiter or a line end,
     which Python refuses and Arrow reads on. So every quote is tested in place: counted
     from the block's start, an opening quote (even) follows a delimiter, a line end or
     the doubled quote of an escape; a closing quote (odd) precedes a delimiter, a line
-    end, the end of the file or the second quote of an escape. When all pass, a quote
-    outside a field's start would have failed the test, so the count of quotes before a
-    line end says whether it is inside a quoted field (odd) or ends a row (even).
+    end, the end of the file or the second quote of an escape. When all pass, no quote
+    stands anywhere else, and the count of quotes before a line end says whether it is
+    inside a quoted field (odd) or ends a row (even).
     """
     import numpy as np
 
@@ -245,8 +251,15 @@ def quoted_row_lines(buf: bytes | bytearray, end: int) -> Any:
     after = data[np.minimum(closing + 1, end - 1)]
     ok_open = (opening == 0) | (before == 44) | (before == 10) | (before == 13) | (before == 34)
     ok_close = (closing + 1 == end) | (after == 44) | (after == 10) | (after == 13) | (after == 34)
-    if not (ok_open.all() and ok_close.all()):
-        return None
+    return quotes if ok_open.all() and ok_close.all() else None
+
+
+def quoted_row_lines(buf: bytes | bytearray, end: int, quotes: Any) -> Any:
+    """The line (counted from 0) on which each row of ``buf[:end]`` ends, given its
+    :func:`plain_quotes`: the line ends preceded by an even number of quotes."""
+    import numpy as np
+
+    data = np.frombuffer(buf, dtype=np.uint8, count=end)
     newlines = np.flatnonzero(data == 10)
     ends = np.flatnonzero(np.searchsorted(quotes, newlines) % 2 == 0)  # newlines outside quotes
     if data[end - 1] not in (10, 13):  # the last row has no line end (the end of the file)
