@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from safeload.contracts.naming import normalise
 from safeload.contracts.types import PgType, make_checker, parse_type
 from safeload.errors import SourceError
+from safeload.storage import open_bytes, open_random
 
 if TYPE_CHECKING:
     from safeload.contracts.model import Contract
@@ -84,14 +85,8 @@ def detect_format(path: str) -> str:
 
 
 def open_text(path: str | Path) -> io.TextIOBase:
-    """Open a (possibly gzipped) UTF-8 text file; a BOM is skipped."""
-    p = Path(path)
-    if not p.exists():
-        raise SourceError(f"{p}: source file does not exist; check the path and that the upstream job delivered it")
-    if p.is_dir():
-        raise SourceError(f"{p}: is a directory, not a file; give the path of one source file")
-    raw = gzip.open(p, "rb") if p.suffix == ".gz" else open(p, "rb")
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+    """Open a (possibly gzipped) UTF-8 text file, local or stored (:mod:`safeload.storage`); a BOM is skipped."""
+    return io.TextIOWrapper(open_bytes(path), encoding="utf-8-sig", newline="")
 
 
 #: The longest CSV field read. Python's default (128 KiB) refuses fields PostgreSQL loads
@@ -467,9 +462,8 @@ def _scan_csv_arrow(schema: SourceSchema, contract: Contract | None, path: str |
 
         state.feed(rows())
 
-    p = Path(path)
     try:
-        with (gzip.open(p, "rb") if p.suffix == ".gz" else open(p, "rb")) as raw:
+        with open_bytes(path) as raw:
             first = raw.readline()
             if first.startswith(b"\xef\xbb\xbf"):
                 first = first[3:]
@@ -615,9 +609,7 @@ def arrow_type_to_pg(arrow_type: Any) -> PgType:
 def introspect_parquet(path: str | Path, contract: Contract | None = None) -> SourceSchema:
     """Column names, types and nullability from the Parquet footer; with a contract that
     has value rules, the columns they need are read, a row group's batches at a time."""
-    p = Path(path)
-    if not p.exists():
-        raise SourceError(f"{p}: source file does not exist; check the path")
+    p = open_random(path)
     import pyarrow.parquet as pq
 
     try:
