@@ -4,8 +4,9 @@ the same rows and checksum as the same file loaded locally, with the same quaran
 lines; an object that is truncated, replaced or deleted while it is read, or replaced
 between the contract check and the load, loads nothing and leaves the partition as it was.
 
-The objects are changed on the server between two blocks of the stage's read (the
-``act`` of :class:`ActsAfterFirstBlock`): a producer re-delivering the file during a load."""
+The objects are changed on the server between two blocks of the stage's read
+(:class:`~tests.integration.loads.orders.ActsAfterBlock`): a producer re-delivering the
+file during a load."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from safeload.loads.sources.files import FileSource
 from safeload.loads.sql import partition_checksum
 from safeload.storage import StoredFile
 
-from tests.integration.loads.orders import DAY, PLAIN, loader, write_csv
+from tests.integration.loads.orders import DAY, PLAIN, ActsAfterBlock, loader, write_csv
 
 
 def stored(s3, key, **kw):
@@ -115,30 +116,6 @@ def test_a_missing_object_is_refused_clearly(pg, pg_uri, s3, day_published):
     assert published(pg) == day_published
 
 
-class ActsAfterFirstBlock(FileSource):
-    """A file source whose straight COPY calls ``act`` after handing on its first block."""
-
-    def __init__(self, path, act):
-        super().__init__(path)
-        self.act = act
-
-    def straight(self):
-        copy = super().straight()
-        inner = copy.blocks
-
-        def blocks():
-            try:
-                for n, block in enumerate(inner):
-                    yield block
-                    if n == 0:
-                        self.act()
-            finally:
-                inner.close()
-
-        copy.blocks = blocks()
-        return copy
-
-
 #: 20 MB: ranges still to fetch after the first block; 3 MB: all fetched with the first, read on
 BIG, SMALL = 600_000, 100_000
 
@@ -155,7 +132,7 @@ def test_an_object_that_changes_while_it_is_read_loads_nothing(pg, pg_uri, s3, t
     other = write_csv(tmp_path / "other.csv", DAY, rows, start=rows + 1)
     act = (lambda: s3.put("day.csv", other)) if change == "replace" else (lambda: s3.delete("day.csv"))
     with pytest.raises(SourceChangedError, match=match) as caught:
-        loader(pg_uri, DAY, run_key="moving").run(ActsAfterFirstBlock(stored(s3, "day.csv"), act))
+        loader(pg_uri, DAY, run_key="moving").run(ActsAfterBlock(stored(s3, "day.csv"), 0, act))
     assert caught.value.retryable
     assert published(pg) == day_published
     assert pg.execute("select count(*) from safeload.staging").fetchone()[0] == 0
