@@ -24,6 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench_contract import make_csv  # orders of 2024-05-01, every id distinct, to a size
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 CONTRACT = ROOT / "include" / "contracts" / "orders.yaml"
@@ -36,25 +38,6 @@ proc = subprocess.run(sys.argv[1:], capture_output=True, text=True)
 print(json.dumps({"seconds": time.perf_counter() - t0, "rc": proc.returncode, "err": proc.stderr[-300:],
                   "rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
 """
-
-
-def make_csv(path: Path, target_mb: int) -> int:
-    """Orders of 2024-05-02, repeated with shifted ids until the file has ``target_mb`` MB."""
-    sys.path.insert(0, str(ROOT / "include"))
-    import datetime as dt
-
-    import generate_orders
-
-    header, rows = generate_orders.generate(dt.date(2024, 5, 2), 100_000, set())
-    n = k = 0
-    with open(path, "w", newline="") as fh:
-        fh.write(",".join(header) + "\n")
-        while fh.tell() < target_mb * 1_000_000:
-            offset = k * len(rows)
-            fh.write("".join(f"{int(r[0]) + offset},{','.join(r[1:])}\n" for r in rows))
-            n += len(rows)
-            k += 1
-    return n
 
 
 def timed(*cmd: str) -> dict:
@@ -103,7 +86,7 @@ def main() -> int:
                             cmd = [*cli, "contract", "check", str(CONTRACT), "--source", *source]
                         else:
                             cmd = [*cli, "load", "--conn", uri, "--table", "public.orders", "--partition",
-                                   "2024-05-02", "--partition-column", "order_date", "--source", *source]
+                                   "2024-05-01", "--partition-column", "order_date", "--source", *source]
                         figures[where] = timed(*cmd)
                     rows_out.append((mb, n, step, figures["local"], figures["s3"]))
                 path.unlink()

@@ -380,27 +380,30 @@ def source_file(source: Any) -> str | StoredFile:
     return os.fspath(source)
 
 
-def open_bytes(path: str | Path | StoredFile) -> BinaryIO:
-    """The bytes of a source file, gunzipped for a ``.gz`` name: a local file as it is, a
-    stored one as a checked stream (:meth:`StoredFile.open`)."""
+def _opened(path: str | Path | StoredFile) -> Path | StoredFile:
+    """A stored file as it is; a local path checked to be an existing file."""
     source = source_file(path)
     if isinstance(source, StoredFile):
-        return source.open()
+        return source
     p = Path(source)
     if not p.exists():
         raise SourceError(f"{p}: source file does not exist; check the path and that the upstream job delivered it")
     if p.is_dir():
         raise SourceError(f"{p}: is a directory, not a file; give the path of one source file")
-    return gzip.open(p, "rb") if p.suffix == ".gz" else open(p, "rb")
+    return p
+
+
+def open_bytes(path: str | Path | StoredFile) -> BinaryIO:
+    """The bytes of a source file, gunzipped for a ``.gz`` name: a local file as it is, a
+    stored one as a checked stream (:meth:`StoredFile.open`)."""
+    source = _opened(path)
+    if isinstance(source, StoredFile):
+        return source.open()
+    return gzip.open(source, "rb") if source.suffix == ".gz" else open(source, "rb")
 
 
 def open_random(path: str | Path | StoredFile) -> Path | _RandomAccess:
     """What a Parquet reader opens: a local file's path (checked to exist), or a seekable
     view of a stored one; ``str()`` of either names the file."""
-    source = source_file(path)
-    if isinstance(source, StoredFile):
-        return source.open_random()
-    p = Path(source)
-    if not p.exists():
-        raise SourceError(f"{p}: source file does not exist; check the path")
-    return p
+    source = _opened(path)
+    return source.open_random() if isinstance(source, StoredFile) else source

@@ -4,7 +4,6 @@ given as fsspec storage options (--storage-options)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import re
@@ -16,7 +15,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 CONTRACT = str(ROOT / "include" / "contracts" / "orders.yaml")
-sys.path.insert(0, str(ROOT / "include"))
 
 
 def safeload(*args, timeout=180):
@@ -26,16 +24,6 @@ def safeload(*args, timeout=180):
     env["AWS_ENDPOINT_URL"] = "http://127.0.0.1:1"
     return subprocess.run([sys.executable, "-m", "safeload.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=env)
-
-
-@pytest.fixture
-def day(tmp_path):
-    import generate_orders
-
-    def make(faults=(), rows=200):
-        return str(generate_orders.write(tmp_path / f"d{len(list(tmp_path.iterdir()))}", dt.date(2024, 5, 2), rows,
-                                         set(faults)))
-    return make
 
 
 def test_contract_check_of_an_object_reports_what_the_local_file_gives(s3, day):

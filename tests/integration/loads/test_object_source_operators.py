@@ -8,13 +8,12 @@ to the version the check read) >> publish, and the one-task overwrite given an
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
-import json
 import sys
 from pathlib import Path
 
 import pendulum
 import pytest
+from dagrun import dag_from_file
 
 from safeload.loads.sql import partition_checksum
 
@@ -69,14 +68,8 @@ def test_operators_load_objects_like_local_files(pg, pg_uri, s3, airflow_env, tm
         loader(pg_uri, day.isoformat(), run_key=f"local-{day}", table="public.local_orders").run(path)
         local[day] = partition_checksum(pg, "public.local_orders", "order_date", day.isoformat())
 
-    (tmp_path / "object_dag.py").write_text(DAG_FILE.format(bucket=s3.name, contract=CONTRACT))
-    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps([{
-        "name": "safeload-object-tests", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-        "kwargs": {"path": str(tmp_path)}}]))
-    spec = importlib.util.spec_from_file_location("safeload_object_dag", tmp_path / "object_dag.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    dr = module.dag.test(logical_date=pendulum.datetime(2024, 5, 2, tz="UTC"))
+    dag = dag_from_file(tmp_path, monkeypatch, "object_dag", DAG_FILE.format(bucket=s3.name, contract=CONTRACT))
+    dr = dag.test(logical_date=pendulum.datetime(2024, 5, 2, tz="UTC"))
     assert dr.state == "success", {ti.task_id: ti.state for ti in dr.get_task_instances()}
     for day in files:
         assert partition_checksum(pg, "public.orders", "order_date", day.isoformat()) == local[day]
