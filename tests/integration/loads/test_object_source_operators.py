@@ -3,7 +3,8 @@ on 127.0.0.1 (moto's server mode) reached through an Airflow ``aws`` connection
 (``AIRFLOW_CONN_S3_TEST`` with an ``endpoint_url`` extra) named in the URL, as Airflow's
 ``ObjectStoragePath`` takes it: wait (sensor, poke mode) >> contract check >> stage (held
 to the version the check read) >> publish, and the one-task overwrite given an
-``ObjectStoragePath``; each publishes the rows and checksum the local file gives."""
+``ObjectStoragePath`` (its path templated too); each publishes the rows and checksum the
+local file gives."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ with DAG("object_source_ops", schedule="@daily", start_date=pendulum.datetime(20
     publish = PublishPartitionOperator(task_id="publish", contract={contract!r}, stage_task_id="stage")
     overwrite = PartitionOverwriteOperator(
         task_id="overwrite", contract={contract!r}, partition_value="2024-05-03",
-        source=ObjectStoragePath("s3://{bucket}/orders/2024-05-03.csv", conn_id="s3_test"))
+        source=ObjectStoragePath("s3://{bucket}/orders/{{{{ macros.ds_add(ds, 1) }}}}.csv", conn_id="s3_test"))
     wait >> check >> stage >> publish >> overwrite
 """
 
