@@ -18,7 +18,6 @@ caller scans with Python, whose error messages name the line.
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import queue
 import threading
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from safeload.contracts.csv_scan import BATCH_ROWS, CsvScanState
 from safeload.contracts.source import MAX_EXAMPLES, SourceSchema
+from safeload.storage import open_bytes
 
 if TYPE_CHECKING:
     from safeload.contracts.model import Contract
@@ -75,7 +75,7 @@ class BlockReader:
     """
 
     def __init__(self, path: str | Path, header: list[str]):
-        self.path = Path(path)
+        self.path = path
         self.header = header
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=READ_AHEAD)
         self._stop = threading.Event()
@@ -137,7 +137,7 @@ class BlockReader:
         # (quoted?) -> options: without a quote in the block, the parser need not look for one
         self._parse_options = {False: pacsv.ParseOptions(quote_char=False),
                                True: pacsv.ParseOptions(newlines_in_values=True)}
-        with (gzip.open(self.path, "rb") if self.path.suffix == ".gz" else open(self.path, "rb")) as raw:
+        with open_bytes(self.path) as raw:
             first = raw.readline()
             if first.startswith(b"\xef\xbb\xbf"):
                 first = first[3:]

@@ -26,6 +26,7 @@ from safeload.contracts.naming import normalise
 from safeload.contracts.source import MAX_EXAMPLES, ColumnScan, SourceColumn, SourceSchema
 from safeload.contracts.types import PgType, make_checker, parse_type
 from safeload.errors import SourceError
+from safeload.storage import open_bytes, open_random
 
 if TYPE_CHECKING:
     from safeload.contracts.model import Contract
@@ -49,14 +50,8 @@ def detect_format(path: str) -> str:
 
 
 def open_text(path: str | Path) -> io.TextIOBase:
-    """Open a (possibly gzipped) UTF-8 text file; a BOM is skipped."""
-    p = Path(path)
-    if not p.exists():
-        raise SourceError(f"{p}: source file does not exist; check the path and that the upstream job delivered it")
-    if p.is_dir():
-        raise SourceError(f"{p}: is a directory, not a file; give the path of one source file")
-    raw = gzip.open(p, "rb") if p.suffix == ".gz" else open(p, "rb")
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+    """Open a (possibly gzipped) UTF-8 text file, local or stored (:mod:`safeload.storage`); a BOM is skipped."""
+    return io.TextIOWrapper(open_bytes(path), encoding="utf-8-sig", newline="")
 
 
 class CsvReader:
@@ -259,9 +254,7 @@ def arrow_type_to_pg(arrow_type: Any) -> PgType:
 def introspect_parquet(path: str | Path, contract: Contract | None = None) -> SourceSchema:
     """Column names, types and nullability from the Parquet footer; with a contract that
     has value rules, the columns they need are read, a row group's batches at a time."""
-    p = Path(path)
-    if not p.exists():
-        raise SourceError(f"{p}: source file does not exist; check the path")
+    p = open_random(path)
     import pyarrow.parquet as pq
 
     try:
