@@ -1,41 +1,29 @@
-"""Contract check of a large CSV: speed against plain reads of the same file, and memory.
+"""Contract check of a large CSV, with every value rule of the orders contract: speed and memory.
 
-Baselines, measured in the same run on the same file:
+For one file (orders rows from include/generate_orders.py, every ``order_id`` distinct),
+measured in the same run, each in a fresh process (imports included, peak RSS its own):
 
-- raw read: the file's bytes read in 1 MiB chunks and their newlines counted (what
-  ``wc -l`` does): the floor set by the disk and the page cache;
-- csv.reader: a plain streamed read with Python's csv module (every field split,
-  nothing checked): the least any CSV check written in Python must do.
+- pyarrow read: the file streamed by ``pyarrow.csv.open_csv`` (default options: types
+  inferred, nothing checked): the baseline. Goal: safeload's check <= 1.5x this.
+- safeload: ``check_source`` of include/contracts/orders.yaml, as the CLI and the
+  operator run it: columns, types of every value, and the contract's value rules in the
+  same pass (primary key unique over the whole file, not null, amount bounds, allowed
+  currencies and statuses). Goal: peak RSS <= 512 MB.
+- datacontract-cli: ``datacontract test`` of the same file against an ODCS contract with
+  the same rules (written below: required, primary key and unique, minimum/maximum,
+  invalidValues), from a separate virtualenv (``.safeload/bench-venvs/datacontract``,
+  installed from PyPI on the first run: its dependencies clash with Airflow's). Goal:
+  safeload faster.
+- with ``--python-engine``: safeload's reference engine (row by row, decision 013).
 
-Measured: ``check_source`` as the operator and the CLI run it (Arrow engine: typed scan
-of every value plus the drift diff), and the same check with the Python engine (row by
-row, the reference the Arrow engine is held equal to, decision 013). Each runs in a fresh
-process, so its peak RSS (ru_maxrss) and its imports are its own; memory must stay flat
-(both engines stream), whatever the file size.
-
-Measured on 2026-11-25 with ``python bench/bench_contract.py --sizes-mb 50,1000``, on a
-2-core VM shared with other jobs (load average 4 to 9 during the runs, so the absolute
-seconds move a lot between runs; the ratios against the baselines of the same run are
-the figures to read). Orders rows from include/generate_orders.py, 72 bytes a row;
-best of two runs for every column:
-
-    file MB         rows  raw s  csv.reader s  check s  x csv.reader  x raw  RSS MB  python engine s  x csv.reader  RSS MB
-         50      700,000    0.0           0.7      0.9          1.34  19.39     209              2.1          3.17      79
-       1001   13,900,000    0.4          13.3     19.1          1.44  42.97     218            104.0          7.85      79
-
-An earlier run of the same code (checks run once, load average near 9) printed, for
-1001 MB: csv.reader 26.9 s, check 24.5 s (0.91x), Python engine 97.4 s (3.62x), RSS 210
-and 79 MB. Before the Arrow engine, the check was 5.4x csv.reader at 50 MB (--quick).
-Memory is flat in both engines: 209 MB and 218 MB peak for the Arrow engine (pyarrow
-and an 8 MiB block with its table), 79 MB for the Python engine, at 50 MB and at 1 GB.
-See docs/decisions/013-arrow-csv-scan.md.
+Run: ``python bench/bench_contract.py`` (1 GB) or ``--quick`` (50 MB). The figures of the
+last full run are in docs/decisions/025-value-rules.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -44,24 +32,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACT = ROOT / "include" / "contracts" / "orders.yaml"
+DC_VENV = ROOT / ".safeload" / "bench-venvs" / "datacontract"
 
-RAW = r"""
+PYARROW = r"""
 import json, resource, sys, time
-t0 = time.perf_counter(); n = 0
-with open(sys.argv[1], "rb") as fh:
-    while chunk := fh.read(1 << 20):
-        n += chunk.count(b"\n")
-print(json.dumps({"seconds": time.perf_counter() - t0, "rows": n - 1,
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-"""
-
-PLAIN = r"""
-import csv, json, resource, sys, time
-t0 = time.perf_counter(); n = 0
-with open(sys.argv[1], newline="", encoding="utf-8") as fh:
-    for row in csv.reader(fh):
-        n += 1
-print(json.dumps({"seconds": time.perf_counter() - t0, "rows": n - 1,
+t0 = time.perf_counter()
+import pyarrow.csv as pacsv
+n = 0
+with pacsv.open_csv(sys.argv[1]) as reader:
+    for batch in reader:
+        n += batch.num_rows
+print(json.dumps({"seconds": time.perf_counter() - t0, "rows": n,
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -69,40 +50,79 @@ CHECK = r"""
 import json, resource, sys, time
 t0 = time.perf_counter()
 from safeload.contracts.check import check_source
-report = check_source(sys.argv[2], sys.argv[1])
+from safeload.contracts.files import load_contract
+from safeload.contracts.diff import diff
+from safeload.contracts.introspect import introspect_csv
+contract = load_contract(sys.argv[2])
+report = diff(contract, introspect_csv(sys.argv[1], contract, engine=sys.argv[3]))
 print(json.dumps({"seconds": time.perf_counter() - t0, "rows": report.rows_scanned, "decision": report.decision,
-                  "changes": len(report.changes),
+                  "rules": report.rules_count(),
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
-CHECK_PYTHON = r"""
-import json, resource, sys, time
+# runs a command and reports its time and the peak RSS of the process tree it waited for
+TIMED = r"""
+import json, resource, subprocess, sys, time
 t0 = time.perf_counter()
-from safeload.contracts.diff import diff
-from safeload.contracts.introspect import introspect_csv
-from safeload.contracts.files import load_contract
-contract = load_contract(sys.argv[2])
-report = diff(contract, introspect_csv(sys.argv[1], contract, engine="python"))
-print(json.dumps({"seconds": time.perf_counter() - t0, "rows": report.rows_scanned, "decision": report.decision,
-                  "changes": len(report.changes),
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+proc = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+print(json.dumps({"seconds": time.perf_counter() - t0, "rc": proc.returncode, "tail": proc.stdout[-300:],
+                  "rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+"""
+
+DC_CONTRACT = """apiVersion: v3.0.2
+kind: DataContract
+id: orders-bench
+name: orders
+version: 1.0.0
+status: active
+servers:
+  - {{server: local, type: local, path: "{path}", format: csv}}
+schema:
+  - name: orders
+    physicalName: orders
+    physicalType: table
+    properties:
+      - {{name: order_id, logicalType: integer, physicalType: bigint, primaryKey: true, required: true, unique: true}}
+      - {{name: order_date, logicalType: date, physicalType: date, required: true}}
+      - {{name: customer_id, logicalType: integer, physicalType: bigint, required: true}}
+      - name: amount
+        logicalType: number
+        physicalType: decimal(12,2)
+        required: true
+        logicalTypeOptions: {{minimum: 0, maximum: 100000}}
+      - name: currency
+        logicalType: string
+        physicalType: varchar
+        required: true
+        quality:
+          - {{metric: invalidValues, arguments: {{validValues: [EUR, USD, GBP]}}, mustBe: 0}}
+      - name: status
+        logicalType: string
+        physicalType: varchar
+        required: true
+        quality:
+          - {{metric: invalidValues, arguments: {{validValues: [placed, paid, shipped, delivered, cancelled,
+                                                              returned]}}, mustBe: 0}}
+      - {{name: created_at, logicalType: timestamp, physicalType: timestamp, required: true}}
 """
 
 
 def make_csv(path: Path, target_mb: int) -> int:
+    """Orders rows, repeated with shifted ids until the file has ``target_mb`` MB: every id distinct."""
     sys.path.insert(0, str(ROOT / "include"))
     import datetime as dt
 
     import generate_orders
 
     header, rows = generate_orders.generate(dt.date(2024, 5, 1), 100_000, set())
-    block = "".join(",".join(r) + "\n" for r in rows)
-    n = 0
+    n = k = 0
     with open(path, "w", newline="") as fh:
         fh.write(",".join(header) + "\n")
         while fh.tell() < target_mb * 1_000_000:
-            fh.write(block)
+            offset = k * len(rows)
+            fh.write("".join(f"{int(r[0]) + offset},{','.join(r[1:])}\n" for r in rows))
             n += len(rows)
+            k += 1
     return n
 
 
@@ -112,45 +132,70 @@ def run(code: str, *args: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def datacontract() -> tuple[Path | None, str]:
+    """The ``datacontract`` executable of the bench's own virtualenv (installed if missing)."""
+    exe = DC_VENV / "bin" / "datacontract"
+    if exe.exists():
+        return exe, ""
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(DC_VENV)], check=True, capture_output=True, timeout=600)
+        subprocess.run([str(DC_VENV / "bin" / "python"), "-m", "pip", "install", "-q", "datacontract-cli[duckdb]"],
+                       check=True, capture_output=True, text=True, timeout=1800)
+    except (subprocess.SubprocessError, OSError) as e:
+        detail = getattr(e, "stderr", "") or str(e)
+        return None, f"datacontract-cli could not be installed ({str(detail).strip().splitlines()[-1:]})"
+    return (exe, "") if exe.exists() else (None, "datacontract-cli installed no 'datacontract' command")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes-mb", default="50,1000", help="file sizes to check (MB)")
+    ap.add_argument("--sizes-mb", default="1000", help="file sizes to check (MB)")
     ap.add_argument("--quick", action="store_true", help="a 50 MB file only")
-    ap.add_argument("--no-python-engine", action="store_true", help="skip the (slow) Python engine run")
+    ap.add_argument("--python-engine", action="store_true", help="also time the (slow) Python engine")
+    ap.add_argument("--no-datacontract", action="store_true", help="skip datacontract-cli")
     args = ap.parse_args()
     sizes = [50] if args.quick else [int(s) for s in args.sizes_mb.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="safeload-bench-contract-"))
     free_mb = shutil.disk_usage(tmp).free / 1e6
-    if max(sizes) * 1.2 > free_mb:
+    if max(sizes) * 1.6 > free_mb:  # the file, and the key spill of the unique check
         print(f"not enough disk in {tmp} for a {max(sizes)} MB file ({free_mb:.0f} MB free)")
         return 2
-    print(f"{'file MB':>8} {'rows':>12} {'raw s':>6} {'csv.reader s':>13} {'check s':>8} {'x csv.reader':>13} "
-          f"{'x raw':>6} {'RSS MB':>7} {'python engine s':>16} {'x csv.reader':>13} {'RSS MB':>7}")
+    dc, why = (None, "skipped (--no-datacontract)") if args.no_datacontract else datacontract()
+    print(f"{'file MB':>8} {'rows':>12} {'pyarrow s':>10} {'RSS MB':>7} {'safeload s':>11} {'x pyarrow':>10} "
+          f"{'RSS MB':>7} {'datacontract s':>15} {'safeload faster':>16} {'RSS MB':>7}")
     try:
         for mb in sizes:
             path = tmp / f"orders_{mb}.csv"
             rows = make_csv(path, mb)
-            raw = min((run(RAW, str(path)) for _ in range(2)), key=lambda r: r["seconds"])
-            plain = min((run(PLAIN, str(path)) for _ in range(2)), key=lambda r: r["seconds"])
-            check = min((run(CHECK, str(path), str(CONTRACT)) for _ in range(2)), key=lambda r: r["seconds"])
-            assert raw["rows"] == plain["rows"] == rows == check["rows"], (raw, plain, check, rows)
-            assert check["decision"] == "ok", check
-            line = (f"{path.stat().st_size / 1e6:>8.0f} {rows:>12,} {raw['seconds']:>6.1f} {plain['seconds']:>13.1f} "
-                    f"{check['seconds']:>8.1f} {check['seconds'] / plain['seconds']:>13.2f} "
-                    f"{check['seconds'] / raw['seconds']:>6.2f} {check['rss_mb']:>7.0f}")
-            if not args.no_python_engine:
-                slow = min((run(CHECK_PYTHON, str(path), str(CONTRACT)) for _ in range(2)), key=lambda r: r["seconds"])
-                assert (slow["rows"], slow["decision"], slow["changes"]) == (
-                    check["rows"], check["decision"], check["changes"]), (slow, check)
-                line += f" {slow['seconds']:>16.1f} {slow['seconds'] / plain['seconds']:>13.2f} {slow['rss_mb']:>7.0f}"
+            plain = min((run(PYARROW, str(path)) for _ in range(2)), key=lambda r: r["seconds"])
+            check = min((run(CHECK, str(path), str(CONTRACT), "auto") for _ in range(2)), key=lambda r: r["seconds"])
+            assert plain["rows"] == rows == check["rows"], (plain, check, rows)
+            assert check["decision"] == "ok" and check["rules"]["passed"] == 12, check
+            line = (f"{path.stat().st_size / 1e6:>8.0f} {rows:>12,} {plain['seconds']:>10.1f} {plain['rss_mb']:>7.0f} "
+                    f"{check['seconds']:>11.1f} {check['seconds'] / plain['seconds']:>10.2f} {check['rss_mb']:>7.0f}")
+            if dc is not None:
+                spec = tmp / "orders.odcs.yaml"
+                spec.write_text(DC_CONTRACT.format(path=path))
+                other = run(TIMED, str(dc), "test", str(spec))
+                if other["rc"] != 0:
+                    print(f"datacontract test failed (exit {other['rc']}): {other['tail']}")
+                else:
+                    line += (f" {other['seconds']:>15.1f} {other['seconds'] / check['seconds']:>15.2f}x"
+                             f" {other['rss_mb']:>7.0f}")
             print(line, flush=True)
+            if args.python_engine:
+                slow = run(CHECK, str(path), str(CONTRACT), "python")
+                assert (slow["rows"], slow["decision"], slow["rules"]) == (rows, "ok", check["rules"]), slow
+                print(f"  python engine: {slow['seconds']:.1f} s = {slow['seconds'] / plain['seconds']:.2f}x "
+                      f"pyarrow, {slow['rss_mb']:.0f} MB RSS", flush=True)
             path.unlink()
     finally:
-        for f in tmp.glob("*"):
-            f.unlink()
-        os.rmdir(tmp)
-    print("x csv.reader / x raw: the check's time (fresh process, imports included) as a multiple of a plain "
-          "csv.reader pass / of a raw read counting newlines, over the same file. RSS: peak resident memory.")
+        shutil.rmtree(tmp, ignore_errors=True)
+    if dc is None:
+        print(f"datacontract-cli not measured: {why}")
+    print("x pyarrow: safeload's check (fresh process, imports included) as a multiple of a streamed pyarrow CSV "
+          "read of the same file; safeload faster: datacontract test's time / safeload's. RSS: peak resident "
+          "memory. Goals: <= 1.5x pyarrow, faster than datacontract-cli, <= 512 MB.")
     return 0
 
 

@@ -111,6 +111,7 @@ with DAG(
     check = SchemaContractCheckOperator(
         task_id="check_contract", contract=CONTRACT, source_conn_id=SOURCE_CONN,
         source_query="{{ ti.xcom_pull(task_ids='window')['query'] }}",
+        rule_policy="warn",  # value rules reported here, enforced by the gate on staging
     )
     plan = IncrementalPlanOperator(task_id="plan", window_task_id="window", table=TARGET,
                                    source_conn_id=SOURCE_CONN, postgres_conn_id=WAREHOUSE_CONN, **source)

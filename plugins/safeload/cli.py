@@ -30,15 +30,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     contract = sub.add_parser("contract", help="data contract commands")
     csub = contract.add_subparsers(dest="action", required=True, parser_class=_Parser)
-    check = csub.add_parser("check", help="hold a source against a contract",
+    check = csub.add_parser("check", help="hold a source against a contract: its shape and its value rules",
                             description="Exit 0 when the source satisfies the contract (additive drift under "
-                                        "'warn' included), 1 on breaking drift, 2 on a usage error or unreadable input.")
+                                        "'warn' and rules of severity warning included), 1 on breaking drift or a "
+                                        "broken value rule, 2 on a usage error or unreadable input. Every rule of "
+                                        "the contract is listed, checked or not checked, with its path.")
     check.add_argument("contract", help="the contract: safeload's YAML or an ODCS v3 file "
                                         "(file.odcs.yaml#object for one table of several)")
     check.add_argument("--source", required=True,
                        help="a CSV(.gz), Parquet or JSON lines file, or postgresql://.../db?table=schema.table")
     check.add_argument("--format", choices=["csv", "parquet", "jsonl"], help="source format (default: from the name)")
     check.add_argument("--policy", choices=["fail", "warn", "evolve"], help="override the contract's schema_policy")
+    check.add_argument("--rules", choices=["fail", "warn"], default="fail",
+                       help="what a broken value rule does: fail (exit 1, the default) or warn (reported, exit 0)")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.set_defaults(func=_contract_check)
 
@@ -102,7 +106,8 @@ def _contract_check(args) -> int:
                 return EXIT_USAGE
             conn = psycopg.connect(urlunsplit(parts._replace(query="")), autocommit=True)
             source = None
-        report = check_source(args.contract, source, fmt=args.format, policy=args.policy, conn=conn, table=table)
+        report = check_source(args.contract, source, fmt=args.format, policy=args.policy, conn=conn, table=table,
+                              rule_policy=args.rules)
     except SafeloadError as e:
         print(f"safeload: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -14,8 +14,12 @@ ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
 # Besides the data libraries: the database driver (a DAG file must not connect while it is
 # parsed) and Airflow's ORM asset models, which an Asset URI with a scheme (postgres://...)
-# pulls in through the providers' URI handlers (~30 ms a parse).
-HEAVY = ("great_expectations", "pandas", "pyarrow", "numpy", "psycopg", "airflow.models.asset")
+# pulls in through the providers' URI handlers (~30 ms a parse). And OpenLineage: the
+# operators' lineage methods import the client and the provider's extractors and SQL parser
+# when the provider's listener calls them, never at parse (Airflow itself reads every
+# provider's get_provider_info, for an empty DAG too).
+HEAVY = ("great_expectations", "pandas", "pyarrow", "numpy", "psycopg", "airflow.models.asset", "openlineage",
+         "airflow.providers.openlineage.extractors", "airflow.providers.openlineage.sqlparser")
 
 
 @pytest.fixture(scope="module")

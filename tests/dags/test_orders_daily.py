@@ -123,3 +123,42 @@ def test_additive_drift_evolves_the_target_when_the_run_says_so(warehouse):
     assert "coupon_code" in cols
     assert loaded[0] == 300 and 0 < loaded[1] < 300  # the generator leaves about half the coupons empty
     assert changes == [{"added": "coupon_code"}]
+
+
+def test_refused_day_shows_on_every_page_that_shows_days(warehouse):
+    """A gate that stops a publish writes the day to the load history: the overview, the
+    table page and the task report name it (they list days from that history)."""
+    import generate_orders
+
+    from safeload.ui import queries, render
+
+    generate_orders.write(warehouse["data"], dt.date(2024, 5, 1), 500, set())
+    assert load_dag("orders_daily").test(logical_date=pendulum.datetime(2024, 5, 1, tz="UTC")).state == "success"
+    generate_orders.write(warehouse["data"], dt.date(2024, 5, 4), 500, {"duplicates", "out_of_range"})
+    dr = load_dag("orders_daily").test(logical_date=pendulum.datetime(2024, 5, 4, tz="UTC"))
+    assert dr.state == "failed" and states(dr)["audit_staging"] == "failed"
+    assert published(warehouse["uri"]) == {"2024-05-01": 500}
+
+    with psycopg.connect(warehouse["uri"]) as conn:
+        history = conn.execute("select partition_value, status, task_id, message from safeload.load_history"
+                               " order by id").fetchall()
+    assert [h[:3] for h in history] == [("2024-05-01", "published", "publish"),
+                                        ("2024-05-04", "refused", "audit_staging")]
+    assert "2 critical" in history[1][3], history[1][3]
+
+    links = render.Links(root="/safeload", airflow_root="http://airflow.example")
+    with queries.read_only(warehouse["uri"]) as conn:
+        (row,), _ = queries.overview(conn)
+        summary = queries.table_summary(conn, "public.orders")
+        loads, _ = queries.load_history(conn, "public.orders")
+        report = queries.run_report(conn, dag_id="orders_daily", run_id=dr.run_id)
+    assert (row["partition_value"], row["status"]) == ("2024-05-04", "refused")
+    assert row["failed"] >= 1  # the refused day's critical checks, counted on the overview
+    assert summary["latest"]["partition_value"] == "2024-05-04"
+    failing = [s for s in summary["series"] if not s.points[-1]["success"]]
+    assert failing and all(s.points[-1]["partition"] == "2024-05-04" for s in failing)
+    assert [r["status"] for r in report["loads"]] == ["refused"]
+    html = render.table_page("public.orders", summary, loads, None, None, links)
+    assert "2024-05-04" in html and "refused" in html
+    overview = render.overview_page([row], total=1, next_after=None, after="", links=links, conn_id="warehouse")
+    assert "2024-05-04" in overview and "refused" in overview

@@ -91,3 +91,51 @@ def test_contract_check_without_a_warehouse_still_decides(airflow_db, tmp_path, 
                    "1,2025-05-01,7,10.00,EUR,paid,2025-05-01T10:00:00Z\n")
     dag = _dag(tmp_path, monkeypatch, "ui_contract_no_history", src, conn="no_such_connection")
     assert dag.test(logical_date=dt.datetime(2025, 5, 1, tzinfo=dt.timezone.utc)).state == "success"
+
+
+LOAD_DAG_FILE = """
+import datetime as dt
+from airflow.sdk import DAG
+from safeload.operators.load import PartitionOverwriteOperator
+
+with DAG({dag_id!r}, schedule=None, start_date=dt.datetime(2025, 1, 1)) as dag:
+    PartitionOverwriteOperator(task_id="load_orders", contract={contract!r}, source={source!r},
+                               partition_value="2025-05-01", retries=0)
+"""
+
+
+@pytest.mark.parametrize(("case", "lines", "status", "says"), [
+    pytest.param("missing source", None, "refused", "orders.csv", id="source-missing"),
+    pytest.param("bad rows", ["x,2025-05-01,7,10.00,EUR,paid,2025-05-01T10:00:00Z"], "refused", "quarantin",
+                 id="bad-rows-the-loader-recorded"),
+])
+def test_a_load_that_does_not_publish_leaves_its_day_in_the_history(case, lines, status, says, pg_uri, airflow_db,
+                                                                    tmp_path, monkeypatch):
+    """Whatever stops the load, the day is in safeload.load_history once (the page lists days from it)."""
+    import datetime as dt
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", pg_uri)
+    with psycopg.connect(pg_uri, autocommit=True) as conn:
+        conn.execute((ROOT / "include/sql/orders.sql").read_text())
+    src = tmp_path / "orders.csv"
+    if lines is not None:
+        src.write_text("order_id,order_date,customer_id,amount,currency,status,created_at\n" + "\n".join(lines) + "\n")
+    dag_id = f"ui_unpublished_{case.replace(' ', '_')}"
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps([{
+        "name": f"ui-{dag_id}", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+        "kwargs": {"path": str(folder), "refresh_interval": 0}}]))
+    (folder / f"{dag_id}.py").write_text(LOAD_DAG_FILE.format(dag_id=dag_id, contract=str(CONTRACT), source=str(src)))
+    bag = DagBag(dag_folder=str(folder))
+    assert not bag.import_errors, bag.import_errors
+    dr = bag.dags[dag_id].test(logical_date=dt.datetime(2025, 5, 1, tzinfo=dt.timezone.utc))
+    assert dr.state == "failed"
+    with psycopg.connect(pg_uri) as conn:
+        rows = conn.execute("select target, partition_value, status, task_id, message from safeload.load_history"
+                            ).fetchall()
+        assert conn.execute("select count(*) from public.orders").fetchone()[0] == 0
+    assert [r[:4] for r in rows] == [("public.orders", "2025-05-01", status, "load_orders")]
+    assert says in rows[0][4], rows[0][4]

@@ -235,3 +235,43 @@ def test_volume_verdict():
     assert queries.volume_verdict([100, 102, 98, 101, 100])["verdict"] == "normal"
     assert queries.volume_verdict([100, 102, 98, 101, 10])["verdict"] == "drop"
     assert queries.volume_verdict([100, 102, 98, 101, 900])["verdict"] == "spike"
+
+
+def test_a_rerun_supersedes_every_check_of_the_partition_whatever_its_kwargs(pg):
+    """The latest gate execution on a partition answers for each check (type and column):
+    the volume check's kwargs carry the row count, and a suite's bounds may change between
+    runs; neither may leave an older failure standing next to the re-run's pass."""
+    ensure_metadata(pg)
+    pg.execute("""insert into safeload.load_history (target, partition_value, status, rows_loaded, dag_id, run_id,
+                      task_id, try_number) values ('public.o', '2024-05-04', 'published', 120, 'd', 'r', 'publish', 2)""")
+    rows = [  # (checked_at, type, column, kwargs, severity, success)
+        ("2024-05-05 01:00", "volume_check", None, {"target": "public.o", "rows": 40}, "warning", False),
+        ("2024-05-05 01:00", "expect_column_values_to_be_between", "amount", {"column": "amount", "max_value": 10},
+         "critical", False),
+        ("2024-05-05 01:00", "expect_column_values_to_be_between", "qty", {"column": "qty", "max_value": 5},
+         "critical", True),
+        ("2024-05-05 01:00", "expect_column_values_to_be_between", "qty", {"column": "qty", "min_value": 1},
+         "critical", True),
+        ("2024-05-05 02:00", "volume_check", None, {"target": "public.o", "rows": 120}, "warning", True),
+        ("2024-05-05 02:00", "expect_column_values_to_be_between", "amount", {"column": "amount", "max_value": 99},
+         "critical", True),
+        ("2024-05-05 02:00", "expect_column_values_to_be_between", "qty", {"column": "qty", "max_value": 5},
+         "critical", True),
+        ("2024-05-05 02:00", "expect_column_values_to_be_between", "qty", {"column": "qty", "min_value": 1},
+         "critical", False),
+    ]
+    for at, etype, col, kwargs, severity, ok in rows:
+        pg.execute("""insert into safeload.quality_results (target, partition_value, expectation_type, column_name,
+                          kwargs, severity, success, observed_value, checked_at)
+                      values ('public.o', '2024-05-04', %s, %s, %s, %s, %s, '1', %s)""",
+                   (etype, col, json.dumps(kwargs), severity, ok, at))
+    with queries.read_only(pg.info.dsn) as conn:
+        (row,), _ = queries.overview(conn)
+        series = queries.quality_series(conn, "public.o", ["2024-05-04"])
+    # the 02:00 execution only: 4 checks, the qty min_value check failed in it
+    assert (row["checks"], row["failed"], row["warned"]) == (4, 1, 0)
+    points = sorted((s.key, len(s.points), s.points[-1]["success"]) for s in series)
+    assert points == [("expect_column_values_to_be_between (amount)", 1, True),
+                      ("expect_column_values_to_be_between (qty)", 1, False),
+                      ("expect_column_values_to_be_between (qty)", 1, True),
+                      ("volume_check", 1, True)]

@@ -30,14 +30,18 @@ def check_source(
     conn: Any = None,
     table: str | None = None,
     query: str | None = None,
+    rule_policy: str = "fail",
 ) -> DriftReport:
-    """Introspect ``source`` (a file path, or ``table``/``query`` through ``conn``) and diff it.
+    """Introspect ``source`` (a file path, or ``table``/``query`` through ``conn``) and diff it:
+    its shape and, in the same pass, the contract's value rules.
 
     :param policy: overrides the contract's ``schema_policy`` (fail, warn, evolve)
+    :param rule_policy: what a broken value rule does: ``fail`` (breaking, the default) or
+        ``warn`` (reported, the check passes)
     """
     c = as_contract(contract)
     schema = read_source_schema(c, source, fmt=fmt, conn=conn, table=table, query=query)
-    return diff(c, schema, policy=policy)
+    return diff(c, schema, policy=policy, rule_policy=rule_policy)
 
 
 def read_source_schema(contract: Contract, source: str | None, *, fmt: str | None = None, conn: Any = None,

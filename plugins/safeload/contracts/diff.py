@@ -10,7 +10,14 @@ Classes:
     reordered columns, a name differing only in case or whitespace.
 ``breaking``
     Loading would lose or corrupt data: a removed or renamed column, a narrowed type,
-    nulls in a NOT NULL column, values that do not fit the declared type.
+    nulls in a NOT NULL column, values that do not fit the declared type, a value rule
+    of the contract broken beyond its threshold (duplicate keys, a value out of bounds or
+    not allowed...).
+``warning``
+    A value rule whose severity is ``warning`` is broken: reported, never failing.
+
+Every value rule the contract declares is in the report (``rules``), checked (passed,
+broken, warning) or not checked with the reason, each with its path in the contract.
 
 Policy (per contract, overridable per task): ``fail`` fails on additive and breaking
 drift; ``warn`` fails on breaking and warns on additive; ``evolve`` fails on breaking and
@@ -23,14 +30,23 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from safeload.contracts.introspect import normalise
+from safeload.contracts.naming import normalise
 from safeload.contracts.types import compare
 
 if TYPE_CHECKING:
     from safeload.contracts.introspect import SourceSchema
     from safeload.contracts.model import Contract
 
-ADDITIVE, COMPATIBLE, BREAKING = "additive", "compatible", "breaking"
+ADDITIVE, COMPATIBLE, BREAKING, WARNING = "additive", "compatible", "breaking", "warning"
+#: rules listed one by one in the text summary; the JSON report lists all
+SUMMARY_RULES = 60
+_FIX = {
+    "not_null": "fill the column upstream, or declare it nullable in the contract",
+    "missing_values": "fill the values upstream, or relax the rule's threshold",
+    "unique": "remove the repeated rows upstream (or fix the key); a load would duplicate them",
+    "primary_key": "remove the repeated rows upstream (or fix the key); a load would duplicate them",
+    "row_count": "check that the delivery is complete, or change the rule's bounds",
+}
 
 
 @dataclass(frozen=True)
@@ -38,11 +54,16 @@ class Change:
     """One difference between contract and source.
 
     :param kind: ``added``, ``removed``, ``renamed``, ``type_widened``, ``type_narrowed``,
-        ``nullability_relaxed``, ``invalid_values``, ``ragged_rows``, ``reordered``, ``name_case``
+        ``nullability_relaxed``, ``invalid_values``, ``ragged_rows``, ``reordered``, ``name_case``,
+        ``rule_broken``
     :param column: the column concerned (the contract's name where there is one)
-    :param klass: ``additive``, ``compatible`` or ``breaking``
+    :param klass: ``additive``, ``compatible``, ``breaking`` or ``warning``
     :param detail: what was seen, in words
     :param action: what to do about it
+    :param rule: for a broken value rule: its kind (``unique``, ``maximum``...)
+    :param path: for a broken value rule: where the contract declares it
+    :param count: for a broken value rule: the offending rows
+    :param examples: for a broken value rule: the first offending rows (line or row, value)
     """
 
     kind: str
@@ -51,9 +72,14 @@ class Change:
     detail: str
     action: str
     source_type: str | None = None
+    rule: str | None = None
+    path: str | None = None
+    count: int | None = None
+    examples: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {k: v for k, v in asdict(self).items()
+             if v is not None or k not in ("rule", "path", "count", "examples")}
         d["class"] = d.pop("klass")
         return d
 
@@ -67,6 +93,11 @@ class DriftReport:
     policy: str
     changes: list[Change] = field(default_factory=list)
     rows_scanned: int | None = None
+    #: every value rule of the contract: checked (:class:`~safeload.contracts.values.RuleResult`) ...
+    rule_results: list[Any] = field(default_factory=list)
+    #: ... or not checked (:class:`~safeload.contracts.rules.NotChecked`), with the reason
+    not_checked: list[Any] = field(default_factory=list)
+    row_unit: str = "line"
 
     def of_class(self, klass: str) -> list[Change]:
         return [c for c in self.changes if c.klass == klass]
@@ -99,20 +130,48 @@ class DriftReport:
 
     @property
     def columns_to_add(self) -> list[Change]:
-        """Additive columns the target gains under ``evolve``."""
-        return [c for c in self.additive if c.kind == "added"] if self.decision == "evolve" else []
+        """Additive columns the target gains under ``evolve`` (when the shape itself is not
+        broken: broken value rules do not change which columns a load needs)."""
+        shape_broken = any(c.rule is None for c in self.breaking)
+        if self.policy != "evolve" or shape_broken:
+            return []
+        return [c for c in self.additive if c.kind == "added"]
+
+    def rules(self) -> list[dict[str, Any]]:
+        """Every rule of the contract with its status (passed, broken, warning, not checked) and path."""
+        return ([r.to_dict(self.row_unit) for r in self.rule_results] + [n.to_dict() for n in self.not_checked])
+
+    def rules_count(self) -> dict[str, int]:
+        counts = {"passed": 0, "broken": 0, "warning": 0, "not checked": len(self.not_checked)}
+        for r in self.rule_results:
+            counts[r.status] += 1
+        return counts
 
     def summary(self, limit: int = 20) -> str:
-        """A human report: one line per change, with its class and the fix."""
+        """A human report: one line per change, with its class and the fix, then every rule."""
         head = (f"{self.source} against contract {self.contract} (policy {self.policy}): "
                 f"{self.decision.upper()}, {len(self.breaking)} breaking, {len(self.additive)} additive, "
-                f"{len(self.of_class(COMPATIBLE))} compatible change(s)")
+                f"{len(self.of_class(COMPATIBLE))} compatible change(s)"
+                + (f", {len(self.of_class(WARNING))} warning(s)" if self.of_class(WARNING) else ""))
         lines = [head]
         for c in self.changes[:limit]:
             col = f" {c.column!r}" if c.column else ""
             lines.append(f"  - [{c.klass}] {c.kind}{col}: {c.detail}. Fix: {c.action}")
         if len(self.changes) > limit:
             lines.append(f"  ... and {len(self.changes) - limit} more (see the JSON report)")
+        n = self.rules_count()
+        if self.rule_results or self.not_checked:
+            lines.append(f"Rules: {n['passed']} passed, {n['broken']} broken, {n['warning']} warning, "
+                         f"{n['not checked']} not checked")
+            listed = sorted(self.rule_results, key=lambda r: r.status == "passed")
+            for r in listed[:SUMMARY_RULES]:
+                seen = "" if r.status == "not checked" else f", {r.offending} offending of {r.rows} rows"
+                why = f": {r.reason}" if r.reason else ""
+                lines.append(f"  {r.status:<11} {r.rule.path}: {r.rule.describe()}{seen}{why}")
+            if len(listed) > SUMMARY_RULES:
+                lines.append(f"  ... and {len(listed) - SUMMARY_RULES} more checked rules (see the JSON report)")
+            for nc in self.not_checked:
+                lines.append(f"  not checked {nc.path}: {nc.reason}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,17 +179,27 @@ class DriftReport:
             "contract": self.contract, "source": self.source, "policy": self.policy,
             "decision": self.decision, "passed": self.passed, "rows_scanned": self.rows_scanned,
             "changes": [c.to_dict() for c in self.changes],
+            "rules_count": self.rules_count(), "rules": self.rules(),
         }
 
 
-def diff(contract: Contract, source: SourceSchema, policy: str | None = None) -> DriftReport:
+def diff(contract: Contract, source: SourceSchema, policy: str | None = None, rule_policy: str = "fail"
+         ) -> DriftReport:
     """Classify every difference between ``contract`` and ``source``.
 
     :param policy: overrides the contract's ``schema_policy``
+    :param rule_policy: ``fail`` (a broken value rule of severity ``error`` is breaking) or
+        ``warn`` (every broken value rule is a warning: reported, the check passes)
     """
+    if rule_policy not in ("fail", "warn"):
+        raise ValueError(f"rule_policy {rule_policy!r}: use 'fail' or 'warn'")
     report = DriftReport(contract.path, source.location, policy or contract.schema_policy,
-                         rows_scanned=source.rows)
+                         rows_scanned=source.rows, rule_results=list(source.rule_results),
+                         not_checked=list(contract.not_checked), row_unit=source.row_unit)
     changes = report.changes
+    _rule_changes(report, source, demote=rule_policy == "warn")
+    checked_not_null = {r.rule.columns[0] for r in source.rule_results
+                        if r.rule.kind == "not_null" and r.status != "not checked"}
     contract_cols = {c.name: c for c in contract.columns}
     src_by_name = {c.name: c for c in source.columns}
     src_by_norm = {normalise(c.name): c for c in source.columns}
@@ -172,6 +241,8 @@ def diff(contract: Contract, source: SourceSchema, policy: str | None = None) ->
     for name in removed:
         changes.append(Change("removed", name, BREAKING, "column is missing from the source",
                               "restore it upstream, or remove it from the contract (a new major version)"))
+    if not contract.columns:  # the contract declares no columns: nothing to compare them to
+        added = []
     for col in added:
         changes.append(Change("added", col.name, ADDITIVE,
                               f"new column ({col.type or 'untyped'}) not in the contract",
@@ -199,7 +270,9 @@ def diff(contract: Contract, source: SourceSchema, policy: str | None = None) ->
                                       f"cast it back to {want.type} upstream, or change the contract (new major version)",
                                       source_type=str(src.type)))
         scan = source.scans.get(src_name)
-        if not want.nullable and scan is not None and scan.nulls:
+        if name in checked_not_null:
+            pass  # the not-null rule reported its nulls, with their lines
+        elif not want.nullable and scan is not None and scan.nulls:
             changes.append(Change("nullability_relaxed", name, BREAKING,
                                   f"{scan.nulls} null value(s), but the contract says NOT NULL",
                                   "fill the column upstream, or declare it nullable: true in the contract"))
@@ -225,6 +298,30 @@ def diff(contract: Contract, source: SourceSchema, policy: str | None = None) ->
         changes.append(Change("reordered", None, COMPATIBLE,
                               f"columns arrive in the order {', '.join(order_src)}",
                               "none needed: columns are loaded by name, not position"))
-    rank = {BREAKING: 0, ADDITIVE: 1, COMPATIBLE: 2}
+    rank = {BREAKING: 0, WARNING: 1, ADDITIVE: 2, COMPATIBLE: 3}
     changes.sort(key=lambda c: rank[c.klass])
     return report
+
+
+def _rule_changes(report: DriftReport, source: SourceSchema, demote: bool = False) -> None:
+    """A change for each value rule broken beyond its threshold (``warning`` for a warning rule)."""
+    unit = source.row_unit
+    for r in report.rule_results:
+        if r.status not in ("broken", "warning"):
+            continue
+        rule = r.rule
+        where = "; ".join(f"{unit} {ln}: {v!r}{' ' + note if note else ''}" for ln, v, note in r.examples)
+        if rule.kind == "row_count":
+            detail = f"{r.rows} rows, the contract ({rule.path}) wants {rule.threshold}"
+        else:
+            share = f" ({r.observed}%)" if rule.threshold.unit == "percent" else ""
+            allowed = "" if rule.threshold.zero else f", at most {rule.threshold} allowed"
+            detail = (f"{r.offending} of {r.rows} rows{share} break {rule.describe()} ({rule.path}{allowed})"
+                      + (f": {where}" if where else ""))
+        action = _FIX.get(rule.kind, "fix the values upstream, or change the rule in the contract "
+                                     "(a new contract version)")
+        report.changes.append(Change(
+            "nullability_relaxed" if rule.kind == "not_null" else "rule_broken",
+            ", ".join(rule.columns) or None, BREAKING if r.status == "broken" and not demote else WARNING, detail, action,
+            rule=rule.kind, path=rule.path, count=r.offending,
+            examples=[{unit: ln, "value": v} for ln, v, _ in r.examples]))

@@ -38,6 +38,11 @@ def load_contract(path: str | Path) -> Contract:
     except FileNotFoundError:
         raise ContractError(f"{p}: contract file not found; check the path (relative paths are "
                             "resolved from the current directory)") from None
+    except IsADirectoryError:
+        raise ContractError(f"{p}: is a directory, not a contract file; give the path of the contract's YAML file "
+                            "(e.g. include/contracts/orders.yaml)") from None
+    except PermissionError:
+        raise ContractError(f"{p}: cannot be read (permission denied); let the user running safeload read it") from None
     except UnicodeDecodeError as e:
         raise ContractError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from None
     try:
@@ -47,6 +52,9 @@ def load_contract(path: str | Path) -> Contract:
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e)
         raise ContractError(f"{p}{where}: invalid YAML: {problem}") from None
+    if doc is None:
+        raise ContractError(f"{p}: the file is empty; a contract is a YAML mapping with 'dataset' and 'columns' "
+                            "(or an ODCS v3 document with 'apiVersion' and 'kind')")
     if odcs.is_odcs(doc):
         contract = odcs.parse_odcs(doc, source=str(p), object_name=object_name)
         odcs.report_warnings(contract)

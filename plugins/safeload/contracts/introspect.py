@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from safeload.contracts.naming import normalise
 from safeload.contracts.types import PgType, make_checker, parse_type
 from safeload.errors import SourceError
 
@@ -59,6 +60,10 @@ class SourceSchema:
     ragged_count: int = 0
     scan_engine: str | None = field(default=None, compare=False)  # which engine scanned a CSV
     scan_blocks: dict[str, int] = field(default_factory=dict, compare=False)  # Arrow engine: blocks per path
+    #: the contract's value rules as checked on the source (:mod:`safeload.contracts.values`)
+    rule_results: list[Any] = field(default_factory=list)
+    #: what ``rule_results`` number rows by: ``line`` of a text file, ``row`` of Parquet or a query
+    row_unit: str = "line"
 
     @property
     def column_names(self) -> list[str]:
@@ -73,7 +78,9 @@ def detect_format(path: str) -> str:
         return "parquet"
     if p.endswith((".jsonl", ".jsonl.gz", ".ndjson")):
         return "jsonl"
-    raise SourceError(f"{path}: cannot tell the format from the name; pass format='csv', 'parquet' or 'jsonl'")
+    raise SourceError(f"{path}: cannot tell the format from the name (it does not end in .csv, .csv.gz, .parquet, "
+                      ".jsonl, .jsonl.gz or .ndjson); give the format: --format csv|parquet|jsonl on the command "
+                      "line, format='csv' (or source_format= on an operator) in Python")
 
 
 def open_text(path: str | Path) -> io.TextIOBase:
@@ -82,7 +89,7 @@ def open_text(path: str | Path) -> io.TextIOBase:
     if not p.exists():
         raise SourceError(f"{p}: source file does not exist; check the path and that the upstream job delivered it")
     if p.is_dir():
-        raise SourceError(f"{p}: is a directory, not a file")
+        raise SourceError(f"{p}: is a directory, not a file; give the path of one source file")
     raw = gzip.open(p, "rb") if p.suffix == ".gz" else open(p, "rb")
     return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
 
@@ -111,7 +118,7 @@ class CsvReader:
             header = next(self._reader)
         except StopIteration:
             raise SourceError(f"{self.path}: the file is empty; expected a header line and rows") from None
-        except (UnicodeDecodeError, csv.Error, EOFError, OSError, gzip.BadGzipFile) as e:
+        except (UnicodeDecodeError, csv.Error, EOFError, OSError, gzip.BadGzipFile, zlib.error) as e:
             raise self._error(e) from None
         if not header or all(not h.strip() for h in header):
             raise SourceError(f"{self.path} line 1: the header is blank; the first line must name the columns")
@@ -124,7 +131,7 @@ class CsvReader:
         if isinstance(e, UnicodeDecodeError):
             return SourceError(f"{self.path} near line {line}: not valid UTF-8 ({e.reason}: byte "
                                f"0x{e.object[e.start]:02x}); re-export the file as UTF-8")
-        if isinstance(e, (EOFError, gzip.BadGzipFile)):
+        if isinstance(e, (EOFError, gzip.BadGzipFile, zlib.error)):
             return SourceError(f"{self.path} near line {line}: the compressed file is truncated or corrupt ({e}); "
                                "deliver the complete file again")
         return SourceError(f"{self.path} line {line}: malformed CSV ({e}); fix the quoting on that line")
@@ -136,7 +143,7 @@ class CsvReader:
                 row = next(it)
             except StopIteration:
                 return
-            except (UnicodeDecodeError, csv.Error, EOFError, OSError, gzip.BadGzipFile) as e:
+            except (UnicodeDecodeError, csv.Error, EOFError, OSError, gzip.BadGzipFile, zlib.error) as e:
                 raise self._error(e) from None
             if not row:  # a blank line
                 continue
@@ -152,18 +159,21 @@ class CsvReader:
         self.close()
 
 
-def normalise(name: str) -> str:
-    """The name a column is matched by when case or whitespace differ."""
-    return " ".join(name.split()).lower()
-
-
 def _scan_values(schema: SourceSchema, contract: Contract | None, rows: Iterator[tuple[int, dict[str, Any]]]) -> None:
-    """Typed scan of JSON lines: count nulls and values that do not fit."""
+    """Typed scan of JSON lines: count nulls and values that do not fit; the value rules
+    are checked on batches of the same records."""
     types = {normalise(c.name): c.type for c in contract.columns} if contract else {}
     checkers: dict[str, Any] = {}
+    batch: list[tuple[int, dict[str, Any]]] = []
+    values = _RuleBatches(contract)
     n = 0
     for line, record in rows:
         n += 1
+        if values.wanted:
+            batch.append((line, record))
+            if len(batch) >= BATCH_ROWS:
+                values.feed_records(schema, batch)
+                batch = []
         for name in schema.column_names:
             scan = schema.scans.setdefault(name, ColumnScan())
             value = record.get(name)
@@ -181,7 +191,63 @@ def _scan_values(schema: SourceSchema, contract: Contract | None, rows: Iterator
                 scan.invalid += 1
                 if len(scan.examples) < MAX_EXAMPLES:
                     scan.examples.append((line, text[:80], reason))
+    values.feed_records(schema, batch)
     schema.rows = n
+    schema.rule_results = values.finish(n)
+
+
+#: rows per batch handed to the value rules by the row-by-row readers
+BATCH_ROWS = 65536
+
+
+class _RuleBatches:
+    """Hands rows read one by one to the value rules in Arrow batches (the rules are
+    evaluated column-wise, :mod:`safeload.contracts.values`)."""
+
+    def __init__(self, contract: Contract | None):
+        self.contract = contract
+        self.check: Any = None
+        self.wanted = bool(contract is not None and contract.rules)
+
+    def _start(self, names: list[str], text: bool = True) -> Any:
+        if self.check is None and self.wanted:
+            from safeload.contracts.values import value_check
+
+            self.check = value_check(self.contract, names, text=text)
+        return self.check
+
+    def feed_rows(self, names: list[str], rows: list[tuple[int, list[str]]]) -> None:
+        check = self._start(names)
+        if check is None or not rows:
+            return
+        import pyarrow as pa
+
+        index = {n: i for i, n in enumerate(names)}
+        cols = {n: pa.array([r[index[n]] for _, r in rows], pa.string()) for n in check.needed}
+        check.feed(pa.table(cols) if cols else pa.table({"_": pa.nulls(len(rows))}), [ln for ln, _ in rows])
+
+    def feed_records(self, schema: SourceSchema, records: list[tuple[int, dict[str, Any]]]) -> None:
+        check = self._start(schema.column_names)
+        if check is None or not records:
+            return
+        import pyarrow as pa
+
+        cols = {n: pa.array([None if (v := r.get(n)) is None else _as_text(v) for _, r in records], pa.string())
+                for n in check.needed}
+        check.feed(pa.table(cols) if cols else pa.table({"_": pa.nulls(len(records))}),
+                   [ln for ln, _ in records])
+
+    def feed_table(self, names: list[str], table: Any, lines: Any) -> None:
+        check = self._start(names)
+        if check is not None:
+            check.feed(table, lines)
+
+    def finish(self, rows: int) -> list[Any]:
+        return [] if self.check is None else self.check.finish(rows)
+
+    def close(self) -> None:
+        if self.check is not None:
+            self.check.close()
 
 
 class _CsvScan:
@@ -204,10 +270,13 @@ class _CsvScan:
         self.filters = [fast_filter(types[normalise(h)]) for h in header if normalise(h) in types]
         self.unchecked = [(i, self.scans[i]) for i, h in enumerate(header) if normalise(h) not in types]
         self.rows = 0
+        self.values = _RuleBatches(contract)
+        self._pending: list[tuple[int, list[str]]] = []
 
     def feed(self, rows: Iterator[tuple[int, list[str]]]) -> None:
         """Check rows one by one: the hot loop of the Python engine."""
         schema, width, checks, unchecked = self.schema, self.width, self.checks, self.unchecked
+        pending, wanted = self._pending, self.values.wanted
         n = 0
         for line, row in rows:
             if len(row) != width:
@@ -216,6 +285,10 @@ class _CsvScan:
                     schema.ragged.append((line, len(row)))
                 continue
             n += 1
+            if wanted:
+                pending.append((line, row))
+                if len(pending) >= BATCH_ROWS:
+                    self.flush()
             for i, check, scan in checks:
                 v = row[i]
                 if not v:
@@ -229,17 +302,34 @@ class _CsvScan:
                     scan.nulls += 1
         self.rows += n
 
+    def flush(self) -> None:
+        """Hand the rows read one by one to the value rules."""
+        self.values.feed_rows(self.schema.column_names, self._pending)
+        self._pending.clear()
+
     def finish(self, engine: str) -> None:
+        self.flush()
         self.schema.rows = self.rows
         self.schema.scans = dict(zip(self.schema.column_names, self.scans))
         self.schema.scan_engine = engine
+        self.schema.rule_results = self.values.finish(self.rows)
 
 
 def _scan_csv(schema: SourceSchema, contract: Contract | None, reader: CsvReader) -> None:
     """Typed scan of CSV rows in Python, by column position: the reference engine."""
     scan = _CsvScan(schema, contract)
-    scan.feed(iter(reader))
-    scan.finish("python")
+    try:
+        scan.feed(iter(reader))
+        scan.finish("python")
+    finally:
+        scan.values.close()
+
+
+def _line_numbers(first: int, n: int) -> Any:
+    import numpy as np
+    import pyarrow as pa
+
+    return pa.array(np.arange(first, first + n, dtype=np.int64))
 
 
 #: bytes read per block by the Arrow engine (memory stays a few times this, whatever the file)
@@ -350,6 +440,10 @@ def _scan_csv_arrow(schema: SourceSchema, contract: Contract | None, path: str |
                         scan.examples.append((first_line + k, v[:80], reason))
         for i, scan in state.unchecked:
             scan.nulls += pc.sum(pc.equal(table.column(i), "")).as_py() or 0
+        if state.values.wanted:
+            state.flush()
+            state.values.feed_table(schema.column_names, table.rename_columns(schema.column_names),
+                                    _line_numbers(first_line, table.num_rows))
         state.rows += table.num_rows
         return True
 
@@ -411,7 +505,11 @@ def _scan_csv_arrow(schema: SourceSchema, contract: Contract | None, path: str |
     except (_UsePython, UnicodeDecodeError, EOFError, OSError, zlib.error):
         schema.ragged.clear()
         schema.ragged_count = 0
+        state.values.close()
         return False
+    except BaseException:
+        state.values.close()
+        raise
     state.finish("arrow")
     schema.scan_blocks = blocks
     return True
@@ -479,6 +577,9 @@ def introspect_jsonl(path: str | Path, contract: Contract | None = None) -> Sour
         _scan_values(schema, contract, records())
     except UnicodeDecodeError as e:
         raise SourceError(f"{path}: not valid UTF-8 ({e.reason}); re-export the file as UTF-8") from None
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise SourceError(f"{path}: the compressed file is truncated or corrupt ({e}); deliver the complete file "
+                          "again") from None
     finally:
         fh.close()
     if not schema.columns:
@@ -511,8 +612,9 @@ def arrow_type_to_pg(arrow_type: Any) -> PgType:
     raise SourceError(f"Parquet type {name} has no PostgreSQL mapping in safeload; cast it upstream")
 
 
-def introspect_parquet(path: str | Path) -> SourceSchema:
-    """Column names, types and nullability from the Parquet footer (no data is read)."""
+def introspect_parquet(path: str | Path, contract: Contract | None = None) -> SourceSchema:
+    """Column names, types and nullability from the Parquet footer; with a contract that
+    has value rules, the columns they need are read, a row group's batches at a time."""
     p = Path(path)
     if not p.exists():
         raise SourceError(f"{p}: source file does not exist; check the path")
@@ -535,6 +637,19 @@ def introspect_parquet(path: str | Path) -> SourceSchema:
             if stats is not None and stats.has_null_count:
                 nulls += stats.null_count
         schema.scans[c.name] = ColumnScan(nulls=nulls)
+    schema.row_unit = "row"
+    values = _RuleBatches(contract)
+    check = values._start(schema.column_names, text=False) if values.wanted else None
+    if check is not None and check.active:
+        row = 1
+        try:
+            for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=sorted(check.needed) or None):
+                check.feed(batch, _line_numbers(row, batch.num_rows))
+                row += batch.num_rows
+        except Exception as e:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError, ...
+            values.close()
+            raise SourceError(f"{p}: a data page cannot be read ({e}); deliver the complete file again") from None
+    schema.rule_results = values.finish(pf.metadata.num_rows)
     return schema
 
 
@@ -565,7 +680,18 @@ def introspect_postgres(conn: Any, relation: str, schema_name: str = "public",
     schema = SourceSchema(f"{schema_name}.{relation}", "postgres",
                           [SourceColumn(n, _pg_type_or_text(t), nullable) for n, t, nullable in rows])
     _count_nulls(conn, schema, sql.Identifier(schema_name, relation), contract)
+    _check_rules(conn, schema, sql.Identifier(schema_name, relation), contract)
     return schema
+
+
+def _check_rules(conn: Any, schema: SourceSchema, relation: Any, contract: Contract | None) -> None:
+    """The contract's value rules, counted by the server in one statement."""
+    from safeload.contracts.values_sql import check_rules_sql
+
+    schema.row_unit = "row"
+    rows, schema.rule_results = check_rules_sql(conn, relation, schema.column_names, contract)
+    if rows is not None:
+        schema.rows = rows
 
 
 def _count_nulls(conn: Any, schema: SourceSchema, relation: Any, contract: Contract | None) -> None:
@@ -603,6 +729,7 @@ def introspect_query(conn: Any, query: str, contract: Contract | None = None) ->
         cols.append(SourceColumn(d.name, _pg_type_or_text(type_text)))
     schema = SourceSchema("query", "postgres", cols)
     _count_nulls(conn, schema, sql.SQL("({}) as q").format(sql.SQL(query)), contract)
+    _check_rules(conn, schema, sql.SQL("({}) as q").format(sql.SQL(query)), contract)
     return schema
 
 
@@ -622,7 +749,7 @@ def introspect(source: str, contract: Contract | None = None, fmt: str | None = 
     if fmt == "csv":
         return introspect_csv(source, contract)
     if fmt == "parquet":
-        return introspect_parquet(source)
+        return introspect_parquet(source, contract)
     if fmt == "jsonl":
         return introspect_jsonl(source, contract)
     raise SourceError(f"format {fmt!r} is not supported; use csv, parquet or jsonl")

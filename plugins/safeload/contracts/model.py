@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from safeload.contracts.rules import NotChecked, Rule, Threshold
 from safeload.contracts.types import PgType, TypeSyntaxError, parse_type
 from safeload.errors import ContractError
 from safeload.identifiers import IdentifierError, validate_identifier, validate_table_name
@@ -52,6 +53,8 @@ class Column:
     :param min: inclusive lower bound, or None
     :param max: inclusive upper bound, or None
     :param pattern: a regular expression every value matches (PostgreSQL ``~`` syntax)
+    :param mostly: the fraction of rows that must satisfy the column's value rules
+        (None: every row)
     """
 
     name: str
@@ -64,6 +67,7 @@ class Column:
     min: Any = None
     max: Any = None
     pattern: str | None = None
+    mostly: float | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,10 @@ class Contract:
     description: str = ""
     path: str = "<memory>"
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    #: the value rules, each with its path in the contract (:mod:`safeload.contracts.rules`)
+    rules: tuple[Rule, ...] = field(default=(), compare=False)
+    #: what the contract declares that is not checked, with the reason
+    not_checked: tuple[NotChecked, ...] = field(default=(), compare=False)
 
     @property
     def column_names(self) -> list[str]:
@@ -163,6 +171,10 @@ def parse_contract(doc: Any, source: str = "<memory>") -> Contract:
             raise fail(f"{where}.nullable", "a primary key column cannot be nullable; drop 'nullable: true'")
         if c.get("pattern") is not None and not isinstance(c["pattern"], str):
             raise fail(f"{where}.pattern", f"must be a regular expression (a string), not {c['pattern']!r}")
+        mostly = c.get("mostly")
+        if mostly is not None and (isinstance(mostly, bool) or not isinstance(mostly, (int, float))
+                                   or not 0 < mostly <= 1):
+            raise fail(f"{where}.mostly", f"must be a fraction of rows, 0 < mostly <= 1 (e.g. 0.99), not {mostly!r}")
         lo, hi = c.get("min"), c.get("max")
         for bound, value in (("min", lo), ("max", hi)):
             if isinstance(value, (list, dict)):
@@ -177,7 +189,7 @@ def parse_contract(doc: Any, source: str = "<memory>") -> Contract:
             name=name, type=pg_type, nullable=nullable, primary_key=primary_key,
             unique=c.get("unique", False), description=str(c.get("description", "")),
             allowed_values=tuple(allowed) if allowed is not None else None,
-            min=lo, max=hi, pattern=c.get("pattern"),
+            min=lo, max=hi, pattern=c.get("pattern"), mostly=mostly,
         ))
 
     target = doc.get("target") or {}
@@ -200,4 +212,43 @@ def parse_contract(doc: Any, source: str = "<memory>") -> Contract:
         columns=tuple(columns), table=table, partition_column=partition_column,
         schema_policy=policy, description=str(doc.get("description", "")), path=source,
         extra={k: doc[k] for k in ("source", "quality") if k in doc},
+        rules=column_rules(columns, [f"columns[{i}]" for i in range(len(columns))], native=True),
+        not_checked=(NotChecked("quality", "quality", "the top-level 'quality' section is for the quality gate "
+                                "(safeload gate), not checked by the contract check"),) if doc.get("quality") else (),
     )
+
+
+def column_rules(columns: list[Column] | tuple[Column, ...], paths: list[str], *, native: bool) -> tuple[Rule, ...]:
+    """The value rules of safeload's column fields: not null, keys, bounds, allowed values, pattern.
+
+    :param paths: where each column is declared (``columns[3]``); a rule's path adds the field
+    :param native: safeload's field names (``nullable``, ``min``); else only the key, which
+        the ODCS reader does not build itself
+    """
+    rules: list[Rule] = []
+    pk = [(c, p) for c, p in zip(columns, paths) if c.primary_key]
+    for c, p in pk:
+        rules.append(Rule("not_null", (c.name,), f"{p}.{'primary_key' if native else 'primaryKey'}",
+                          label="primary key"))
+    if pk:
+        rules.append(Rule("primary_key", tuple(c.name for c, _ in pk),
+                          " + ".join(f"{p}.{'primary_key' if native else 'primaryKey'}" for _, p in pk),
+                          label="primary key"))
+    if not native:
+        return tuple(rules)
+    for c, p in zip(columns, paths):
+        t = Threshold("mustBeLessOrEqualTo", round((1 - c.mostly) * 100, 9), "percent") if c.mostly else Threshold()
+        if not c.nullable and not c.primary_key:
+            rules.append(Rule("not_null", (c.name,), f"{p}.nullable", threshold=t, label="nullable: false"))
+        if c.unique and not (c.primary_key and len(pk) == 1):
+            rules.append(Rule("unique", (c.name,), f"{p}.unique", threshold=t, label="unique"))
+        if c.min is not None:
+            rules.append(Rule("minimum", (c.name,), f"{p}.min", c.min, threshold=t, label="min"))
+        if c.max is not None:
+            rules.append(Rule("maximum", (c.name,), f"{p}.max", c.max, threshold=t, label="max"))
+        if c.allowed_values is not None:
+            rules.append(Rule("allowed_values", (c.name,), f"{p}.allowed_values", c.allowed_values, threshold=t,
+                              label="allowed_values"))
+        if c.pattern is not None:
+            rules.append(Rule("pattern", (c.name,), f"{p}.pattern", c.pattern, threshold=t, label="pattern"))
+    return tuple(rules)

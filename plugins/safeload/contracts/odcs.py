@@ -25,22 +25,33 @@ member whose ``role`` is ``owner``
 else ``logicalType`` (+ options)
 ``required`` / ``primaryKey`` / ``unique``  ``nullable`` (false when required or key) /
                                          ``primary_key`` / ``unique``
-``partitioned``/``partitionKeyPosition``  ``target.partition_column`` (one column)
-``logicalTypeOptions.minimum/maximum``   ``min`` / ``max`` (exclusive bounds made
-(and ``exclusive*``), ``pattern``        inclusive where the type is exact), ``pattern``
-quality ``validValues`` (v3.0 ``rule``)  ``allowed_values``
-or ``invalidValues`` (v3.1 ``metric``)
-quality ``nullValues`` = 0               ``nullable: false``
-quality ``duplicateValues`` = 0          ``unique: true``
+``partitioned``/``partitionKeyPosition``  ``target.partition_column`` (one column; several
+                                         are reported, and a load must name one)
+``logicalTypeOptions.minimum/maximum``   ``min`` / ``max`` rules, exact (and the column's
+(and ``exclusive*``), ``pattern``,       inclusive bounds), ``pattern``, length rules
+``minLength``/``maxLength``
+quality ``validValues`` (v3.0 ``rule``)  an ``invalid_values`` rule (and ``allowed_values``
+or ``invalidValues`` (v3.1 ``metric``)   when no row may break it)
+quality ``nullValues``, ``missingValues``  ``not_null`` / ``missing_values`` rules
+quality ``duplicateValues``              ``unique`` rule (schema level: on ``arguments.properties``)
+quality ``rowCount`` (schema level)      ``row_count`` rule
+``mustBe...``, ``unit``, ``severity``    the rule's threshold (rows or percent) and
+                                         whether it breaks the check or warns
 =======================================  ===============================================
 
-Anything safeload cannot enforce is *reported*, never dropped in silence: a malformed
-document raises :class:`ContractError` (file, field path such as
-``schema[0].properties[3].physicalType``, the rule and the fix); a well-formed rule that
-safeload does not check (SQL and custom quality rules, row counts, thresholds other
-than zero, ``multipleOf``, ...) is kept out of the contract with a warning, logged and
-listed in ``contract.extra["warnings"]``. Pure metadata (tags, servers, SLAs, roles,
-support channels, pricing, classification, examples, ...) is read past without a word.
+Every value rule becomes a :class:`~safeload.contracts.rules.Rule` with its path
+(``schema[0].properties[3].quality[1]``), threshold and severity, checked on the source
+(:mod:`safeload.contracts.values`). Anything safeload cannot enforce is *reported*, never
+dropped in silence: a malformed document raises :class:`ContractError` (file, field path
+such as ``schema[0].properties[3].physicalType``, the rule and the fix); a well-formed
+rule that safeload does not check (SQL, custom and text quality rules, ``multipleOf``,
+string formats, relationships, ...) becomes a
+:class:`~safeload.contracts.rules.NotChecked` in ``contract.not_checked``, logged and
+listed in every report. Settings that only a load uses (the table name, the partition
+column, column names PostgreSQL would need quoted) never stop a check: when a load
+could not use them as written they are reported and listed in
+``contract.extra["load_problems"]``. Pure metadata (tags, servers, SLAs, roles, support
+channels, pricing, classification, examples, ...) is read past without a word.
 
 Pure Python: no Airflow import.
 """
@@ -54,9 +65,10 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from safeload.contracts.model import POLICIES, Column, Contract
-from safeload.contracts.types import PgType, TypeSyntaxError, parse_type
-from safeload.errors import ContractError
+from safeload.contracts.model import POLICIES, Column, Contract, column_rules
+from safeload.contracts.odcs_quality import OdcsReader, property_rules, quality_list, schema_rules
+from safeload.contracts.rules import Rule
+from safeload.contracts.types import ANY, SUPPORTED_TYPES, PgType, TypeSyntaxError, parse_type
 from safeload.identifiers import IdentifierError, validate_identifier, validate_table_name
 
 log = logging.getLogger(__name__)
@@ -83,13 +95,6 @@ _PROPERTY_KEYS = _ELEMENT_KEYS | {
     "transformSourceObjects", "transformLogic", "transformDescription", "examples", "criticalDataElement",
     "relationships", "quality", "items", "properties",
 }
-_OPERATORS = ("mustBe", "mustNotBe", "mustBeGreaterThan", "mustBeGreaterOrEqualTo", "mustBeLessThan",
-              "mustBeLessOrEqualTo", "mustBeBetween", "mustNotBeBetween")
-_QUALITY_KEYS = {
-    "id", "name", "description", "type", "rule", "metric", "arguments", "validValues", "unit", "dimension",
-    "method", "severity", "businessImpact", "schedule", "scheduler", "tags", "customProperties",
-    "authoritativeDefinitions", "query", "engine", "implementation", *_OPERATORS,
-}
 _LOGICAL_TYPES = ("string", "date", "timestamp", "time", "number", "integer", "object", "array", "boolean")
 # logicalTypeOptions keys ODCS defines per logical type; safeload uses some, warns about the rest
 _OPTION_KEYS = {
@@ -113,40 +118,6 @@ _PG_SPELLINGS = {"serial": "integer", "serial4": "integer", "bigserial": "bigint
                  "timestamp without time zone": "timestamp", "timestamp with time zone": "timestamptz"}
 
 
-class _Reader:
-    """One pass over one document: knows the file for messages and collects warnings."""
-
-    def __init__(self, source: str):
-        self.source = source
-        self.warnings: list[str] = []
-
-    def fail(self, where: str, msg: str) -> ContractError:
-        return ContractError(f"{self.source}: {where}: {msg}")
-
-    def warn(self, where: str, msg: str) -> None:
-        self.warnings.append(f"{where}: {msg}")
-
-    def keys(self, node: dict[str, Any], allowed: set[str], where: str, what: str) -> None:
-        unknown = sorted(k for k in node if k not in allowed)
-        if unknown:
-            key = str(unknown[0])
-            close = difflib.get_close_matches(key, sorted(allowed), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"the {what} fields are: {', '.join(sorted(allowed))}"
-            raise self.fail(f"{where}.{key}", f"not an ODCS v3 {what} field; {hint} (an unknown field "
-                                              "could hide a rule, so it is refused)")
-
-    def mapping(self, node: Any, where: str, what: str) -> dict[str, Any]:
-        if not isinstance(node, dict):
-            raise self.fail(where, f"must be a mapping ({what}), not {type(node).__name__}")
-        return node
-
-    def boolean(self, node: dict[str, Any], key: str, where: str) -> bool | None:
-        value = node.get(key)
-        if value is not None and not isinstance(value, bool):
-            raise self.fail(f"{where}.{key}", f"must be true or false, not {value!r}")
-        return value
-
-
 def is_odcs(doc: Any) -> bool:
     """Whether a parsed YAML document is meant to be ODCS (it names an ``apiVersion`` or ``kind``)."""
     return isinstance(doc, dict) and ("apiVersion" in doc or "kind" in doc)
@@ -161,8 +132,13 @@ def parse_odcs(doc: Any, source: str = "<memory>", object_name: str | None = Non
         (``load_contract("contract.odcs.yaml#orders")`` passes it)
     :raises ContractError: naming the file, the field path, the rule broken and the fix
     """
-    r = _Reader(source)
+    r = OdcsReader(source)
     doc = r.mapping(doc, "top level", "an ODCS document")
+    api = doc.get("apiVersion")
+    if isinstance(api, str) and api.startswith("v2"):  # before the key check: v2 has other fields
+        raise r.fail("apiVersion", f"{api!r} is not an ODCS version safeload reads; ODCS v2 (dataset/columns) is "
+                                   "not read; migrate the file to v3 (columns became schema[].properties[], e.g. with "
+                                   "datacontract-cli's 'datacontract import --format odcs')")
     r.keys(doc, _TOP_KEYS, "top level", "top-level")
     for key in ("apiVersion", "kind", "id", "version", "status"):
         if key not in doc:
@@ -171,61 +147,89 @@ def parse_odcs(doc: Any, source: str = "<memory>", object_name: str | None = Non
         raise r.fail("kind", f"{doc['kind']!r} is not read; an ODCS contract has 'kind: DataContract'")
     api = str(doc["apiVersion"])
     if api not in API_VERSIONS:
-        hint = ("ODCS v2 (dataset/columns) is not read; migrate the file to v3 (columns became "
-                "schema[].properties[])" if api.startswith("v2") else f"use one of {', '.join(API_VERSIONS)}")
-        raise r.fail("apiVersion", f"{api!r} is not an ODCS version safeload reads; {hint}")
+        raise r.fail("apiVersion", f"{api!r} is not an ODCS version safeload reads; use one of "
+                                   f"{', '.join(API_VERSIONS)}")
 
     custom = _custom_properties(r, doc.get("customProperties"), "customProperties")
     policy = custom.get(POLICY_PROPERTY, "fail")
     if policy not in POLICIES:
         raise r.fail(f"customProperties[{POLICY_PROPERTY}]",
                      f"{policy!r} is not a policy; use one of {', '.join(POLICIES)}")
+    meta = {"dataset": str(doc.get("name") or doc["id"]), "version": str(doc["version"]),
+            "owner": _owner(r, doc, custom), "schema_policy": policy, "path": source}
 
-    index, obj = _pick_object(r, doc.get("schema"), object_name)
+    picked = _pick_object(r, doc.get("schema"), object_name)
+    if picked is None:
+        r.skip("schema", "schema", "the contract describes no table, so no column or value of the source is checked")
+        return Contract(columns=(), description=_description(r, doc, {}), not_checked=tuple(r.not_checked),
+                        extra=_extra(r, doc, api), **meta)
+    index, obj = picked
     where = f"schema[{index}]"
     r.keys(obj, _OBJECT_KEYS, where, "schema object")
-    dataset = obj["name"]
+    meta["dataset"] = obj["name"]
     if obj.get("logicalType", "object") != "object":
         raise r.fail(f"{where}.logicalType", f"{obj['logicalType']!r}: a schema object is 'object'")
-    for q, rule in enumerate(_quality_list(r, obj.get("quality"), f"{where}.quality")):
-        r.keys(rule, _QUALITY_KEYS, f"{where}.quality[{q}]", "quality rule")
-        r.warn(f"{where}.quality[{q}]", f"table-level rule {_rule_label(rule)} is not checked by safeload; "
-                                        "express it in a quality suite (safeload gate) if it must hold")
     if obj.get("relationships"):
-        r.warn(f"{where}.relationships", "relationships (foreign keys) are not checked by safeload")
+        r.skip(f"{where}.relationships", "relationships", "relationships (foreign keys) are not checked by safeload")
 
     props = obj.get("properties")
-    if not isinstance(props, list) or not props:
-        raise r.fail(f"{where}.properties", "must be a non-empty list of properties (the columns), each with "
-                                             "'name' and 'physicalType' or 'logicalType'")
+    if props is None or props == []:
+        props = []
+        r.skip(f"{where}.properties", "properties", "the object declares no properties, so the source's columns "
+                                                    "and their values are not checked")
+    if not isinstance(props, list):
+        raise r.fail(f"{where}.properties", "must be a list of properties (the columns), each with 'name' and "
+                                             "'physicalType' or 'logicalType'")
     columns: list[Column] = []
+    paths: list[str] = []
+    rules: list[Rule] = []
     partitioned: list[str] = []
-    seen: set[str] = set()
+    names: dict[str, str] = {}
     for j, prop in enumerate(props):
-        column, is_partition = _column(r, prop, f"{where}.properties[{j}]")
-        if column.name in seen:
-            raise r.fail(f"{where}.properties[{j}].name", f"column {column.name!r} is declared twice; remove one")
-        seen.add(column.name)
+        path = f"{where}.properties[{j}]"
+        column, is_partition, column_rules_ = _column(r, prop, path)
+        if column.name in names.values():
+            raise r.fail(f"{path}.name", f"column {column.name!r} is declared twice; remove one")
+        names[str(prop["name"])] = column.name
         columns.append(column)
+        paths.append(path)
+        rules.extend(column_rules_)
         if is_partition:
             partitioned.append(column.name)
+    rules[:0] = column_rules(columns, paths, native=False)
+    rules.extend(schema_rules(r, quality_list(r, obj.get("quality"), f"{where}.quality"), names, where))
+    partition = partitioned[0] if len(partitioned) == 1 else None
+    if partition is not None:
+        try:
+            validate_identifier(partition, "partition column")
+        except IdentifierError as e:
+            partition = None
+            r.load_only(f"{where}.properties", "partition column", f"{e}; a load of this contract needs a "
+                        "partition column it can name (the check does not use it)")
     if len(partitioned) > 1:
-        raise r.fail(f"{where}.properties", f"{', '.join(partitioned)} are all partitioned; safeload overwrites "
-                                            "one partition column per load, so mark only that one 'partitioned: true'")
+        r.load_only(f"{where}.properties", "partition columns",
+                    f"{', '.join(partitioned)} are all partitioned; a safeload load overwrites one partition "
+                    "column, so a load of this contract needs partition_column= (the check does not use it)")
 
     return Contract(
-        dataset=str(dataset), version=str(doc["version"]), owner=_owner(r, doc, custom),
-        columns=tuple(columns), table=_table(r, doc, obj, where),
-        partition_column=partitioned[0] if partitioned else None, schema_policy=policy,
-        description=_description(r, doc, obj), path=source,
-        extra={"format": "odcs", "apiVersion": api, "id": str(doc["id"]), "warnings": list(r.warnings)},
+        columns=tuple(columns), table=_table(r, doc, obj, where), partition_column=partition,
+        description=_description(r, doc, obj), extra=_extra(r, doc, api), rules=tuple(rules),
+        not_checked=tuple(r.not_checked), **meta,
     )
 
 
-def _pick_object(r: _Reader, schema: Any, object_name: str | None) -> tuple[int, dict[str, Any]]:
-    if not isinstance(schema, list) or not schema:
-        raise r.fail("schema", "missing or empty; a contract safeload checks describes one table: "
-                               "'schema: [{name: orders, properties: [...]}]'")
+def _extra(r: OdcsReader, doc: dict[str, Any], api: str) -> dict[str, Any]:
+    return {"format": "odcs", "apiVersion": api, "id": str(doc["id"]), "warnings": r.warnings,
+            "load_problems": list(r.load_problems)}
+
+
+def _pick_object(r: OdcsReader, schema: Any, object_name: str | None) -> tuple[int, dict[str, Any]] | None:
+    if schema is None or schema == []:
+        if object_name is not None:
+            raise r.fail("schema", f"has no object named {object_name!r}; the contract describes no table")
+        return None
+    if not isinstance(schema, list):
+        raise r.fail("schema", "must be a list of objects (tables): 'schema: [{name: orders, properties: [...]}]'")
     objects = []
     for i, obj in enumerate(schema):
         obj = r.mapping(obj, f"schema[{i}]", "a schema object with 'name' and 'properties'")
@@ -245,18 +249,25 @@ def _pick_object(r: _Reader, schema: Any, object_name: str | None) -> tuple[int,
     return 0, objects[0]
 
 
-def _column(r: _Reader, prop: Any, where: str) -> tuple[Column, bool]:
-    prop = r.mapping(prop, where, "a property with 'name' and a type")
-    if "name" in prop:
-        where = f"{where} ({prop['name']})"
+def _column_name(r: OdcsReader, prop: dict[str, Any], where: str) -> str:
+    """The column's name as the source spells it: any text PostgreSQL could name with a
+    quoted identifier (``"Bytes field"``, ``order-id``) is read as written."""
+    key = "physicalName" if prop.get("physicalName") else "name"
+    name = prop[key]
+    if not isinstance(name, str) or not name.strip():
+        raise r.fail(f"{where}.{key}", f"must be a non-empty string naming the column, not {name!r}")
+    if any(ord(ch) < 32 for ch in name):
+        raise r.fail(f"{where}.{key}", f"{name!r} has a control character; no source column can carry it")
+    return name
+
+
+def _column(r: OdcsReader, prop: Any, path: str) -> tuple[Column, bool, list[Rule]]:
+    prop = r.mapping(prop, path, "a property with 'name' and a type")
+    where = f"{path} ({prop['name']})" if "name" in prop else path
     r.keys(prop, _PROPERTY_KEYS, where, "property")
     if "name" not in prop:
         raise r.fail(where, "'name' is missing; every property needs one")
-    raw_name = prop.get("physicalName") or prop["name"]
-    try:
-        name = validate_identifier(str(raw_name), "column name")
-    except IdentifierError as e:
-        raise r.fail(f"{where}.{'physicalName' if prop.get('physicalName') else 'name'}", str(e)) from None
+    name = _column_name(r, prop, where)
     for flag in ("primaryKey", "required", "unique", "partitioned", "criticalDataElement"):
         r.boolean(prop, flag, where)
     primary_key = bool(prop.get("primaryKey"))
@@ -264,6 +275,11 @@ def _column(r: _Reader, prop: Any, where: str) -> tuple[Column, bool]:
     # 'required: false' as the default next to 'primaryKey: true', so that is not an error.
     nullable = not (prop.get("required") or primary_key)
     unique = bool(prop.get("unique"))
+    rules: list[Rule] = []
+    if prop.get("required") and not primary_key:
+        rules.append(Rule("not_null", (name,), f"{path}.required", label="required"))
+    if unique and not primary_key:
+        rules.append(Rule("unique", (name,), f"{path}.unique", label="unique"))
 
     logical = prop.get("logicalType")
     if logical is not None and logical not in _LOGICAL_TYPES:
@@ -276,33 +292,38 @@ def _column(r: _Reader, prop: Any, where: str) -> tuple[Column, bool]:
     if logical is not None:
         r.keys(options, _OPTION_KEYS[logical], f"{where}.logicalTypeOptions", f"{logical} option")
 
-    pg_type = _type(r, prop, logical, options, where)
+    pg_type = _type(r, prop, logical, options, where, path)
     if prop.get("properties") or prop.get("items"):
-        if pg_type.name not in ("json", "jsonb"):
+        if pg_type.name not in ("json", "jsonb", "any"):
             raise r.fail(where, f"nested {'properties' if prop.get('properties') else 'items'} cannot be a "
                                 f"{pg_type} column; flatten them into columns, or give 'physicalType: jsonb'")
-        r.warn(where, "the nested structure inside the json column is not checked by safeload")
-    lo, hi = _bounds(r, options, pg_type, where)
+        r.skip(f"{path}.{'properties' if prop.get('properties') else 'items'}", "nested structure",
+               "the structure inside the column is not checked by safeload")
+    lo, hi, bound_rules = _bounds(r, options, pg_type, where, path, name)
+    rules.extend(bound_rules)
     pattern = options.get("pattern")
-    if pattern is not None and not isinstance(pattern, str):
-        raise r.fail(f"{where}.logicalTypeOptions.pattern", "must be a regular expression string")
-    _warn_unused_options(r, options, logical, pg_type, prop, where)
+    if pattern is not None:
+        if not isinstance(pattern, str):
+            raise r.fail(f"{where}.logicalTypeOptions.pattern", "must be a regular expression string")
+        rules.append(Rule("pattern", (name,), f"{path}.logicalTypeOptions.pattern", pattern, label="pattern"))
+    rules.extend(_length_rules(r, options, pg_type, where, path, name))
+    _skip_unused_options(r, options, logical, pg_type, prop, path)
 
     allowed = None
-    for q, rule in enumerate(_quality_list(r, prop.get("quality"), f"{where}.quality")):
-        qwhere = f"{where}.quality[{q}]"
-        r.keys(rule, _QUALITY_KEYS, qwhere, "quality rule")
-        kind, value = _column_rule(r, rule, qwhere)
-        if kind == "allowed_values":
-            allowed = value
-        elif kind == "pattern":
-            pattern = value
-        elif kind == "not_null":
+    quality = property_rules(r, quality_list(r, prop.get("quality"), f"{where}.quality"), name, where, path)
+    for rule in quality:
+        rules.append(rule)
+        if not rule.threshold.zero or rule.severity != "error":
+            continue  # the column's own fields (used by the load's expectations) say what always holds
+        if rule.kind == "invalid_values":
+            allowed = rule.arg["values"] or allowed
+            pattern = rule.arg["pattern"] or pattern
+        elif rule.kind == "not_null":
             nullable = False
-        elif kind == "unique":
+        elif rule.kind == "unique":
             unique = True
     if prop.get("relationships"):
-        r.warn(f"{where}.relationships", "relationships (foreign keys) are not checked by safeload")
+        r.skip(f"{path}.relationships", "relationships", "relationships (foreign keys) are not checked by safeload")
     if lo is not None and hi is not None:
         try:
             if lo > hi:
@@ -311,36 +332,56 @@ def _column(r: _Reader, prop: Any, where: str) -> tuple[Column, bool]:
             raise r.fail(f"{where}.logicalTypeOptions", "minimum and maximum must be comparable values") from None
 
     position = prop.get("partitionKeyPosition")
-    if position is not None and not isinstance(position, int):
+    if position is not None and (not isinstance(position, int) or isinstance(position, bool)):
         raise r.fail(f"{where}.partitionKeyPosition", f"must be an integer, not {position!r}")
     is_partition = bool(prop.get("partitioned")) or (position is not None and position >= 1)
     return Column(name=name, type=pg_type, nullable=nullable, primary_key=primary_key, unique=unique,
                   description=str(prop.get("description", "")), allowed_values=allowed, min=lo, max=hi,
-                  pattern=pattern), is_partition
+                  pattern=pattern), is_partition, rules
 
 
-def _type(r: _Reader, prop: dict[str, Any], logical: str | None, options: dict[str, Any], where: str) -> PgType:
+def _length_rules(r: OdcsReader, options: dict[str, Any], pg_type: PgType, where: str, path: str,
+                  name: str) -> list[Rule]:
+    out = []
+    for key, kind in (("minLength", "min_length"), ("maxLength", "max_length")):
+        n = options.get(key)
+        if n is None:
+            continue
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise r.fail(f"{where}.logicalTypeOptions.{key}", f"must be a whole number >= 0, not {n!r}")
+        if kind == "max_length" and pg_type.name in ("varchar", "char") and pg_type.length == n:
+            continue  # the type itself holds it: a longer value is reported as not fitting the type
+        out.append(Rule(kind, (name,), f"{path}.logicalTypeOptions.{key}", n, label=key))
+    return out
+def _type(r: OdcsReader, prop: dict[str, Any], logical: str | None, options: dict[str, Any], where: str,
+          path: str) -> PgType:
     physical = prop.get("physicalType")
     if physical is not None:
         text = re.sub(r"\[(\d+)\]$", r"(\1)", str(physical).strip().lower())  # varchar[40], as some exporters write
         text = _PG_SPELLINGS.get(text, text)
         try:
             return parse_type(text)
-        except TypeSyntaxError as e:
+        except TypeSyntaxError:
             if logical is None:
-                raise r.fail(f"{where}.physicalType", f"{e}; write the PostgreSQL type (e.g. 'numeric(12,2)', "
-                                                      "'varchar(40)') or add a 'logicalType'") from None
-            fallback = _logical_type(r, logical, options, where)
-            r.warn(f"{where}.physicalType", f"{physical!r} is not a PostgreSQL type safeload knows; the column is "
-                                            f"checked as {fallback} (from logicalType {logical!r})")
+                # the physical type of another system (map<string,bigint>, clob, record): valid
+                # ODCS, and only a load into PostgreSQL needs a PostgreSQL type
+                close = difflib.get_close_matches(text.split("(")[0], SUPPORTED_TYPES, n=1, cutoff=0.75)
+                typo = f"; if it is a typo of {close[0]!r}, correct it" if close else ""
+                r.skip(f"{path}.physicalType", "type", f"{physical!r} is not a PostgreSQL type and no logicalType "
+                       "says what it holds: the column's presence and its other rules are checked, its values' "
+                       f"type is not (add 'logicalType' to check it){typo}")
+                return ANY
+            fallback = _logical_type(r, logical, options, where, path)
+            r.skip(f"{path}.physicalType", "type", f"{physical!r} is not a PostgreSQL type safeload knows; the column "
+                   f"is checked as {fallback} (from logicalType {logical!r})")
             return fallback
     if logical is None:
         raise r.fail(where, "has neither 'physicalType' nor 'logicalType'; give the PostgreSQL type as "
                             "'physicalType: bigint' (or at least a logicalType)")
-    return _logical_type(r, logical, options, where)
+    return _logical_type(r, logical, options, where, path)
 
 
-def _logical_type(r: _Reader, logical: str, options: dict[str, Any], where: str) -> PgType:
+def _logical_type(r: OdcsReader, logical: str, options: dict[str, Any], where: str, path: str) -> PgType:
     fmt = options.get("format")
     if logical == "string":
         if fmt == "uuid":
@@ -370,23 +411,27 @@ def _logical_type(r: _Reader, logical: str, options: dict[str, Any], where: str)
         return PgType("timestamptz" if options.get("timezone") else "timestamp")
     if logical == "time":
         return PgType("time")
-    r.warn(where, f"logicalType {logical!r} is checked as a jsonb column (valid JSON), not its inner structure")
+    r.skip(f"{path}.logicalType", "type", f"logicalType {logical!r} is checked as a jsonb column (valid JSON), not "
+                                          "its inner structure")
     return PgType("jsonb")
 
 
-def _bounds(r: _Reader, options: dict[str, Any], pg_type: PgType, where: str) -> tuple[Any, Any]:
-    """Inclusive ``(min, max)`` from ``minimum``/``maximum`` and the exclusive variants.
+def _bounds(r: OdcsReader, options: dict[str, Any], pg_type: PgType, where: str, path: str,
+            name: str) -> tuple[Any, Any, list[Rule]]:
+    """The bound rules, and inclusive ``(min, max)`` for the column's fields.
 
     v3.0 writes ``exclusiveMinimum: true`` next to ``minimum``; v3.1 writes the bound itself
-    (``exclusiveMinimum: 0``). An exclusive bound becomes an exact inclusive one for
-    integers and scaled numerics (``> 0`` is ``>= 0.01`` for ``numeric(12,2)``); for other
-    types it is kept inclusive and a warning says the boundary value itself passes.
+    (``exclusiveMinimum: 0``). The rules keep the bound exact (``> 0``); the column's
+    ``min``/``max`` (which the load's expectations use) make an exclusive bound inclusive
+    where the type is exact (``> 0`` is ``>= 0.01`` for ``numeric(12,2)``) and keep the
+    bound itself otherwise.
     """
     step: Any = None
     if pg_type.name in ("smallint", "integer", "bigint"):
         step = 1
     elif pg_type.name == "numeric" and pg_type.scale is not None:
         step = Decimal(1).scaleb(-pg_type.scale)
+    rules: list[Rule] = []
 
     def bound(inclusive_key: str, exclusive_key: str, sign: int) -> Any:
         value, exclusive = options.get(inclusive_key), options.get(exclusive_key)
@@ -399,27 +444,32 @@ def _bounds(r: _Reader, options: dict[str, Any], pg_type: PgType, where: str) ->
         for key, v in ((inclusive_key, value), (exclusive_key, exclusive_value)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, str, Decimal))):
                 raise r.fail(f"{where}.logicalTypeOptions.{key}", f"must be a number or a date string, not {v!r}")
-        if exclusive_value is None:
-            return value
-        if value is not None:
+        if exclusive_value is not None and value is not None:
             raise r.fail(f"{where}.logicalTypeOptions", f"gives both {inclusive_key} and {exclusive_key}; keep one")
+        kind = "minimum" if sign > 0 else "maximum"
+        if exclusive_value is None:
+            if value is not None:
+                rules.append(Rule(kind, (name,), f"{path}.logicalTypeOptions.{inclusive_key}", value,
+                                  label=inclusive_key))
+            return value
+        key = exclusive_key if not isinstance(exclusive, bool) else inclusive_key
+        rules.append(Rule(kind, (name,), f"{path}.logicalTypeOptions.{key}", exclusive_value, exclusive=True,
+                          label=exclusive_key))
         if step is not None and isinstance(exclusive_value, (int, float)):
             moved = Decimal(str(exclusive_value)) + sign * step
             return int(moved) if step == 1 else moved
-        r.warn(f"{where}.logicalTypeOptions.{exclusive_key}",
-               f"checked as inclusive for {pg_type}: the value {exclusive_value!r} itself passes")
         return exclusive_value
 
-    return bound("minimum", "exclusiveMinimum", +1), bound("maximum", "exclusiveMaximum", -1)
+    lo, hi = bound("minimum", "exclusiveMinimum", +1), bound("maximum", "exclusiveMaximum", -1)
+    return lo, hi, rules
 
 
-def _warn_unused_options(r: _Reader, options: dict[str, Any], logical: str | None, pg_type: PgType,
-                         prop: dict[str, Any], where: str) -> None:
-    used_for_type = "physicalType" not in prop or not prop.get("physicalType")
+def _skip_unused_options(r: OdcsReader, options: dict[str, Any], logical: str | None, pg_type: PgType,
+                         prop: dict[str, Any], path: str) -> None:
+    used_for_type = "physicalType" not in prop or not prop.get("physicalType") or pg_type.name == "any"
     for key, value in options.items():
-        if key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern"):
-            continue
-        if key == "maxLength" and (used_for_type or pg_type.length == value):
+        if key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern", "minLength",
+                   "maxLength", "defaultTimezone"):
             continue
         if key == "format" and logical in ("integer", "number") and used_for_type:
             continue
@@ -428,72 +478,11 @@ def _warn_unused_options(r: _Reader, options: dict[str, Any], logical: str | Non
         if key == "timezone" and logical in ("timestamp", "time") and (
                 used_for_type or (pg_type.name == "timestamptz") == bool(value)):
             continue
-        if key in ("defaultTimezone",):
-            continue
-        r.warn(f"{where}.logicalTypeOptions.{key}", f"{key}: {value!r} is not checked by safeload"
-               + (f" (the column is checked as {pg_type})" if key in ("format", "maxLength", "timezone") else ""))
+        r.skip(f"{path}.logicalTypeOptions.{key}", key, f"{key}: {value!r} is not checked by safeload"
+               + (f" (the column is checked as {pg_type})" if key in ("format", "timezone") else ""))
 
 
-def _quality_list(r: _Reader, node: Any, where: str) -> list[dict[str, Any]]:
-    if node is None:
-        return []
-    if not isinstance(node, list):
-        raise r.fail(where, "must be a list of quality rules")
-    return [r.mapping(rule, f"{where}[{i}]", "a quality rule") for i, rule in enumerate(node)]
-
-
-def _rule_label(rule: dict[str, Any]) -> str:
-    kind = rule.get("type") or ("library" if rule.get("metric") or rule.get("rule") else "?")
-    name = rule.get("metric") or rule.get("rule") or rule.get("engine") or rule.get("name") or ""
-    return f"{kind}{' ' + repr(name) if name else ''}"
-
-
-def _zero_tolerance(rule: dict[str, Any]) -> bool:
-    """Whether the thresholds (if any) demand no offending row at all."""
-    given = {k: rule[k] for k in _OPERATORS if k in rule}
-    if not given:
-        return True
-    percent = rule.get("unit") == "percent"
-    return (given == {"mustBe": 0} or given == {"mustBeLessOrEqualTo": 0}
-            or (given == {"mustBeLessThan": 1} and not percent))
-
-
-def _column_rule(r: _Reader, rule: dict[str, Any], where: str) -> tuple[str | None, Any]:
-    """What one property-level quality rule means for the contract, or a warning."""
-    kind = rule.get("type", "library")
-    if kind not in ("library", "text", "sql", "custom"):
-        raise r.fail(f"{where}.type", f"{kind!r} is not an ODCS quality type; use library, text, sql or custom")
-    if kind != "library":
-        r.warn(where, f"{_rule_label(rule)} rule is not checked by safeload; express it in a quality suite "
-                      "(safeload gate) if it must hold")
-        return None, None
-    metric = rule.get("metric") or rule.get("rule")
-    args = rule.get("arguments") or {}
-    args = r.mapping(args, f"{where}.arguments", "arguments of the metric")
-    if not _zero_tolerance(rule):
-        r.warn(where, f"{_rule_label(rule)} with a threshold other than zero is not checked by safeload "
-                      "(its column rules allow no offending row)")
-        return None, None
-    if metric in ("validValues", "invalidValues"):
-        values = rule.get("validValues", args.get("validValues"))
-        pattern = args.get("pattern")
-        if values is not None:
-            if not isinstance(values, list) or not values:
-                raise r.fail(f"{where}.validValues", "must be a non-empty list of the allowed values")
-            return "allowed_values", tuple(values)
-        if isinstance(pattern, str):
-            return "pattern", pattern
-        raise r.fail(where, f"{metric} needs the allowed values: 'validValues: [...]' (v3.0) or "
-                            "'arguments: {validValues: [...]}' / 'arguments: {pattern: ...}' (v3.1)")
-    if metric in ("nullValues", "nullCheck"):
-        return "not_null", None
-    if metric in ("duplicateValues", "duplicateCount"):
-        return "unique", None
-    r.warn(where, f"{_rule_label(rule)} is not checked by safeload")
-    return None, None
-
-
-def _custom_properties(r: _Reader, node: Any, where: str) -> dict[str, Any]:
+def _custom_properties(r: OdcsReader, node: Any, where: str) -> dict[str, Any]:
     if node is None:
         return {}
     if not isinstance(node, list):
@@ -506,7 +495,7 @@ def _custom_properties(r: _Reader, node: Any, where: str) -> dict[str, Any]:
     return out
 
 
-def _owner(r: _Reader, doc: dict[str, Any], custom: dict[str, Any]) -> str:
+def _owner(r: OdcsReader, doc: dict[str, Any], custom: dict[str, Any]) -> str:
     if custom.get(OWNER_PROPERTY):
         return str(custom[OWNER_PROPERTY])
     team = doc.get("team")
@@ -522,7 +511,7 @@ def _owner(r: _Reader, doc: dict[str, Any], custom: dict[str, Any]) -> str:
     return ""
 
 
-def _description(r: _Reader, doc: dict[str, Any], obj: dict[str, Any]) -> str:
+def _description(r: OdcsReader, doc: dict[str, Any], obj: dict[str, Any]) -> str:
     desc = doc.get("description")
     if desc is not None:
         desc = r.mapping(desc, "description", "with purpose, usage and limitations")
@@ -531,7 +520,7 @@ def _description(r: _Reader, doc: dict[str, Any], obj: dict[str, Any]) -> str:
     return str(obj.get("description", ""))
 
 
-def _table(r: _Reader, doc: dict[str, Any], obj: dict[str, Any], where: str) -> str | None:
+def _table(r: OdcsReader, doc: dict[str, Any], obj: dict[str, Any], where: str) -> str | None:
     physical = obj.get("physicalName")
     if not physical:
         return None
@@ -544,11 +533,14 @@ def _table(r: _Reader, doc: dict[str, Any], obj: dict[str, Any], where: str) -> 
     try:
         validate_table_name(table)
     except IdentifierError as e:
-        raise r.fail(f"{where}.physicalName", str(e)) from None
+        # the table only matters to a load; a check of the source does not use it
+        r.load_only(f"{where}.physicalName", "table", f"{e}; a load of this contract needs table= naming a "
+                                                      "PostgreSQL table (the check does not use it)")
+        return None
     return table
 
 
 def report_warnings(contract: Contract) -> None:
     """Log what an ODCS contract says that safeload does not check (one warning each)."""
-    for w in contract.extra.get("warnings", ()):
-        log.warning("%s: %s", contract.path, w)
+    for n in contract.not_checked:
+        log.warning("%s: %s: %s", contract.path, n.path, n.reason)

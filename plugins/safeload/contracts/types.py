@@ -77,6 +77,11 @@ class PgType:
         return str(self)
 
 
+#: The type of a column whose contract names the type of another system (``map<string,bigint>``)
+#: and no logical type: every value fits. Never parsed from text.
+ANY = PgType("any")
+
+
 def parse_type(text: str) -> PgType:
     """Parse a PostgreSQL type name as written in a contract or by ``format_type()``.
 
@@ -114,7 +119,7 @@ def compare(old: PgType, new: PgType) -> str:
     Returns ``"same"``, ``"widened"`` (every old value fits the new type) or
     ``"narrowed"`` (some old values may not fit, or the types are unrelated).
     """
-    if old == new:
+    if old == new or old.name == "any":
         return "same"
     if old.name in _INT_ORDER and new.name in _INT_ORDER:
         return "widened" if _INT_ORDER.index(new.name) > _INT_ORDER.index(old.name) else "narrowed"
@@ -169,6 +174,8 @@ def check_value(value: str, pg_type: PgType) -> str | None:
     refuses ``NaN`` and ``Infinity`` for numeric columns of a contract).
     """
     name = pg_type.name
+    if name == "any":
+        return None
     try:
         if name in _INT_RANGES:
             if not _INT_RE.match(value):
@@ -253,6 +260,8 @@ def make_checker(pg_type: PgType):
     seen: set[str] = set()
     slow = check_value
 
+    if name == "any":
+        return lambda v: None
     if name in ("text",):
         return lambda v: None if "\x00" not in v else slow(v, pg_type)
     if name in ("varchar", "char") and pg_type.length is not None:
@@ -329,6 +338,8 @@ def fast_filter(pg_type: PgType) -> tuple[str, object] | None:
     - ``("regex", pattern)``: values matching the RE2 ``pattern`` (ASCII classes only) fit.
     """
     name = pg_type.name
+    if name == "any":
+        return ("all", None)
     if name == "text":
         return ("no_nul", None)
     if name in ("varchar", "char"):

@@ -7,19 +7,25 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from safeload.lineage.operators import ContractCheckLineage, remember
 from safeload.ui.links import SafeloadReportLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class SchemaContractCheckOperator(BaseOperator):
-    """Check a source against a data contract and apply the drift policy.
+class SchemaContractCheckOperator(ContractCheckLineage, BaseOperator):
+    """Check a source against a data contract: its shape, and its values against the
+    contract's rules, in one pass; then apply the policies.
 
     Every difference is classified (additive, compatible, breaking) and reported; the
     policy decides: breaking drift always fails the task (``AirflowFailException``: a
     retry cannot fix the data), additive drift fails under ``fail``, warns under
-    ``warn`` and is added to the target by the load under ``evolve``.
+    ``warn`` and is added to the target by the load under ``evolve``. A broken value
+    rule (a duplicate key, a value out of bounds or not allowed, too many nulls...)
+    fails the task under ``rule_policy="fail"`` and is logged under ``"warn"``; a rule of
+    severity ``warning`` in the contract only ever warns. Every rule, checked or not, is
+    in the returned report with its path in the contract.
 
     .. code-block:: python
 
@@ -37,14 +43,17 @@ class SchemaContractCheckOperator(BaseOperator):
     :param source_table: ``schema.table`` to check (templated)
     :param source_query: a query whose result is checked (templated)
     :param policy: ``fail``, ``warn`` or ``evolve``; overrides the contract's (templated)
+    :param rule_policy: ``fail`` (default) or ``warn``: what a broken value rule does (templated)
     :param history_conn_id: warehouse connection whose ``safeload.contract_checks`` keeps
         the report (the drift events of the safeload page, docs/ui.md); None keeps nothing.
         Only contracts that name ``target.table`` are kept.
 
-    Returns (XCom) the report: ``decision``, ``passed``, ``changes`` and ``add_columns``.
+    Returns (XCom) the report: ``decision``, ``passed``, ``changes`` (broken rules among
+    them, with their lines), ``rules`` (every rule and its status), ``rules_count`` and
+    ``add_columns``.
     """
 
-    template_fields: Sequence[str] = ("contract", "source", "source_table", "source_query", "policy")
+    template_fields: Sequence[str] = ("contract", "source", "source_table", "source_query", "policy", "rule_policy")
     ui_color = "#e8f4fd"
     operator_extra_links = (SafeloadReportLink(),)
 
@@ -58,6 +67,7 @@ class SchemaContractCheckOperator(BaseOperator):
         source_table: str | None = None,
         source_query: str | None = None,
         policy: str | None = None,
+        rule_policy: str = "fail",
         history_conn_id: str | None = "warehouse",
         **kwargs: Any,
     ) -> None:
@@ -69,6 +79,7 @@ class SchemaContractCheckOperator(BaseOperator):
         self.source_table = source_table
         self.source_query = source_query
         self.policy = policy
+        self.rule_policy = rule_policy
         self.history_conn_id = history_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -78,6 +89,8 @@ class SchemaContractCheckOperator(BaseOperator):
         from safeload.contracts.files import load_contract
         from safeload.errors import SafeloadError
 
+        if self.rule_policy not in ("fail", "warn"):
+            raise AirflowFailException(f"{self.task_id}: rule_policy {self.rule_policy!r} is not fail or warn")
         try:
             contract = load_contract(self.contract)
             conn = None
@@ -88,8 +101,9 @@ class SchemaContractCheckOperator(BaseOperator):
 
                 conn = psycopg.connect(warehouse_conninfo(self.source_conn_id), autocommit=True)
             try:
-                report = check_source(contract, self.source, fmt=self.source_format, policy=self.policy, conn=conn,
-                                      table=self.source_table, query=self.source_query)
+                report = check_source(contract, self.source, fmt=self.source_format, policy=self.policy or None,
+                                      conn=conn, table=self.source_table, query=self.source_query,
+                                      rule_policy=self.rule_policy)
             finally:
                 if conn is not None:
                     conn.close()
@@ -98,6 +112,7 @@ class SchemaContractCheckOperator(BaseOperator):
         summary = report.summary()
         result = report.to_dict()
         result["add_columns"] = [list(c) for c in columns_to_add(report)]
+        remember(self, report=result)
         self._keep(context, contract, result)
         if not report.passed:
             # the report still reaches XCom, so the summary and alerts can show it

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from safeload.lineage.operators import PlanLineage, ReloadLineage, remember
 from safeload.ui.links import SafeloadReportLink
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ class WatermarkWindowOperator(_IncrementalOperator):
         return {"low": low.isoformat(), "high": high.isoformat(), "query": self._source().window_query((low, high))}
 
 
-class IncrementalPlanOperator(_IncrementalOperator):
+class IncrementalPlanOperator(PlanLineage, _IncrementalOperator):
     """The partitions to reload: changed in the window, and different from what is published.
 
     Returns (XCom) :class:`~safeload.loads.incremental.ReloadPlan` as a dict: ``window``,
@@ -157,7 +158,7 @@ class IncrementalPlanOperator(_IncrementalOperator):
             _fail_on(e)
 
 
-class ReloadPartitionsOperator(_IncrementalOperator):
+class ReloadPartitionsOperator(ReloadLineage, _IncrementalOperator):
     """Republish each planned partition wholesale: stage all, gate all, then publish all.
 
     Each partition is streamed from the source (``COPY (query) TO STDOUT`` into ``COPY
@@ -226,6 +227,7 @@ class ReloadPartitionsOperator(_IncrementalOperator):
         plan = ti.xcom_pull(task_ids=self.plan_task_id)
         warehouse, source_uri = warehouse_conninfo(self.postgres_conn_id), warehouse_conninfo(self.source_conn_id)
         staged, gates, failed, published = [], {}, [], []
+        remember(self, staged=staged, gates=gates, published=published)  # filled in as the reload goes
         try:
             import psycopg
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from safeload.lineage.operators import PartitionLoadLineage, remember
 from safeload.ui.links import SafeloadReportLink
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from safeload.loads.loader import PartitionLoader
 
 
-class _PartitionOperator(BaseOperator):
+class _PartitionOperator(PartitionLoadLineage, BaseOperator):
     """Arguments shared by the partition operators (see :class:`PartitionOverwriteOperator`)."""
 
     template_fields: Sequence[str] = ("table", "partition_value", "source", "source_sql", "contract",
@@ -81,6 +82,7 @@ class _PartitionOperator(BaseOperator):
 
             raise AirflowFailException(f"{self.task_id}: give table and partition_column, or a contract that declares "
                                        "target.table and target.partition_column")
+        remember(self, target=table, partition_column=column)
         ti = context["ti"]
         return PartitionLoader(
             warehouse_connect(self.postgres_conn_id), table=table, partition_column=column,
@@ -138,12 +140,17 @@ class _PartitionOperator(BaseOperator):
         return self.source
 
     def _stage(self, context: Context, loader: PartitionLoader):
+        from safeload.loads.metadata import STAGING_SCHEMA
+
         source = self._source()
         self._evolve(loader)
-        return loader.stage(source, self.source_format)
+        staged = loader.stage(source, self.source_format)
+        remember(self, staged={**staged.to_dict(), "staging_fqn": f"{STAGING_SCHEMA}.{staged.staging_table}"})
+        return staged
 
     def _publish(self, context: Context, loader: PartitionLoader, staged) -> dict[str, Any]:
         result = loader.publish(staged).to_dict()
+        remember(self, published=result)
         meta = {k: result[k] for k in ("target", "partition_value", "rows", "rows_quarantined", "checksum")}
         for outlet in self.outlets or []:
             try:
@@ -151,6 +158,32 @@ class _PartitionOperator(BaseOperator):
             except (KeyError, TypeError, AttributeError):
                 self.log.debug("outlet %r takes no event metadata", outlet)
         return result
+
+
+def _record_unpublished(op: _PartitionOperator, context: Context, e: Exception, *, target: str | None,
+                        partition_value: str | None, source: str | None = None) -> None:
+    """Write the day to the load history as refused or failed, so the page shows it (best effort;
+    the loader's own refusal rows and a gate's are not written twice)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from safeload.errors import SafeloadError
+    from safeload.hooks import warehouse_conninfo
+    from safeload.identifiers import validate_table_name
+    from safeload.loads.outcomes import record_unpublished
+
+    if not target or partition_value is None:
+        return
+    try:
+        schema, table = validate_table_name(target)
+        conninfo = warehouse_conninfo(op.postgres_conn_id)
+    except Exception:  # noqa: BLE001 - no history row is better than a masked error
+        return
+    bad_data = isinstance(e, AirflowFailException) or (isinstance(e, SafeloadError) and not e.retryable)
+    ti = context["ti"]
+    record_unpublished(conninfo, target=f"{schema}.{table}", partition_value=str(partition_value),
+                       status="refused" if bad_data else "failed", message=f"{ti.task_id}: {type(e).__name__}: {e}",
+                       audit={"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id,
+                              "try_number": ti.try_number}, source=source)
 
 
 def _raise_airflow(e: Exception) -> None:
@@ -174,6 +207,8 @@ class StagePartitionOperator(_PartitionOperator):
     :class:`PartitionOverwriteOperator`.
     """
 
+    _load_role = "stage"
+
     def execute(self, context: Context) -> dict[str, Any]:
         from safeload.loads.metadata import STAGING_SCHEMA
 
@@ -181,6 +216,8 @@ class StagePartitionOperator(_PartitionOperator):
         try:
             staged = self._stage(context, loader)
         except Exception as e:  # noqa: BLE001 - mapped, not swallowed
+            _record_unpublished(self, context, e, target=loader.table, partition_value=loader.partition_value,
+                                source=self.source)
             _raise_airflow(e)
         out = staged.to_dict()
         out["staging_fqn"] = f"{STAGING_SCHEMA}.{staged.staging_table}"
@@ -195,6 +232,8 @@ class PublishPartitionOperator(_PartitionOperator):
     :param stage_task_id: the :class:`StagePartitionOperator` whose XCom names the staging table
     """
 
+    _load_role = "publish"
+
     def __init__(self, *, stage_task_id: str = "stage", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.stage_task_id = stage_task_id
@@ -207,12 +246,15 @@ class PublishPartitionOperator(_PartitionOperator):
             from airflow.sdk.exceptions import AirflowFailException
 
             raise AirflowFailException(f"{self.task_id}: no staging result from task {self.stage_task_id!r}")
+        remember(self, staged=pulled)
         pulled = {k: v for k, v in pulled.items() if k != "staging_fqn"}
         staged = StageResult.from_dict(pulled)
         loader = self._loader(context)
         try:
             return self._publish(context, loader, staged)
         except Exception as e:  # noqa: BLE001
+            _record_unpublished(self, context, e, target=staged.target, partition_value=staged.partition_value,
+                                source=staged.source)
             _raise_airflow(e)
 
 
@@ -265,6 +307,7 @@ class PartitionOverwriteOperator(_PartitionOperator):
     """
 
     template_fields: Sequence[str] = (*_PartitionOperator.template_fields, "quality_suite")
+    _load_role = "overwrite"
 
     def __init__(self, *, quality_suite: str | None = None, quality_engine: str = "sql", **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -283,6 +326,8 @@ class PartitionOverwriteOperator(_PartitionOperator):
                 context["ti"].xcom_push(key="quality", value=gate)
             result = self._publish(context, loader, staged)
         except Exception as e:  # noqa: BLE001
+            _record_unpublished(self, context, e, target=loader.table, partition_value=loader.partition_value,
+                                source=self.source)
             _raise_airflow(e)
         result["stage"] = staged.to_dict()
         return result

@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from safeload.lineage.operators import QualityGateLineage, remember
 from safeload.ui.links import SafeloadReportLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class QualityGateOperator(BaseOperator):
+class QualityGateOperator(QualityGateLineage, BaseOperator):
     """Run an expectation suite on a table, a partition of it, or a staging table.
 
     Severity is Great Expectations' own field: ``critical`` failures fail the task with
@@ -84,6 +85,7 @@ class QualityGateOperator(BaseOperator):
                 from airflow.sdk.exceptions import AirflowFailException
 
                 raise AirflowFailException(f"{self.task_id}: no staging result from task {self.stage_task_id!r}")
+            remember(self, staged=staged)
             table = staged["staging_fqn"]
             target, partition, rows = staged["target"], staged["partition_value"], staged["rows_loaded"]
         return run_gate_for(self, context, table=table, target=target or table, partition_value=partition, rows=rows)
@@ -123,13 +125,30 @@ def run_gate_for(op: Any, context: Context, *, table: str, target: str, partitio
             result.add(volume)
             write_history(conninfo, [volume], store=store)
     except SafeloadError as e:
+        _record_unpublished(conninfo, ti, store, "failed", f"{ti.task_id}: the gate could not run: {e}")
         raise AirflowFailException(str(e)) from None
     report = result.to_dict()
+    remember(op, gate=report)
     op.log.info("%s", result.summary())
     if not result.success:
         ti.xcom_push(key="return_value", value=report)
         try:
             result.raise_for_critical()
         except SafeloadError as e:  # bad data: a retry will not help
+            # the partition is not published: say so in the load history, or the page,
+            # which lists days from it, would not show this day at all
+            _record_unpublished(conninfo, ti, store, "refused", f"{ti.task_id}: {result.summary()}", rows=rows)
             raise AirflowFailException(str(e)) from None
     return report
+
+
+def _record_unpublished(conninfo: str, ti: Any, store: dict[str, Any], status: str, message: str,
+                        rows: int | None = None) -> None:
+    """A gate that stops a load's partition writes its day to the load history (best effort)."""
+    if store.get("partition_value") is None:
+        return  # a gate on a whole table, not on a load's partition
+    from safeload.loads.outcomes import record_unpublished
+
+    audit = {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "try_number": ti.try_number}
+    record_unpublished(conninfo, target=store["target"], partition_value=store["partition_value"], status=status,
+                       message=message, audit=audit, rows_source=rows)

@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from safeload.lineage.operators import SCD2Lineage, remember
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class SCD2RebuildOperator(BaseOperator):
+class SCD2RebuildOperator(SCD2Lineage, BaseOperator):
     """Recompute an SCD Type 2 dimension from its snapshot table, in one transaction.
 
     Idempotent and order-independent by construction: the history is a function of the
@@ -67,5 +69,6 @@ class SCD2RebuildOperator(BaseOperator):
 
             raise AirflowException(f"{self.dimension}: lock not available within {self.lock_timeout} ({e}); "
                                    "retrying") from None
+        remember(self, result=result)
         self.log.info("%s rebuilt: %s versions, %s current", self.dimension, result["versions"], result["current"])
         return result

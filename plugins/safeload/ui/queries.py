@@ -86,11 +86,14 @@ select t.target, count(*) as checks,
        count(*) filter (where not q.success and q.severity <> 'critical') as warned
 from unnest(%(targets)s::text[], %(partitions)s::text[]) as t(target, partition_value)
 cross join lateral (
-    -- the latest result of each check of that partition (a re-run supersedes a failure)
-    select distinct on (r.expectation_type, r.column_name, r.kwargs::text) r.success, r.severity
-    from safeload.quality_results r
-    where r.target = t.target and r.partition_value = t.partition_value
-    order by r.expectation_type, r.column_name, r.kwargs::text, r.id desc
+    -- the latest result of each check of that partition: a re-run supersedes a failure,
+    -- whatever its kwargs (a volume check's carry the row count; a suite's bounds change)
+    select r.success, r.severity from (
+        select r.success, r.severity, r.checked_at,
+               max(r.checked_at) over (partition by r.expectation_type, r.column_name) as latest
+        from safeload.quality_results r
+        where r.target = t.target and r.partition_value = t.partition_value
+    ) r where r.checked_at = r.latest
 ) q
 group by t.target
 """
@@ -217,17 +220,28 @@ def recent_partitions(conn: Any, target: str, *, limit: int = CHART_PARTITIONS,
     return list(seen)[:limit][::-1]
 
 
+# The latest result of each check (expectation type and column) on each partition: one
+# gate execution writes its results in one statement, so they share ``checked_at``, and
+# the newest execution supersedes the older ones whatever their kwargs (a volume check's
+# carry the row count, and a suite's bounds may have changed since). Two checks of one
+# type on one column in the same suite are both kept.
+LATEST_RESULTS = """
+select r.partition_value, r.expectation_type, r.column_name, r.kwargs, r.severity, r.success,
+       r.observed_value, r.checked_at, r.dag_id, r.run_id, r.task_id
+from (
+    select r.*, max(r.checked_at) over (partition by r.partition_value, r.expectation_type, r.column_name)
+                as latest
+    from safeload.quality_results r where r.target = %s and r.partition_value = any(%s)
+) r where r.checked_at = r.latest
+order by r.partition_value, r.expectation_type, r.column_name, r.id
+"""
+
+
 def quality_series(conn: Any, target: str, partitions: list[str]) -> list[Series]:
     """Each check's latest result per partition, as series over ``partitions``."""
     if not partitions:
         return []
-    rows = _dicts(conn.execute(
-        """select distinct on (r.partition_value, r.expectation_type, r.column_name, r.kwargs::text)
-                  r.partition_value, r.expectation_type, r.column_name, r.kwargs, r.severity, r.success,
-                  r.observed_value, r.checked_at, r.dag_id, r.run_id, r.task_id
-           from safeload.quality_results r where r.target = %s and r.partition_value = any(%s)
-           order by r.partition_value, r.expectation_type, r.column_name, r.kwargs::text, r.id desc""",
-        (target, partitions)))
+    rows = _dicts(conn.execute(LATEST_RESULTS, (target, partitions)))
     order = {p: i for i, p in enumerate(partitions)}
     series: dict[tuple[str, str | None, str], Series] = {}
     for r in sorted(rows, key=lambda r: order[r["partition_value"]]):
