@@ -196,8 +196,6 @@ def test_a_rerun_publishes_the_same_partition_and_a_refused_day_leaves_its_own_a
     assert stack.history(REFUSED)[0] == ("published", ROWS)
 
 
-@pytest.mark.xfail(strict=True, reason="the page lists only partitions with a load-history row, and a publish "
-                                       "stopped by its gate writes none; the day fails to show until it does")
 def test_the_page_shows_the_refused_day(stack):
     stack.part("page")
     if "refused" not in stack.runs:
