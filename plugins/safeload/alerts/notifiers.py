@@ -12,10 +12,11 @@
     with DAG(..., default_args=default_args, on_failure_callback=send_failure_alert()):
         ...
 
-Thin glue: read the context, ask :mod:`safeload.alerts.throttle` whether the alert is
-news, build the message with :mod:`safeload.alerts.messages`, send it with
-:mod:`safeload.alerts.transport`, remember the outcome. A notifier never raises: a Slack
-outage (or a bug here) is logged and the task keeps its own state and exception.
+Thin glue: read the context (:mod:`safeload.alerts.context`), ask the storm control
+(:mod:`safeload.alerts.throttle`, on the state every worker shares) whether the alert is
+news, build the message (:mod:`safeload.alerts.messages`), send it
+(:mod:`safeload.alerts.transport`), remember the outcome. A notifier never raises: a
+Slack outage (or a bug here) is logged and the task keeps its own state and exception.
 
 Every notifier works as a task callback (the context has ``ti`` and ``task``) and as a
 DAG callback (the context has ``dag_run`` and ``reason``, and ``ti`` only for the task
@@ -25,20 +26,21 @@ worker's) carry no exception; the message says so.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
 import traceback
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
 
-# messages, throttle and transport are imported where an alert is sent, not here: every
-# DAG file that names a notifier imports this module at each parse (about 10 ms saved).
+# everything else is imported where an alert is sent, not here: every DAG file that
+# names a notifier imports this module at each parse.
 if TYPE_CHECKING:
     from safeload.alerts.messages import TaskEvent
+    from safeload.alerts.rules import Decision
     from safeload.alerts.throttle import AlertState
     from safeload.alerts.transport import RetryPolicy, SendResult, Transport
 
@@ -49,131 +51,33 @@ DEFAULT_CONN_ID = "slack_alerts"
 WINDOW_ENV = "SAFELOAD_ALERT_WINDOW"
 TASK_POSTS_ENV = "SAFELOAD_ALERT_TASK_POSTS_PER_RUN"
 RETRIES_ENV = "SAFELOAD_ALERT_RETRIES"
+#: Links that only open on the sending machine are said in an alert once a day.
+LOCALHOST_NOTICE_PERIOD = 86400.0
 
 _TRUE = {"1", "true", "yes", "on"}
 
 
-# ---------------------------------------------------------------------------- context
-
-
-def _get(obj: Any, name: str, default: Any = None) -> Any:
-    """``obj.name`` or ``obj[name]``; ``default`` when missing, ``None`` or failing."""
-    if obj is None:
-        return default
-    try:
-        value = obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
-    except Exception:  # properties of half-built objects (DAG-processor callbacks) may raise
-        return default
-    return default if value is None else value
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(getattr(value, "value", value))
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def is_dag_level(context: Mapping[str, Any]) -> bool:
-    """DAG callbacks (scheduler, DAG processor and ``dag.test()``) put ``reason`` in the context."""
-    return "reason" in context
-
-
-def exception_text(error: Any) -> str | None:
-    """``"ValueError: bad row"`` for an exception, the text itself for a string."""
-    if error is None:
-        return None
-    if isinstance(error, BaseException):
-        message = str(error).strip()
-        return f"{type(error).__name__}: {message}" if message else type(error).__name__
-    return str(error)
-
-
 def is_final(ti: Any) -> bool:
-    """Whether Airflow is done with this task instance (no retry coming).
+    """Whether Airflow is done with this task instance (see :func:`safeload.alerts.context.is_final`)."""
+    from safeload.alerts.context import is_final as final
 
-    The state says it when it is set; a failure callback can also fire while retries
-    remain (Airflow 3: the DAG processor runs a killed worker's callbacks), so without
-    a state the try number decides.
-    """
-    state = (_text(_get(ti, "state")) or "").lower()
-    if state == "failed":
-        return True
-    if state == "up_for_retry":
-        return False
-    try_number, max_tries = _int(_get(ti, "try_number")), _int(_get(ti, "max_tries"))
-    if try_number is not None and max_tries is not None:
-        return try_number > max_tries
-    return True
+    return final(ti)
 
 
 def event_from_context(context: Mapping[str, Any], *, final: bool | None = None) -> TaskEvent:
     """A :class:`TaskEvent` from an Airflow callback context (task- or DAG-level)."""
-    from safeload.alerts.messages import TaskEvent
-    from safeload.alerts.transport import scrub
+    from safeload.alerts.context import event_from_context as build
+    from safeload.alerts.settings import base_url, dags_folder
 
-    ti = _get(context, "ti") or _get(context, "task_instance")
-    task = _get(context, "task") or _get(ti, "task")
-    dag = _get(context, "dag") or _get(task, "dag")
-    dag_run = _get(context, "dag_run")
-    dag_level = is_dag_level(context)
+    return build(context, final=final, roots=[d for d in (dags_folder(),) if d],
+                 base_url=base_url() or "http://localhost:8080")
 
-    dag_id = _get(dag, "dag_id") or _get(dag_run, "dag_id") or _get(ti, "dag_id") or "unknown_dag"
-    run_id = _get(context, "run_id") or _get(dag_run, "run_id") or _get(ti, "run_id")
-    logical = _get(context, "logical_date") or _get(dag_run, "logical_date")
-    if logical is None and dag_run is not None:
-        after = _get(dag_run, "run_after")
-        logical = f"none (run after {_text(after)})" if after is not None else None
 
-    owner = _get(task, "owner")
-    if dag_level or not owner:
-        owner = _get(dag, "owner") or owner
-    if isinstance(owner, (list, tuple, set)):
-        owner = ", ".join(map(str, owner))
-
-    if dag_level:
-        start, end = _get(dag_run, "start_date"), _get(dag_run, "end_date")
-    else:
-        start, end = _get(ti, "start_date"), _get(ti, "end_date")
-    duration = None
-    if isinstance(start, datetime):
-        try:
-            end_time = end if isinstance(end, datetime) else datetime.now(start.tzinfo)
-            duration = (end_time - start).total_seconds()
-        except (TypeError, ValueError):
-            duration = None
-    if duration is None and isinstance(_get(ti, "duration"), (int, float)) and not dag_level:
-        duration = float(_get(ti, "duration"))
-
-    log_url = None
-    try:
-        log_url = getattr(ti, "log_url", None) if ti is not None else None
-    except Exception:
-        log_url = None
-    error = context.get("exception") if isinstance(context, Mapping) else None
-
-    return TaskEvent(
-        dag_id=str(dag_id),
-        task_id=None if dag_level else (_get(ti, "task_id") or _get(task, "task_id")),
-        run_id=_text(run_id),
-        logical_date=_text(logical),
-        try_number=_int(_get(ti, "try_number")),
-        max_tries=_int(_get(ti, "max_tries"))
-        if _int(_get(ti, "max_tries")) is not None
-        else _int(_get(task, "retries")),
-        duration=duration,
-        exception=scrub(exception_text(error)) if error is not None else None,
-        log_url=str(log_url) if log_url else None,
-        owner=str(owner) if owner else None,
-        map_index=_int(_get(ti, "map_index")),
-        final=is_final(ti) if final is None else final,
-        reason=_text(context.get("reason")) if isinstance(context, Mapping) else None,
-    )
+def retries_enabled(enabled: bool | None = None) -> bool:
+    """Retry alerts: ``enabled`` when given, else ``SAFELOAD_ALERT_RETRIES`` (``1``/``true``)."""
+    if enabled is not None:
+        return bool(enabled)
+    return (os.environ.get(RETRIES_ENV) or "").strip().lower() in _TRUE
 
 
 # ---------------------------------------------------------------------------- notifiers
@@ -190,18 +94,23 @@ class _SafeloadNotifier(BaseNotifier):
     :param window: storm-control window in seconds; default ``SAFELOAD_ALERT_WINDOW``
         or 3600.
     :param task_posts_per_run: task failure messages per DAG run before further ones
-        are folded into the DAG-level message; default ``SAFELOAD_ALERT_TASK_POSTS_PER_RUN``
-        or 1.
-    :param state_path: the storm-control state file; default
-        ``$SAFELOAD_ALERT_STATE_DIR/alerts-state.json`` or
-        ``$AIRFLOW_HOME/safeload/alerts-state.json``.
+        are folded; default ``SAFELOAD_ALERT_TASK_POSTS_PER_RUN`` or 1.
+    :param state_conn_id: the PostgreSQL connection of the alert state every worker
+        shares; default ``[safeload] alert_state_conn_id``, else ``warehouse`` when it
+        exists, else a file on this machine.
+    :param state_path: keep the state in this JSON file instead (one machine).
     :param fallback_path: where alerts go without a connection; default
         ``$SAFELOAD_ALERT_FILE`` or ``$AIRFLOW_HOME/safeload/alerts.jsonl``.
     :param retry_policy: retries and timeouts of one send; default
         :meth:`RetryPolicy.from_env`.
+    :param mention: who to ping, overriding the contact mapping (a Slack member or
+        group ID, ``@here``, or ``<@U…>``/``<!subteam^S…>``).
+    :param runbook: the runbook link, overriding the DAG's and the mapping's.
     """
 
     template_fields: Sequence[str] = ("slack_conn_id", "channel")
+    #: the notifier's clock (epoch seconds)
+    clock = staticmethod(time.time)
 
     def __init__(
         self,
@@ -210,9 +119,12 @@ class _SafeloadNotifier(BaseNotifier):
         channel: str | None = None,
         window: float | None = None,
         task_posts_per_run: int | None = None,
+        state_conn_id: str | None = None,
         state_path: str | os.PathLike[str] | None = None,
         fallback_path: str | os.PathLike[str] | None = None,
         retry_policy: RetryPolicy | None = None,
+        mention: str | None = None,
+        runbook: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -220,27 +132,38 @@ class _SafeloadNotifier(BaseNotifier):
         self.channel = channel
         self.window = window
         self.task_posts_per_run = task_posts_per_run
+        self.state_conn_id = state_conn_id
         self.state_path = state_path
         self.fallback_path = fallback_path
         self.retry_policy = retry_policy
+        self.mention = mention
+        self.runbook = runbook
         #: the outcome of the last send (``None``: nothing was sent); for tests and debugging
         self.last_result: SendResult | None = None
         self._notified = False
+        self._states: list[AlertState] = []  # opened by this alert, closed when it is done
 
     # Resolved at each alert, not cached: a callback in the long-lived DAG processor
     # must see a connection created after the DAG was parsed.
     def state(self) -> AlertState:
-        from safeload.alerts.throttle import DEFAULT_TASK_POSTS_PER_RUN, DEFAULT_WINDOW, AlertState
-
-        window = (
-            self.window
-            if self.window is not None
-            else float(os.environ.get(WINDOW_ENV) or DEFAULT_WINDOW)
+        from safeload.alerts.settings import state_store
+        from safeload.alerts.throttle import (
+            DEFAULT_TASK_POSTS_PER_RUN,
+            DEFAULT_WINDOW,
+            AlertState,
+            FileStore,
         )
+
+        window = self.window if self.window is not None else float(os.environ.get(WINDOW_ENV) or DEFAULT_WINDOW)
         posts = self.task_posts_per_run
         if posts is None:
             posts = int(os.environ.get(TASK_POSTS_ENV) or DEFAULT_TASK_POSTS_PER_RUN)
-        return AlertState(self.state_path, window=window, task_posts_per_run=posts)
+        store = state_store(conn_id=self.state_conn_id, path=self.state_path)
+        fallback = FileStore() if store.name != FileStore.name else None
+        state = AlertState(store=store, fallback=fallback, window=window, task_posts_per_run=posts,
+                           clock=self.clock)
+        self._states.append(state)
+        return state
 
     def transport(self) -> Transport:
         from safeload.alerts.transport import RetryPolicy, resolve_transport
@@ -267,16 +190,13 @@ class _SafeloadNotifier(BaseNotifier):
                 return
             log.warning(
                 "safeload alert: templated fields could not be rendered (%s); sending with them as given",
-                scrub(exception_text(e)),
+                scrub(f"{type(e).__name__}: {e}"),
             )
         try:
             context = args[0] if len(args) == 1 else {"dag": args[0] if args else None}
             self.notify(context)
         except Exception as e:
-            log.error(
-                "safeload alert failed; the task's own state is unchanged: %s",
-                scrub(exception_text(e)),
-            )
+            log.error("safeload alert failed; the task's own state is unchanged: %s", scrub(f"{type(e).__name__}: {e}"))
 
     def notify(self, context: Any) -> None:
         from safeload.alerts.transport import scrub
@@ -290,26 +210,81 @@ class _SafeloadNotifier(BaseNotifier):
                 "safeload alert failed; the task's own state is unchanged: %s",
                 scrub("".join(traceback.format_exception(type(e), e, e.__traceback__))),
             )
+        finally:
+            while self._states:
+                self._states.pop().close()
 
     def _notify(self, context: Any) -> SendResult | None:
         raise NotImplementedError
 
+    def _event(self, context: Mapping[str, Any], transport: Transport, state: AlertState,
+               *, final: bool | None = None, people: bool = True) -> TaskEvent:
+        """The event with the deployment, who to ping and the runbook, and set-up notices."""
+        from safeload.alerts import context as ctx
+        from safeload.alerts import settings
+
+        event = event_from_context(context, final=final)
+        notices = []
+        contact = None
+        if people:
+            mapping, problem = settings.contacts(transport.contacts)
+            contact, override_problem = ctx.contact(context, event, mapping, mention=self.mention,
+                                                    runbook=self.runbook)
+            for issue in (problem, override_problem):
+                if issue:
+                    log.error("Alert contacts: %s", issue)
+                    notices.append(f"contact mapping not used: {issue}")
+        if settings.points_at_localhost(event.log_url) and not settings.base_url():
+            log.warning("Alert links point at %s because [api] base_url is not set: they open only on "
+                        "the machine that sent them. Set AIRFLOW__API__BASE_URL to Airflow's address.",
+                        event.log_url.split("/dags/")[0])
+            if state.once("localhost-links", LOCALHOST_NOTICE_PERIOD):
+                notices.append("links point at localhost because [api] base_url is not set; set "
+                               "AIRFLOW__API__BASE_URL to the address people open Airflow at "
+                               "(said once a day)")
+        return dataclasses.replace(
+            event,
+            deployment=settings.deployment_name(),
+            mention=contact.mention if contact else None,
+            runbook=contact.runbook if contact else None,
+            notices=tuple(notices),
+        )
+
+    def _send(self, transport: Transport, message: Any, decision: Decision | None = None, *,
+              thread_ts: str | None = None, channel: str | None = None, broadcast: bool = False) -> SendResult:
+        threaded = transport.supports_threads and thread_ts
+        return transport.send(message, thread_ts=thread_ts if threaded else None,
+                              channel=channel if threaded else None, broadcast=broadcast and bool(threaded))
+
+    def _send_queued(self, transport: Transport, state: AlertState, event: TaskEvent,
+                     queued: list[dict[str, Any]], result: SendResult) -> None:
+        """The replies that waited for this message's thread, as one reply in it."""
+        if not queued or not result.ok:
+            return
+        from safeload.alerts.messages import digest_message
+
+        message = digest_message(event.dag_id, queued, window=state.window, deployment=event.deployment)
+        self._send(transport, message, thread_ts=result.ts, channel=result.channel)
+
     def _report(self, what: str, event: TaskEvent, result: SendResult) -> None:
         where = result.path if result.transport == "file" else (result.channel or result.transport)
         if result.ok:
-            log.info(
-                "Posted %s alert for %s via %s (%s)", what, event.name, result.transport, where
-            )
+            log.info("Posted %s alert for %s via %s (%s)", what, event.name, result.transport, where)
 
 
 class SafeloadFailureNotifier(_SafeloadNotifier):
     """Failure alert, as a task's or a DAG's ``on_failure_callback``.
 
-    A task failure gets: DAG, task, logical date, try n of m (a failure that Airflow will
-    retry reads differently from the final one), duration, a short exception, the log
-    link and the owner. Repeats, and further failing tasks of the same run, are folded
-    (see :mod:`safeload.alerts.throttle`). As a DAG callback it posts one message per
-    failed run listing the failed tasks, unless the task alerts already said it all.
+    A task failure gets: what failed and whether Airflow retries it, the error with its
+    cause chain and where it was raised, who to ping and the runbook, the downstream
+    tasks and assets it blocks, the run's other failed tasks, the deployment, and the
+    log link. Repeats and further failing tasks of the same run are folded (see
+    :mod:`safeload.alerts.rules`). As a DAG callback it posts one message per failed
+    run naming the failed tasks, unless the task alerts already named them all.
+
+    A failure callback that fires while retries remain (Airflow 3 runs a killed worker's
+    callbacks so, apache/airflow#65400) follows the retry notifier's setting: quiet
+    unless retry alerts are on.
 
     Parameters: see :class:`_SafeloadNotifier`.
 
@@ -319,61 +294,69 @@ class SafeloadFailureNotifier(_SafeloadNotifier):
         def load(): ...
     """
 
-    def _notify(self, context: Any) -> SendResult | None:
-        from safeload.alerts.messages import dag_failure_message, failure_message, repeat_message
-        from safeload.alerts.throttle import POST
+    #: attached to a DAG, it names the run's folded tasks (see context.has_dag_failure_alert)
+    names_folded_tasks = True
 
-        event = event_from_context(context)
-        state = self.state()
-        if is_dag_level(context):
-            decision = state.record_dag_failure(
-                dag_id=event.dag_id, run_id=event.run_id, reason=event.reason
-            )
+    def _retries_on(self, context: Mapping[str, Any]) -> bool:
+        """The setting of the task's own safeload retry notifier, else the environment's."""
+        from safeload.alerts.context import get
+
+        task = get(context, "task") or get(get(context, "ti"), "task")
+        callbacks = get(task, "on_retry_callback") or []
+        for cb in callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]:
+            if isinstance(cb, SafeloadRetryNotifier):
+                return cb.is_enabled()
+        return retries_enabled()
+
+    def _notify(self, context: Any) -> SendResult | None:
+        from safeload.alerts import context as ctx
+        from safeload.alerts import messages as m
+        from safeload.alerts.throttle import ALSO, POST
+
+        dag_level = ctx.is_dag_level(context)
+        transport, state = self.transport(), self.state()
+        event = self._event(context, transport, state)
+        if not dag_level and not event.final and not self._retries_on(context):
+            log.info("Failure of %s (try %s) while Airflow will retry it not posted: retry alerts are off "
+                     "(send_retry_alert(enabled=True) or %s=1 turns them on)", event.name, event.tries or "?",
+                     RETRIES_ENV)
+            return None
+        dag = ctx.dag_of(context)
+        if dag_level:
+            causing = ctx.get(ctx.get(context, "ti"), "task_id")
+            decision = state.record_dag_failure(dag_id=event.dag_id, run_id=event.run_id, reason=event.reason,
+                                                causing_task=causing)
+            effect = ctx.impact(dag, decision.failed_tasks)
+            event = dataclasses.replace(event, blocked_tasks=tuple(effect.tasks),
+                                        blocked_assets=tuple(effect.assets))
         else:
             decision = state.record_failure(
-                dag_id=event.dag_id,
-                task_id=event.task_id or "unknown_task",
-                run_id=event.run_id,
-                try_number=event.try_number,
-                map_index=event.map_index,
-                final=event.final,
+                dag_id=event.dag_id, task_id=event.task_id or "unknown_task", run_id=event.run_id,
+                try_number=event.try_number, map_index=event.map_index, final=event.final,
+                dag_alert=ctx.has_dag_failure_alert(dag),
+                detail={"error": m.crux(event) if event.exception else None, "tries": event.tries,
+                        "log_url": event.log_url},
             )
+            event = dataclasses.replace(event, other_failed=tuple(decision.others))
         if not decision.send:
-            log.info(
-                "Slack alert for %s not posted (%s): %s",
-                event.name,
-                decision.action,
-                decision.reason,
-            )
+            log.info("Slack alert for %s not posted (%s): %s", event.name, decision.action, decision.reason)
             return None
-        if decision.action != POST:
-            message = repeat_message(event, count=decision.count, window=decision.window)
-        elif is_dag_level(context):
-            causing = _get(_get(context, "ti"), "task_id")
-            message = dag_failure_message(
-                event,
-                failed_tasks=decision.failed_tasks or ([causing] if causing else []),
-                folded=decision.folded,
-                count=decision.count,
-                window=decision.window,
-            )
+        threads = transport.supports_threads
+        if decision.action == ALSO:
+            message = m.also_message(event, first=(decision.failed_tasks or [None])[0], threads=threads)
+        elif dag_level and (decision.action == POST or decision.announces):
+            message = m.dag_failure_message(event, failed_tasks=decision.failed_tasks, folded=decision.folded,
+                                            count=decision.count, window=decision.window)
+        elif decision.action != POST:
+            message = m.repeat_message(event, count=decision.count, window=decision.window)
         else:
-            message = failure_message(
-                event,
-                count=decision.count,
-                window=decision.window,
-                incident_count=decision.incident_count,
-                incident_start=decision.incident_start,
-            )
-        transport = self.transport()
-        threaded = transport.supports_threads and decision.thread_ts
-        result = transport.send(
-            message,
-            thread_ts=decision.thread_ts if threaded else None,
-            channel=decision.channel if threaded else None,
-            broadcast=decision.broadcast,
-        )
-        state.commit(decision, ok=result.ok, thread_ts=result.ts, channel=result.channel)
+            message = m.failure_message(event, count=decision.count, window=decision.window,
+                                        incident_count=decision.incident_count,
+                                        incident_start=decision.incident_start, threads=threads)
+        result = self._send(transport, message, thread_ts=decision.thread_ts, channel=decision.channel,
+                            broadcast=decision.broadcast)
+        queued = state.commit(decision, ok=result.ok, thread_ts=result.ts, channel=result.channel)
+        self._send_queued(transport, state, event, queued, result)
         self._report(f"{decision.kind} ({decision.action})", event, result)
         return result
 
@@ -393,15 +376,13 @@ class SafeloadRetryNotifier(_SafeloadNotifier):
         self.enabled = enabled
 
     def is_enabled(self) -> bool:
-        if self.enabled is not None:
-            return bool(self.enabled)
-        return (os.environ.get(RETRIES_ENV) or "").strip().lower() in _TRUE
+        return retries_enabled(self.enabled)
 
     def _notify(self, context: Any) -> SendResult | None:
         from safeload.alerts.messages import retry_message
 
-        event = event_from_context(context, final=False)
         if not self.is_enabled():
+            event = event_from_context(context, final=False)
             log.info(
                 "Retry of %s (try %s) not posted: retry alerts are off (enabled=True or %s=1 turns them on)",
                 event.name,
@@ -409,7 +390,8 @@ class SafeloadRetryNotifier(_SafeloadNotifier):
                 RETRIES_ENV,
             )
             return None
-        state = self.state()
+        transport, state = self.transport(), self.state()
+        event = self._event(context, transport, state, final=False, people=False)
         decision = state.record_retry(
             dag_id=event.dag_id,
             task_id=event.task_id or "unknown_task",
@@ -418,14 +400,9 @@ class SafeloadRetryNotifier(_SafeloadNotifier):
             map_index=event.map_index,
         )
         if not decision.send:
-            log.info(
-                "Retry alert for %s not posted (%s): %s",
-                event.name,
-                decision.action,
-                decision.reason,
-            )
+            log.info("Retry alert for %s not posted (%s): %s", event.name, decision.action, decision.reason)
             return None
-        result = self.transport().send(retry_message(event))
+        result = self._send(transport, retry_message(event))
         state.commit(decision, ok=result.ok, thread_ts=result.ts, channel=result.channel)
         self._report("retry", event, result)
         return result
@@ -434,10 +411,10 @@ class SafeloadRetryNotifier(_SafeloadNotifier):
 class SafeloadRecoveryNotifier(_SafeloadNotifier):
     """ "Resolved" alert, as a task's or a DAG's ``on_success_callback``.
 
-    Posts only when this task (a DAG callback: any task of this DAG, or the DAG run
-    itself) had failed since its last success and that failure was announced; in the
-    failure message's thread where the Web API is used. Silent otherwise, so it can be
-    attached to every task.
+    The recovery of what one message announced is one summary in that message's
+    thread, posted when every task it announced has succeeded (a DAG run's success: all
+    of the DAG's). Silent when nothing was announced, so it can be attached to every
+    task.
 
     Parameters: see :class:`_SafeloadNotifier`.
     """
@@ -445,28 +422,26 @@ class SafeloadRecoveryNotifier(_SafeloadNotifier):
     def _notify(self, context: Any) -> SendResult | None:
         from safeload.alerts.messages import recovery_message
 
-        event = event_from_context(context)
         state = self.state()
-        resolution = state.resolve(dag_id=event.dag_id, task_id=event.task_id)
-        if resolution is None:
+        event = event_from_context(context)
+        resolutions = state.resolve(dag_id=event.dag_id, task_id=event.task_id)
+        if not resolutions:
             return None
-        message = recovery_message(
-            event,
-            failures=resolution.failures,
-            since=resolution.since,
-            now=time.time(),
-            tasks=resolution.tasks,
-        )
         transport = self.transport()
-        threaded = transport.supports_threads and resolution.thread_ts
-        result = transport.send(
-            message,
-            thread_ts=resolution.thread_ts if threaded else None,
-            channel=resolution.channel if threaded else None,
-        )
-        if not result.ok:
-            state.reopen(resolution)  # the next success tries again
-        self._report("recovery", event, result)
+        event = self._event(context, transport, state, people=False)
+        result = None
+        for resolution in resolutions:
+            message = recovery_message(
+                event,
+                failures=resolution.failures,
+                since=resolution.since,
+                now=self.clock(),
+                tasks=resolution.tasks,
+                members=[(m.task_id, m.failures) for m in resolution.members],
+            )
+            result = self._send(transport, message, thread_ts=resolution.thread_ts, channel=resolution.channel)
+            state.settle(resolution, ok=result.ok)  # not delivered: the next success tries again
+            self._report("recovery", event, result)
         return result
 
 
@@ -490,7 +465,7 @@ def send_quality_summary(
     """Post a load's quality summary (rows, checks, schema drift). Never raises.
 
     :param summary: the summary dict of the DAG's summary task; missing keys are fine
-        (see :func:`safeload.alerts.messages.quality_summary_message` for the shape).
+        (see :func:`safeload.alerts.load_summary.quality_summary_message` for the shape).
     :param slack_conn_id: the Slack connection (webhook or Web API); missing: local file.
     :param channel: Web API channel; default the connection extra ``channel`` or ``#data-alerts``.
     :param context: the task's Airflow context; fills ``dag_id``, ``run_id``,
@@ -506,7 +481,7 @@ def send_quality_summary(
             summary = {...}
             send_quality_summary(summary, context=context)
     """
-    from safeload.alerts.messages import quality_summary_message
+    from safeload.alerts import messages
     from safeload.alerts.transport import RetryPolicy, SendResult, resolve_transport, scrub
 
     try:
@@ -517,7 +492,7 @@ def send_quality_summary(
             data.setdefault("run_id", event.run_id)
             data.setdefault("logical_date", event.logical_date)
             data.setdefault("log_url", event.log_url)
-        message = quality_summary_message(data)
+        message = messages.quality_summary_message(data)
         transport = resolve_transport(
             slack_conn_id,
             channel=channel,
@@ -526,6 +501,6 @@ def send_quality_summary(
         )
         return transport.send(message)
     except Exception as e:
-        error = scrub(exception_text(e))
+        error = scrub(f"{type(e).__name__}: {e}")
         log.error("Quality summary not sent: %s", error)
         return SendResult(ok=False, transport="none", error=error)

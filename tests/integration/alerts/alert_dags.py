@@ -2,7 +2,8 @@
 
 ``conftest.alert_dags`` copies this file into a DAG bundle of its own. What a run does is
 chosen with ``run_conf``: ``{"fail": False}`` makes ``safeload_alerts_single`` succeed,
-``{"succeed_on_try": 2}`` makes ``safeload_alerts_retry`` recover on its second try.
+``{"succeed_on_try": 2}`` makes ``safeload_alerts_retry`` recover on its second try,
+``{"fail": False}`` makes ``safeload_alerts_3am`` recover.
 :data:`SEEN` records what a plain callback attached *after* safeload's notifier saw: the
 task's state and exception must be the task's own, whatever Slack did.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, get_current_context, task
+from airflow.sdk import DAG, Asset, get_current_context, task
 from safeload.alerts.notifiers import send_failure_alert, send_recovery_alert, send_retry_alert
 
 SEEN: list[dict] = []
@@ -117,3 +118,57 @@ with DAG(
         raise KeyError("no callbacks and the wrong tag: nothing is posted")
 
     unguarded_too()
+
+
+def open_warehouse():
+    raise ConnectionRefusedError("db:5432 refused")
+
+
+def load_orders():
+    """Raises RuntimeError from OSError from ConnectionRefusedError: a 3-deep chain."""
+    try:
+        try:
+            open_warehouse()
+        except ConnectionRefusedError as refused:
+            raise OSError("connection to server at db, port 5432 failed") from refused
+    except OSError as failed:
+        raise RuntimeError("load of orders failed for partition 2024-01-02") from failed
+
+
+with DAG(
+    "safeload_alerts_3am",
+    schedule=None,
+    start_date=START,
+    tags=["alerts-test"],
+    doc_md="Loads the day's orders and payments.\n\nOn failure: [Runbook](https://wiki.example.com/runbooks/3am)",
+    default_args={
+        "owner": "data-platform",
+        "retries": 0,
+        "on_failure_callback": send_failure_alert(),
+        "on_success_callback": send_recovery_alert(),
+    },
+) as three_am:
+
+    @task
+    def extract_orders():
+        if conf("fail", True):
+            load_orders()
+        return "ok"
+
+    @task(trigger_rule="all_done")  # runs after extract_orders, whatever it did: a fixed order
+    def extract_payments():
+        if conf("fail", True):
+            raise ValueError("payments/2024-01-02.csv has 3 columns; the contract has 4")
+        return "ok"
+
+    @task(outlets=[Asset("warehouse.orders")])
+    def load_day():
+        return "loaded"
+
+    @task
+    def publish_day():
+        return "published"
+
+    orders, payments = extract_orders(), extract_payments()
+    orders >> payments
+    [orders, payments] >> load_day() >> publish_day()

@@ -110,8 +110,10 @@ def test_task_failure_alert_content(web_api_conn):
     assert notifier.last_result.ok and notifier.last_result.ts == "1700000000.000001"
 
 
-def test_failure_callback_while_retries_remain_reads_will_retry(webhook_conn):
-    # Airflow 3 runs a killed worker's callbacks in the DAG processor: no exception, no end date
+def test_failure_callback_while_retries_remain_reads_will_retry(webhook_conn, monkeypatch):
+    # Airflow 3 runs a killed worker's callbacks in the DAG processor: no exception, no end
+    # date (apache/airflow#65400); with retry alerts on, it is posted as "will retry"
+    monkeypatch.setenv("SAFELOAD_ALERT_RETRIES", "1")
     context = task_context(try_number=1, max_tries=2, state=None, exception=None)
     context.pop("exception")
     context["ti"].end_date = None
@@ -125,7 +127,9 @@ def test_failure_callback_while_retries_remain_reads_will_retry(webhook_conn):
 def test_dag_callback_without_ti(webhook_conn):
     n.send_failure_alert()(dag_context(reason="timed_out", with_ti=False))
     [post] = webhook_conn.posts()
-    assert post.text == "DAG run failed: orders_daily (the run timed out (dagrun_timeout))"
+    assert post.text == ("DAG run failed: orders_daily (the run timed out (dagrun_timeout)) — Log: "
+                         "http://localhost:8080/dags/orders_daily/runs/scheduled__2024-05-01")
+    assert "<http://localhost:8080/dags/orders_daily/runs/scheduled__2024-05-01|Open the DAG run>" in post.all_text()
     assert post.blocks[0]["text"]["text"] == "🔴 DAG run failed: orders_daily"
 
 
@@ -156,7 +160,29 @@ def test_storm_of_failures_across_runs(webhook_conn):
     assert all(p.thread_ts is None for p in posts)
 
 
-def test_final_failure_after_will_retry_is_broadcast_from_the_thread(web_api_conn):
+@pytest.mark.parametrize(
+    ("enabled", "env"),
+    [pytest.param(None, None, id="default-off"), pytest.param(False, "1", id="retry-notifier-off")],
+)
+def test_failure_callback_while_retries_remain_follows_the_retry_notifier(
+    webhook_conn, monkeypatch, caplog, enabled, env
+):
+    if env:
+        monkeypatch.setenv("SAFELOAD_ALERT_RETRIES", env)
+    context = task_context(try_number=1, max_tries=2, state=None, exception=None)
+    context["task"].on_retry_callback = [n.send_retry_alert(enabled=enabled)]
+    notifier = n.send_failure_alert()
+    notifier(context)
+    assert webhook_conn.requests == [] and notifier.last_result is None
+    assert "while Airflow will retry it not posted: retry alerts are off" in caplog.text
+    context["ti"].try_number, context["ti"].state = 3, "failed"  # the final failure is posted
+    notifier(context)
+    [post] = webhook_conn.posts()
+    assert post.blocks[0]["text"]["text"] == "🔴 Failed: orders_daily.load"
+
+
+def test_final_failure_after_will_retry_is_broadcast_from_the_thread(web_api_conn, monkeypatch):
+    monkeypatch.setenv("SAFELOAD_ALERT_RETRIES", "1")
     notifier = n.send_failure_alert()
     notifier(task_context(try_number=1, max_tries=1, state="up_for_retry"))
     notifier(task_context(try_number=2, max_tries=1, state="failed"))

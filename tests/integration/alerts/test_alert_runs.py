@@ -164,3 +164,39 @@ def test_without_a_connection_alerts_go_to_the_log_and_a_file(alert_dags, alert_
     )
     assert record["text"].startswith("Failed: safeload_alerts_single.load")
     assert record["label"] in caplog.text
+
+
+def test_the_3am_message_of_a_real_run_and_its_recovery(alert_dags, slack_server, monkeypatch):
+    contacts = {"owners": {"data-platform": "S0DATAPLT"}}
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS", slack_server.web_api_conn(channel="#data-alerts",
+                                                                              contacts=contacts))
+    monkeypatch.setenv("AIRFLOW__SAFELOAD__DEPLOYMENT_NAME", "staging")
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.com")
+    dag_run, _ = run(alert_dags.three_am)
+    assert ti_states(dag_run) == {"extract_orders": "failed", "extract_payments": "failed",
+                                  "load_day": "upstream_failed", "publish_day": "upstream_failed"}
+    first, second = slack_server.posts()
+    assert first.thread_ts is None and second.thread_ts == "1700000000.000001"  # one message, one thread
+    assert first.blocks[0]["text"]["text"] == "🔴 Failed: safeload_alerts_3am.extract_orders"
+    text = first.all_text()
+    for expected in (
+        "<!subteam^S0DATAPLT> root cause `ConnectionRefusedError: db:5432 refused`",
+        "↳ `OSError: connection to server at db, port 5432 failed`",
+        "↳ `ConnectionRefusedError: db:5432 refused` (root cause)",
+        "alert_dags.py:",
+        " in open_warehouse`",
+        "*Blocks* 2 downstream tasks: `load_day`, `publish_day`",
+        "*Assets not updated* (1): `warehouse.orders`",
+        "<https://wiki.example.com/runbooks/3am|Runbook>",
+        "*Deployment*\nstaging",
+        "https://airflow.example.com/dags/safeload_alerts_3am/runs/",
+    ):
+        assert expected in text, expected
+    assert "Failed tasks of this run so far (2): `extract_orders`, `extract_payments`" in second.all_text()
+    assert first.text.startswith("[staging] Failed: safeload_alerts_3am.extract_orders (final, try 1 of 1)")
+
+    dag_run, _ = run(alert_dags.three_am, fail=False)
+    assert set(ti_states(dag_run).values()) == {"success"}
+    [resolved] = slack_server.posts()[2:]  # one summary for both, in the thread
+    assert resolved.thread_ts == "1700000000.000001"
+    assert "Resolves: `extract_orders` (1), `extract_payments` (1)" in resolved.all_text()

@@ -97,11 +97,24 @@ def test_retry_policy_refuses_bad_values(env, match):
         tr.RetryPolicy.from_env(env)
 
 
-def test_retry_budget_stops_before_a_long_wait():
-    attempts = tr._Attempts(tr.RetryPolicy(max_retries=10, budget=1.0), "webhook")
-    assert attempts.allow(0.5, "HTTP 500")
-    assert not attempts.allow(5.0, "HTTP 429 rate limited")
-    assert attempts.gave_up == "HTTP 429 rate limited; a 5.0 s wait would pass the 1 s budget"
+def test_retry_budget_counts_the_wait_and_the_next_attempt():
+    attempts = tr._Attempts(tr.RetryPolicy(max_retries=10, timeout=0.5, budget=1.5), "webhook")
+    assert attempts.allow(0.5, "HTTP 500")  # 0.5 s wait + a 0.5 s attempt end within 1.5 s
+    assert not attempts.allow(1.0, "HTTP 429 rate limited")
+    assert attempts.gave_up == (
+        "HTTP 429 rate limited; a 1.0 s wait and a 0.5 s attempt would pass the 1.5 s budget"
+    )
+
+
+def test_default_policy_bounds_one_send_to_ten_seconds():
+    policy = tr.RetryPolicy()
+    assert (policy.timeout, policy.budget, policy.max_retries) == (4.0, 10.0, 2)
+    # a Slack that hangs: the first attempt times out at 4 s; a retry fits (4 + wait + 4 <= 10)
+    attempts = tr._Attempts(policy, "web_api")
+    attempts.started -= policy.timeout
+    assert attempts.allow(policy.backoff, "ReadTimeout")
+    attempts.retries, attempts.started = 1, attempts.started - policy.backoff - policy.timeout
+    assert not attempts.allow(policy.backoff * 2, "ReadTimeout")  # a third would end after 10 s
 
 
 def test_retry_count_is_bounded():
