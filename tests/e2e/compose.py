@@ -44,6 +44,11 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def full() -> bool:
+    """``make e2e``: the whole story on every executor (``make test`` runs part of it)."""
+    return os.environ.get("SAFELOAD_E2E", "").lower() == "full"
+
+
 def docker_compose() -> str:
     exe = shutil.which("docker-compose")
     if exe:
@@ -182,7 +187,7 @@ def environment(service: dict, home: Path, local: Local, ports: dict[str, str]) 
     """The process environment of one component: the service's, localised, and nothing of
     the test process's Airflow settings."""
     env = {k: v for k, v in os.environ.items()
-           if k in ("LANG", "LC_ALL", "TMPDIR", "TZ", "SAFELOAD_CHROMIUM")}
+           if k in ("LANG", "LC_ALL", "TMPDIR", "TZ")}
     for key, value in (service.get("environment") or {}).items():
         value = "" if value is None else str(value)
         env[key] = local_path(local.uri(value), home)

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -14,10 +13,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "include"))  # the sample-data generators, as a user runs them
-
-
-def full() -> bool:
-    return os.environ.get("SAFELOAD_E2E", "").lower() == "full"
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -63,7 +64,7 @@ class Redis:
     """Debian's redis-server on a free port of 127.0.0.1, nothing persisted."""
 
     def __init__(self, folder: Path):
-        exe = "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
+        exe = shutil.which("redis-server")
         if exe is None:
             if in_ci():
                 pytest.fail("redis-server is not installed; .ci/run installs Debian's redis-server")
