@@ -3,10 +3,11 @@
 A natively partitioned table gets ``--partitions`` daily partitions (1000 by default:
 about three years). Timed, interleaved, ``--repeats`` times each:
 
-- ``pruned``: the loader's look-up (``_partition_for``): the leaves PostgreSQL's partition
-  pruning keeps for ``key = value`` (an EXPLAIN), confirmed by the partition's constraint;
-- ``exhaustive`` (the baseline): the same function reading every partition's constraint,
-  as the loader did before (``_pruned_leaves`` made to answer "no plan");
+- ``pruned``: the loader's look-up (``partitions.partition_for``): the leaves PostgreSQL's
+  partition pruning keeps for ``key = value`` (an EXPLAIN), confirmed by the partition's
+  constraint;
+- ``exhaustive`` (the baseline): the same function reading every partition's constraint
+  (``partitions.pruned_leaves`` made to answer "no plan");
 - ``publish``: a whole publish of 1000 rows for the last day but two (staging not timed),
   by swap, with the pruned look-up.
 
@@ -55,20 +56,20 @@ def build(uri: str, partitions: int) -> dt.date:
 
 def time_lookup(uri: str, day: str, *, pruned: bool) -> tuple[float, int]:
     """Seconds for one look-up, and how many of the table's partitions it holds locked."""
-    from safeload.loads import loader as loader_module
+    from safeload.loads import partitions
     from safeload.loads import sql as q
 
-    real = loader_module._pruned_leaves
+    real = partitions.pruned_leaves
     if not pruned:
-        loader_module._pruned_leaves = lambda *a: None  # the exhaustive look-up
+        partitions.pruned_leaves = lambda *a: None  # the exhaustive look-up
     try:
         with psycopg.connect(uri) as conn:
             info = q.target_info(conn, TABLE)
             conn.commit()
             with conn.transaction():
                 started = time.perf_counter()
-                with conn.transaction():  # as _partition_for's own savepoint, kept open to count
-                    leaf = loader_module._find_partition(conn, info, day)
+                with conn.transaction():  # as partition_for's own savepoint, kept open to count
+                    leaf = partitions.find_partition(conn, info, day)
                     locked = conn.execute(
                         "select count(*) from pg_locks where pid = pg_backend_pid() and locktype = 'relation' "
                         "and relation in (select inhrelid from pg_inherits where inhparent = %s::regclass)",
@@ -76,7 +77,7 @@ def time_lookup(uri: str, day: str, *, pruned: bool) -> tuple[float, int]:
                 elapsed = time.perf_counter() - started
             assert leaf is not None and leaf.endswith(f"_{(dt.date.fromisoformat(day) - dt.date(2022, 1, 1)).days}")
     finally:
-        loader_module._pruned_leaves = real
+        partitions.pruned_leaves = real
     return elapsed, locked
 
 

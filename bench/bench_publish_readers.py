@@ -80,7 +80,7 @@ def dashboard(uri: str, stop: threading.Event, out: list[tuple[float, float]]) -
 
 
 def one_publish(uri: str, tmp: Path, strategy: str, rows: int, hold: float, rep: int) -> dict:
-    from safeload.loads import loader as loader_module
+    from safeload.loads.publish import swap as swap_module
 
     label = strategy
     lock_timeout = "30s"
@@ -102,9 +102,9 @@ def one_publish(uri: str, tmp: Path, strategy: str, rows: int, hold: float, rep:
             conn.rollback()
 
     reporter = threading.Thread(target=report)
-    saved = loader_module.SWAP_LOCK_ATTEMPT_MS
+    saved = swap_module.SWAP_LOCK_ATTEMPT_MS
     if label == "one lock request":
-        loader_module.SWAP_LOCK_ATTEMPT_MS = 30_000  # a single attempt as long as lock_timeout
+        swap_module.SWAP_LOCK_ATTEMPT_MS = 30_000  # a single attempt as long as lock_timeout
     try:
         board.start()
         time.sleep(0.1)
@@ -114,7 +114,7 @@ def one_publish(uri: str, tmp: Path, strategy: str, rows: int, hold: float, rep:
         result = ld.publish(staged)
         t1 = time.perf_counter()
     finally:
-        loader_module.SWAP_LOCK_ATTEMPT_MS = saved
+        swap_module.SWAP_LOCK_ATTEMPT_MS = saved
         stop.set()
         board.join(timeout=60)
         reporter.join(timeout=60)

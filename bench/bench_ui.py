@@ -44,7 +44,7 @@ def main() -> int:
     import psycopg
 
     from safeload.dev import embedded
-    from safeload.loads.metadata import ensure_metadata
+    from safeload.metadata import ensure_metadata
     from safeload.ui import queries, render
 
     sys.path[:0] = [str(ROOT / "tests" / "ui"), str(ROOT / "tests")]  # test_ui_queries imports pgtest

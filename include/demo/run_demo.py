@@ -163,7 +163,7 @@ def main() -> int:
     import generate_orders
     import psycopg
 
-    from safeload.loads.metadata import ensure_metadata
+    from safeload.metadata import ensure_metadata
     from safeload.loads.sql import partition_checksum
 
     say("PostgreSQL")

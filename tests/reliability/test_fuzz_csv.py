@@ -40,7 +40,7 @@ from safeload.contracts.check import check_source
 from safeload.contracts.model import parse_contract
 from safeload.errors import LoadRefusedError, SourceError
 from safeload.loads.loader import PartitionLoader
-from safeload.loads.metadata import ensure_metadata
+from safeload.metadata import ensure_metadata
 from safeload.loads.sql import partition_checksum
 
 DAY = "2024-05-02"

@@ -24,7 +24,7 @@ from reliability.figures import FULL, record, trials
 from safeload.errors import SafeloadError
 from safeload.identifiers import IdentifierError, validate_identifier
 from safeload.loads.loader import PartitionLoader
-from safeload.loads.metadata import ensure_metadata
+from safeload.metadata import ensure_metadata
 
 N = trials(fast=40, full=800)
 FUZZ = settings(max_examples=N, deadline=None, derandomize=not FULL, suppress_health_check=list(HealthCheck))

@@ -17,7 +17,7 @@ from reliability.figures import record
 from safeload.contracts.check import check_source
 from safeload.contracts.model import parse_contract
 from safeload.loads.loader import PartitionLoader
-from safeload.loads.metadata import DDL
+from safeload.metadata import DDL
 from safeload.loads.privileges import PrivilegeError
 from safeload.loads.sql import partition_checksum
 from safeload.quality.gate import run_gate

@@ -22,7 +22,7 @@ from psycopg import sql
 
 from apiserver import AIRFLOW, SIMPLE, airflow_env, api_server, request
 
-from safeload.loads.metadata import ensure_metadata
+from safeload.metadata import ensure_metadata
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

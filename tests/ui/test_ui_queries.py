@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from pgtest import scratch_database
 
-from safeload.loads.metadata import ensure_metadata
+from safeload.metadata import ensure_metadata
 from safeload.ui import queries
 
 pytestmark = pytest.mark.integration

@@ -27,6 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 from safeload.contracts.model import Contract
+from safeload.gx_types import gx_type_name
 
 
 def _jsonable(value: Any) -> Any:
@@ -64,8 +65,6 @@ def expectations_from_contract(contract: Contract, *, include_types: bool = True
     :param include_types: also generate the type expectations
     :param type_severity: severity of the type expectations
     """
-    from safeload.quality.sql_engine import gx_type_name
-
     meta = {"source": "contract", "contract": contract.path, "dataset": contract.dataset,
             "version": contract.version}
 

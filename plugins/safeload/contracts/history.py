@@ -30,7 +30,7 @@ def record_contract_check(conninfo: str, report: dict[str, Any], *, table: str,
     import psycopg
     from psycopg.types.json import Jsonb
 
-    from safeload.loads.metadata import ensure_metadata
+    from safeload.metadata import ensure_metadata
 
     a = audit or {}
     with psycopg.connect(conninfo, autocommit=True, application_name="safeload") as conn:

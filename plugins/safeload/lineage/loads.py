@@ -25,7 +25,7 @@ from typing import Any
 from safeload.lineage import builders, catalog, provider
 from safeload.lineage.naming import source_dataset, split_table
 from safeload.lineage.operators import facts
-from safeload.loads.metadata import STAGING_SCHEMA
+from safeload.metadata import STAGING_SCHEMA
 
 
 def partition_load(op: Any, moment: str, ti: Any) -> Any:

@@ -1,13 +1,13 @@
-"""Write-audit-publish of one partition into PostgreSQL.
+"""Write-audit-publish of one partition into PostgreSQL: :class:`PartitionLoader`.
 
 ``stage()`` streams the source into a fresh staging table with COPY, in one transaction
 that also records the staging table in ``safeload.staging``: a crash mid-COPY leaves
 nothing behind. Staging is created from the catalogue, not with ``LIKE``, so a stage
 holds no lock on the target however long its COPY runs. Rows that do not parse or cast
 go to ``safeload.quarantine`` with their line, raw text and reason, and a threshold
-decides whether the load goes on. The counts always add up: source = loaded + quarantined. Staging is UNLOGGED when it will be copied
-into the target, permanent (with the target's indexes and statistics) when it will
-become the partition.
+decides whether the load goes on. The counts always add up: source = loaded +
+quarantined. Staging is UNLOGGED when it will be copied into the target, permanent (with
+the target's indexes and statistics) when it will become the partition.
 
 ``publish()`` replaces the partition in one transaction, serialised per partition by
 ``pg_advisory_xact_lock`` and bounded by ``lock_timeout``: on a natively partitioned
@@ -20,269 +20,72 @@ point leaves the old one.
 Between the two, a quality gate can check the staging table (the *audit*). Pure
 psycopg: no Airflow import; the operators and the CLI are thin layers over this.
 See docs/decisions/002-write-audit-publish.md.
+
+The loader says the order of the steps; the units say how, each in its own module:
+
+- :mod:`.sources` -- the files and queries a load reads;
+- :mod:`.targets` -- the target, and what a load refuses before any row moves;
+- :mod:`.staging` -- the staging table, its fill (COPY, or row by row with quarantine)
+  and its registry row;
+- :mod:`.partitions` -- the partition catalogue: a value's partition, bounds, names,
+  and when a swap is safe;
+- :mod:`.publish` -- the publish strategies (swap, DELETE + INSERT) behind one interface;
+- :mod:`.indexes`, :mod:`.history` -- staging's indexes, the load history.
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
-import hashlib
-import io
 import json
 import logging
-import re
-import tempfile
+import os
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
-from safeload.contracts.introspect import CsvReader, detect_format, normalise, open_text
-from safeload.contracts.types import PgType, check_value, parse_type
-from safeload.errors import LoadRefusedError, LockTimeoutError, SourceError, SourceUnavailableError
+from safeload.contracts.types import parse_type
+from safeload.errors import LoadRefusedError, LockTimeoutError
 from safeload.identifiers import validate_identifier
+from safeload.loads import history
 from safeload.loads import sql as q
-from safeload.loads.metadata import SCHEMA as METADATA_SCHEMA
-from safeload.loads.metadata import STAGING_SCHEMA, ensure_metadata
+from safeload.metadata import STAGING_SCHEMA, ensure_metadata
+from safeload.loads.partitions import LOOK_UP, lock_partition, swap_blocker
 from safeload.loads.privileges import explain_privileges
+from safeload.loads.publish.choice import (
+    PUBLISH_STRATEGIES,
+    candidates,
+    check_strategy,
+    choose,
+    publish_first,
+)
+from safeload.loads.publish.refusals import publish_refusals
+from safeload.loads.publish.strategy import PublishJob
+from safeload.loads.results import PublishResult, StageResult
+from safeload.loads.sources.base import COPY_BLOCK, Source
+from safeload.loads.sources.files import FileSource
+from safeload.loads.sources.query import QuerySource
+from safeload.loads.spec import LoadSpec
+from safeload.loads.staging import registry
+from safeload.loads.staging.fill import fill
+from safeload.loads.staging.quarantine import Quarantine, check_thresholds, save_quarantine
+from safeload.loads.staging.table import (
+    check_staged_columns,
+    checksum,
+    create_staging,
+    map_columns,
+    prepare_as_partition,
+    staged_columns,
+)
+from safeload.loads.targets import (
+    add_columns,
+    check_partition_column,
+    check_partition_value,
+    read_target,
+)
 
 log = logging.getLogger(__name__)
-
-#: staging's CHECK that pins every row to the partition value (kept by a swapped-in partition)
-PARTITION_CHECK = "safeload_partition_check"
-COPY_BLOCK = 1 << 20  # bytes per COPY write: large enough to amortise calls, small enough to stay flat
-PUBLISH_STRATEGIES = ("auto", "swap", "delete_insert")
-_LOOK_UP = object()  # swap_blocker's "old" when the caller has not looked the partition up
-#: a swap asks for the parent's ACCESS EXCLUSIVE lock in attempts this long: a reader
-#: arriving meanwhile queues behind the request for at most this (plus the swap itself)
-SWAP_LOCK_ATTEMPT_MS = 200
-
-
-@dataclass
-class StageResult:
-    """What ``stage()`` did; JSON-serialisable, so it can travel through XCom."""
-
-    target: str
-    partition_value: str
-    staging_table: str
-    run_key: str
-    source: str
-    rows_source: int
-    rows_loaded: int
-    rows_quarantined: int
-    checksum: str
-    add_columns: list[list[str]] = field(default_factory=list)
-    path: str = "copy"  # 'copy' (straight COPY) or 'checked' (row by row, with quarantine)
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> StageResult:
-        return cls(**d)
-
-
-@dataclass
-class PublishResult:
-    target: str
-    partition_value: str
-    rows: int
-    rows_replaced: int
-    rows_quarantined: int
-    rows_source: int
-    checksum: str
-    history_id: int
-    added_columns: list[str]
-    seconds: float
-    #: how the partition was replaced: ``swap`` or ``delete_insert`` (what ``auto`` chose)
-    published_by: str = "delete_insert"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class QuerySource:
-    """A PostgreSQL query whose result is the source of a load, streamed with COPY.
-
-    The result goes ``COPY (query) TO STDOUT`` on the source connection straight into
-    ``COPY staging FROM STDIN`` on the warehouse, in 1 MiB blocks: memory stays flat
-    whatever the size, and no row is parsed in Python on the usual path. Text format:
-    the target's input functions cast the result's values, exactly as for a CSV file
-    (binary COPY measured no faster here and would need the result's types to match the
-    target's exactly; see docs/decisions/002).
-
-    The source session is one ``REPEATABLE READ READ ONLY`` transaction, so the column
-    look-up, the COPY and (when a value does not fit the target) the checked re-read all
-    see the same snapshot of the source.
-
-    .. code-block:: python
-
-        src = QuerySource.from_conninfo("postgresql://reader@shop-db/shop",
-                                        "select * from shop.orders where order_date = '2024-05-01'")
-        PartitionLoader(connect, table="public.orders", ...).run(src)
-
-    :param connect: returns a new psycopg connection to the source database
-    :param query: one SELECT (or VALUES, TABLE, WITH ... SELECT) statement, without parameters;
-        trailing ``;`` and comments are ignored, a second statement is refused
-    :param label: names the source in the history, quarantine and errors; must not hold a
-        secret (:meth:`from_conninfo` builds one without the password)
-    """
-
-    def __init__(self, connect: Callable[[], psycopg.Connection], query: str, *, label: str | None = None,
-                 secrets: tuple[str, ...] = ()):
-        text = _strip_tail((query or "").strip())
-        if not text:
-            raise SourceError("the source query is empty; give one SELECT statement")
-        self.connect = connect
-        self.query = text
-        self.label = label or f"query: {_abbreviate(text)}"
-        self._secrets = tuple(s for s in secrets if s)
-        self._conn: psycopg.Connection | None = None
-        self._one_statement = False  # columns() has seen the query parse as one statement
-
-    @classmethod
-    def from_conninfo(cls, conninfo: str, query: str) -> QuerySource:
-        """A query on the database at ``conninfo`` (URI or ``key=value``); the label
-        and every error name host, port, database and user, never the password."""
-        from psycopg.conninfo import conninfo_to_dict
-
-        try:
-            params = conninfo_to_dict(conninfo)
-        except psycopg.ProgrammingError:
-            raise SourceError("the source connection string is malformed; expected "
-                              "postgresql://user@host:port/database") from None
-        where = (f"postgresql://{params.get('user') or ''}{'@' if params.get('user') else ''}"
-                 f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}/{params.get('dbname') or ''}")
-        password = str(params.get("password") or "")
-        return cls(lambda: psycopg.connect(conninfo, application_name="safeload-source"), query,
-                   label=f"{where} query: {_abbreviate(query)}", secrets=(password,))
-
-    def __str__(self) -> str:
-        return self.label
-
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
-
-    def _fail(self, e: psycopg.Error, doing: str) -> SourceError:
-        primary = (e.diag.message_primary if getattr(e, "diag", None) and e.diag.message_primary
-                   else str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
-        state = getattr(e, "sqlstate", None) or ""
-        # a refused or dropped connection, a server shutting down, a serialisation
-        # conflict: another try may succeed. A bad query or missing grant will not.
-        transient = (state == "" and isinstance(e, psycopg.OperationalError)) or state.startswith(("08", "57P", "40"))
-        cls = SourceUnavailableError if transient else SourceError
-        return cls(self._scrub(f"{self.label}: {doing} failed: {primary}"))
-
-    def open(self) -> QuerySource:
-        conn = None
-        try:
-            conn = self.connect()
-            conn.autocommit = True
-            # the result travels as text: print it in the forms every server reads back the
-            # same (a database set to DateStyle 'SQL, DMY' prints 03/05/2024, which a
-            # warehouse in MDY reads as March 5th; extra_float_digits < 1 rounds doubles)
-            conn.execute("select set_config('datestyle', 'ISO, YMD', false), "
-                         "set_config('intervalstyle', 'postgres', false), "
-                         "set_config('extra_float_digits', '1', false)")
-            conn.autocommit = False
-            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-            conn.read_only = True
-        except psycopg.Error as e:
-            if conn is not None:
-                conn.close()
-            raise self._fail(e, "connecting to the source database") from None
-        self._conn = conn
-        self._one_statement = False
-        return self
-
-    @property
-    def connection(self) -> psycopg.Connection:
-        """The open source connection (its read-only snapshot), for reading the result's types."""
-        assert self._conn is not None, "open() the source first"
-        return self._conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()  # rolls the read-only transaction back
-            self._conn = None
-
-    def __enter__(self) -> QuerySource:
-        return self.open()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def columns(self) -> list[str]:
-        """The result's column names, from a ``LIMIT 0`` run of the query (no rows read)."""
-        assert self._conn is not None, "open() the source first"
-        try:
-            # prepare=True: the extended protocol, which refuses a string of several statements.
-            # The simple one would run them all, and a COMMIT among them would end the read-only
-            # transaction, letting the next statement write (or drop) on the source. (Not
-            # binary=True: a type without a binary output function would fail.)
-            cur = self._conn.cursor()
-            cur.execute(sql.SQL("select * from (\n{}\n) as safeload_source limit 0").format(sql.SQL(self.query)),
-                        prepare=True)
-        except psycopg.errors.SyntaxError as e:
-            if "multiple commands" in (e.diag.message_primary or ""):
-                raise SourceError(f"{self.label}: the query holds more than one statement; give one SELECT "
-                                  "(a ';' may only end it)") from None
-            raise self._fail(e, "the query") from None
-        except psycopg.Error as e:
-            raise self._fail(e, "the query") from None
-        names = [d.name for d in cur.description or []]
-        seen: set[str] = set()
-        for n in names:
-            if n == "?column?":
-                raise SourceError(f"{self.label}: a result column has no name; name it with AS")
-            if n in seen:
-                raise SourceError(f"{self.label}: the result has two columns named {n!r}; alias one of them with AS")
-            seen.add(n)
-        self._one_statement = True
-        return names
-
-    def blocks(self, size: int = COPY_BLOCK) -> Iterator[bytes]:
-        """The result in COPY text format, in blocks of about ``size`` bytes."""
-        assert self._conn is not None, "open() the source first"
-        if not self._one_statement:
-            self.columns()  # COPY goes through the simple protocol: one statement, checked first
-        stmt = sql.SQL("copy (\n{}\n) to stdout").format(sql.SQL(self.query))
-        try:
-            # a savepoint: when the reader stops early (the target refused a value), the
-            # interrupted COPY is rolled back to it and the snapshot stays usable for rows()
-            with self._conn.transaction(), self._conn.cursor().copy(stmt) as out:
-                buf = bytearray()
-                # one COPY message per row: gather them, so the target gets few large writes
-                for data in out:
-                    buf += data
-                    if len(buf) >= size:
-                        yield bytes(buf)
-                        buf.clear()
-                if buf:
-                    yield bytes(buf)
-        except psycopg.Error as e:
-            raise self._fail(e, "the query") from None
-
-    def rows(self, header: list[str]) -> Iterator[tuple[int, list[Any], str]]:
-        """(result row number, values as text, the row as JSON) for the checked path."""
-        assert self._conn is not None, "open() the source first"
-        if not self._one_statement:
-            self.columns()
-        stmt = sql.SQL("copy (\n{}\n) to stdout").format(sql.SQL(self.query))
-        try:
-            with self._conn.cursor().copy(stmt) as out:
-                for n, row in enumerate(out.rows(), 1):
-                    values = list(row)
-                    yield n, values, json.dumps(dict(zip(header, values)), ensure_ascii=False)
-        except psycopg.Error as e:
-            raise self._fail(e, "the query") from None
 
 
 class PartitionLoader:
@@ -311,7 +114,16 @@ class PartitionLoader:
         ever blocked. ``auto`` swaps when the target is natively partitioned and a swap is
         safe there (:meth:`swap_blocker`), and falls back to ``delete_insert`` when it is
         not, or when the parent stays busy for the whole ``lock_timeout``. See
-        docs/decisions/002.
+        docs/decisions/002 and 015 (:mod:`safeload.loads.publish`).
+
+    .. code-block:: python
+
+        loader = PartitionLoader(lambda: psycopg.connect(uri), table="public.orders",
+                                 partition_column="order_date", partition_value="2024-05-01",
+                                 run_key="orders_daily/2024-05-01/load")
+        staged = loader.stage("/data/orders/2024-05-01.csv")   # write
+        run_gate(...)                                           # audit the staging table
+        loader.publish(staged)                                  # publish, atomically
     """
 
     #: Publishes of one partition serialise on an advisory lock. Only the test that shows
@@ -347,899 +159,127 @@ class PartitionLoader:
         self.add_columns = [(validate_identifier(n, "column"), str(parse_type(t))) for n, t in (add_columns or [])]
         self.audit = audit or {}
         self.stale_staging_after = stale_staging_after
-        if publish_strategy not in PUBLISH_STRATEGIES:
-            raise ValueError(f"publish_strategy {publish_strategy!r}: use one of {', '.join(PUBLISH_STRATEGIES)}")
-        self.publish_strategy = publish_strategy
+        self.publish_strategy = check_strategy(publish_strategy)
         self._started = time.time()
 
-    def _connect(self) -> psycopg.Connection:
-        # autocommit, so that each ``conn.transaction()`` below is a real transaction
-        # (committed or rolled back at its end), not a savepoint of an implicit one
+    def connection(self) -> psycopg.Connection:
+        """A new connection to the warehouse, in autocommit: each ``conn.transaction()`` of a
+        step is then a real transaction (committed or rolled back at its end), not a
+        savepoint of an implicit one."""
         conn = self.connect()
         conn.autocommit = True
         return conn
 
-    # ------------------------------------------------------------------ stage
+    def spec(self) -> LoadSpec:
+        """The settings as they are now, for the units (an operator may set ``add_columns``
+        after building the loader)."""
+        return LoadSpec(
+            table=self.table, partition_column=self.partition_column, partition_value=self.partition_value,
+            run_key=self.run_key, lock_timeout=self.lock_timeout, max_bad_rows=self.max_bad_rows,
+            max_bad_fraction=self.max_bad_fraction, allow_empty=self.allow_empty, add_columns=list(self.add_columns),
+            audit=self.audit, stale_staging_after=self.stale_staging_after, publish_strategy=self.publish_strategy,
+            started=self._started)
+
     @explain_privileges  # "permission denied" becomes the missing GRANTs (docs/security.md)
-    def stage(self, source: str | Path | QuerySource, fmt: str | None = None) -> StageResult:
+    def stage(self, source: str | Path | Source, fmt: str | None = None) -> StageResult:
         """Stream ``source`` (a file, or a :class:`QuerySource`) into a new staging table;
         see the module docstring."""
-        t0 = time.time()
-        if isinstance(source, QuerySource):
-            fmt = "query"
-        else:
-            source = str(source)
-            fmt = fmt or detect_format(source)
+        t0, load = time.time(), self.spec()
+        if isinstance(source, (str, os.PathLike)):
+            source = FileSource(os.fspath(source), fmt)
         label = str(source)  # what the history and quarantine call it (a query's has no password)
-        with self._connect() as conn:
+        with self.connection() as conn:
             ensure_metadata(conn)
-            info = self._target(conn)
-            self._check_partition_column(info)
-            self._check_partition_value(conn, info)
-            if isinstance(source, QuerySource):
-                source.open()  # closed in the finally below
-            quarantine = _Quarantine()
+            info = read_target(conn, load)
+            check_partition_column(load, info)
+            check_partition_value(conn, load, info)
+            source.open()  # closed in the finally below
+            quarantine = Quarantine()
             try:
-                header = self._source_columns(source, fmt)
-                mapping = self._map_columns(info, header, label)
-                name = q.staging_name(info.name, self.partition_value, self.run_key)
-                self._drop_stale(conn, info, name)
+                header = source.columns()
+                mapping = map_columns(load, info, header, label)
+                name = q.staging_name(info.name, load.partition_value, load.run_key)
+                registry.drop_stale(conn, load, info, name)
                 with conn.transaction():
-                    _lock_timeout(conn, self.lock_timeout)
-                    swap = self._create_staging(conn, info, name, header, mapping)
-                    path, rows_source, rows_loaded = self._fill(conn, info, name, source, fmt, header, mapping, quarantine)
+                    q.set_lock_timeout(conn, load.lock_timeout)
+                    as_partition = choose(conn, load, info).staging.as_partition
+                    create_staging(conn, load, info, name, header, mapping, as_partition=as_partition)
+                    filled = fill(conn, load, info, q.staging_ident(name), source, header, mapping, quarantine)
                     bad = quarantine.count
-                    if rows_source != rows_loaded + bad:  # the invariant every load keeps
-                        raise AssertionError(f"row accounting broke: {rows_source} != {rows_loaded} + {bad}")
-                    self._check_thresholds(label, rows_source, bad, quarantine)
-                    # the types as the catalogue prints them, as partition_checksum() reads the target's
-                    types = _staged_columns(conn, name)
-                    cols = [(c, types[c]) for c in [c.name for c in info.columns] + [n for n, _ in self.add_columns]]
-                    n, checksum = conn.execute(q.checksum_sql(q.staging_ident(name), cols)).fetchone()
-                    if n != rows_loaded:
-                        raise AssertionError(f"staging holds {n} rows, COPY reported {rows_loaded}")
-                    if swap:
-                        self._prepare_partition(conn, info, name)
-                    conn.execute(
-                        """insert into safeload.staging (staging_table, target, partition_value, run_key,
-                               rows_loaded, rows_quarantined, rows_source, checksum, source, add_columns)
-                           values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-                        (name, info.name, self.partition_value, self.run_key, rows_loaded, bad, rows_source,
-                         checksum, label, json.dumps(self.add_columns)),
-                    )
-                    self._save_quarantine(conn, info, label, quarantine)
+                    if filled.rows_source != filled.rows_loaded + bad:  # the invariant every load keeps
+                        raise AssertionError(f"row accounting broke: {filled.rows_source} != {filled.rows_loaded} "
+                                             f"+ {bad}")
+                    check_thresholds(load, label, filled.rows_source, bad, quarantine)
+                    digest = checksum(conn, load, info, name, filled.rows_loaded)
+                    if as_partition:
+                        prepare_as_partition(conn, load, info, name)
+                    registry.register(conn, load, info, name, registry.Staged(
+                        filled.rows_loaded, bad, filled.rows_source, digest, load.add_columns, label))
+                    save_quarantine(conn, load, info, label, quarantine)
             except LoadRefusedError as e:
                 # the staging is rolled back; keep the evidence: quarantined rows and a history row
                 with conn.transaction():
-                    self._save_quarantine(conn, info, label, quarantine)
-                    self._history(conn, info, "refused", source=label, rows_quarantined=quarantine.count,
-                                  message=str(e))
+                    save_quarantine(conn, load, info, label, quarantine)
+                    history.record(conn, load, info, "refused", source=label, rows_quarantined=quarantine.count,
+                                   message=str(e))
                 raise
             except psycopg.errors.LockNotAvailable as e:
-                raise LockTimeoutError(f"{info.name}: could not lock within lock_timeout={self.lock_timeout} "
+                raise LockTimeoutError(f"{info.name}: could not lock within lock_timeout={load.lock_timeout} "
                                        f"({e.diag.message_primary}); retry later") from None
             finally:
                 quarantine.close()
-                if isinstance(source, QuerySource):
-                    source.close()
-        result = StageResult(info.name, self.partition_value, name, self.run_key, label, rows_source,
-                             rows_loaded, bad, checksum, [list(c) for c in self.add_columns], path,
+                source.close()
+        result = StageResult(info.name, load.partition_value, name, load.run_key, label, filled.rows_source,
+                             filled.rows_loaded, bad, digest, [list(c) for c in load.add_columns], filled.path,
                              round(time.time() - t0, 3))
-        log.info("staged %s rows of %s into %s.%s (%s quarantined, %s path)", rows_loaded, source,
-                 STAGING_SCHEMA, name, bad, path)
+        log.info("staged %s rows of %s into %s.%s (%s quarantined, %s path)", filled.rows_loaded, source,
+                 STAGING_SCHEMA, name, bad, filled.path)
         return result
 
-    def _check_partition_value(self, conn: psycopg.Connection, info: q.TargetInfo) -> None:
-        """Refuse a partition value the partition column cannot hold, before it reaches any SQL."""
-        col_type = info.column(self.partition_column).type
-        try:
-            with conn.transaction():
-                conn.execute(sql.SQL("select {}::{}").format(sql.Literal(self.partition_value), sql.SQL(col_type)))
-        except psycopg.DataError as e:
-            reason = e.diag.message_primary if e.diag and e.diag.message_primary else str(e)
-            raise LoadRefusedError(f"partition value {self.partition_value!r} is not a {col_type} ({reason}), "
-                                   f"which {info.name}.{self.partition_column} holds; pass a valid partition "
-                                   "value") from None
-
-    def _check_partition_column(self, info: q.TargetInfo) -> None:
-        if info.column(self.partition_column) is None:
-            raise LoadRefusedError(f"{info.name} has no column {self.partition_column!r}; "
-                                   "set partition_column to one of " + ", ".join(c.name for c in info.columns))
-        if info.partitioned and info.partition_key != self.partition_column:
-            raise LoadRefusedError(f"{info.name} is partitioned by {info.partition_key!r}, not "
-                                   f"{self.partition_column!r}; use partition_column={info.partition_key!r}")
-
-    def _source_columns(self, source: str | QuerySource, fmt: str) -> list[str]:
-        if isinstance(source, QuerySource):
-            return source.columns()
-        if fmt == "csv":
-            with CsvReader(source) as r:
-                return list(r.header)
-        if fmt == "jsonl":
-            with open_text(source) as fh:
-                for line_no, line in enumerate(fh, 1):
-                    if line.strip():
-                        try:
-                            return list(json.loads(line))
-                        except (json.JSONDecodeError, TypeError, AttributeError):
-                            raise SourceError(f"{source} line {line_no}: not a JSON object") from None
-            raise SourceError(f"{source}: the file is empty; expected one JSON object per line")
-        if fmt == "parquet":
-            from safeload.contracts.introspect import introspect_parquet
-
-            return introspect_parquet(source).column_names
-        raise SourceError(f"format {fmt!r} is not supported; use csv, parquet or jsonl")
-
-    def _map_columns(self, info: q.TargetInfo, header: list[str], source: str) -> dict[str, str | None]:
-        """source column -> target column (None: not in the target, staged and ignored)."""
-        by_norm = {normalise(c.name): c.name for c in info.columns}
-        by_norm.update({normalise(n): n for n, _ in self.add_columns})
-        exact = {c.name for c in info.columns} | {n for n, _ in self.add_columns}
-        # an exact name first: a table may have both "orders" and "Orders"
-        mapping = {h: h if h in exact else by_norm.get(normalise(h)) for h in header}
-        targets = [t if t is not None else _extra(h) for h, t in mapping.items()]
-        if len(mapping) != len(header) or len(set(targets)) != len(targets):
-            dup = next(h for i, h in enumerate(header) if h in header[:i] or
-                       (mapping.get(h) is not None and mapping.get(h) in [mapping.get(x) for x in header[:i]]))
-            raise LoadRefusedError(f"{source} line 1: the header names column {dup!r} more than once (or in two "
-                                   "spellings that differ only in case or spaces); column names must be unique")
-        present = set(mapping.values())
-        generated = [c for c in info.columns if c.generated and c.name in present]
-        if generated:
-            raise LoadRefusedError(
-                f"{source} has a column {generated[0].name!r}, which {info.name} computes (GENERATED ALWAYS AS ...) "
-                "and PostgreSQL does not let anyone write; drop it from the source (or its contract)")
-        identity = [c.name for c in info.columns if c.identity and c.name not in present]
-        if identity:
-            raise LoadRefusedError(
-                f"{source} has no column {identity[0]!r}, which {info.name} fills from an identity sequence: "
-                "safeload publishes the rows as they were staged and audited, ids included, and does not draw "
-                "them at publish. Deliver the ids in the source, or give the column a DEFAULT instead")
-        missing = [c.name for c in info.columns
-                   if c.not_null and not c.has_default and c.name not in present and c.name != self.partition_column]
-        if missing:
-            raise LoadRefusedError(f"{source} has no column {missing[0]!r}, which {info.name} requires (NOT NULL); "
-                                   "fix the source or check its contract")
-        return mapping
-
-    def _drop_stale(self, conn: psycopg.Connection, info: q.TargetInfo, name: str) -> None:
-        """Drop this run's previous staging (a retry) and other runs' stale staging."""
-        rows = conn.execute(
-            """select staging_table from safeload.staging
-               where target = %s and partition_value = %s
-                 and (staging_table = %s or created_at < now() - %s::interval)""",
-            (info.name, self.partition_value, name, self.stale_staging_after),
-        ).fetchall()
-        rows.append((name,))  # an orphan without a registry row cannot exist, but be sure
-        with conn.transaction():
-            _lock_timeout(conn, self.lock_timeout)
-            for (stale,) in rows:
-                conn.execute(sql.SQL("drop table if exists {}").format(q.staging_ident(stale)))
-                conn.execute("delete from safeload.staging where staging_table = %s", (stale,))
-
-    def _target(self, conn: psycopg.Connection) -> q.TargetInfo:
-        info = q.target_info(conn, self.table)
-        if info.schema in (METADATA_SCHEMA, STAGING_SCHEMA):
-            raise LoadRefusedError(f"{info.name}: schema {info.schema} holds safeload's own tables (load history, "
-                                   "staging, quarantine) and is never a load target; load into another schema")
-        return info
-
-    def swap_blocker(self, conn: psycopg.Connection, info: q.TargetInfo, *, partition: bool = True,
-                     old: Any = _LOOK_UP) -> tuple[bool, str] | None:
-        """Why ``auto`` will not swap this partition: ``(unsafe, reason)``, None when it will.
-
-        A swap is metadata only and writes the rows once, except where PostgreSQL would
-        make the ATTACH or DETACH scan or lose something, under the parent's lock:
-        a DEFAULT partition (ATTACH scans it), foreign keys from or to the table (the new
-        partition's rows, or the referencing rows, are checked), a partition that is not
-        a plain table of the parent (sub-partitioned or foreign), or a role that does not
-        own the tables (PostgreSQL allows DETACH and ATTACH to the owner only). ``unsafe``:
-        a swap there would replace more than the partition, so ``swap`` is refused too.
-
-        :param partition: also check the value's current partition; only under the
-            publish's advisory lock, where no other load can detach or drop it meanwhile
-        :param old: that partition (None: there is none) when the caller has looked it up
-        """
-        if not info.partitioned:
-            return True, "the target is not natively partitioned"
-        parent = _regclass(info.schema, info.table)
-        default, fks, owner, create = conn.execute(
-            """select p.partdefid <> 0,
-                      exists (select 1 from pg_constraint f where f.contype = 'f'
-                              and (f.conrelid = c.oid or f.confrelid = c.oid)),
-                      pg_has_role(c.relowner, 'USAGE'),
-                      has_schema_privilege(c.relnamespace, 'CREATE')
-               from pg_class c join pg_partitioned_table p on p.partrelid = c.oid
-               where c.oid = %s::regclass""", (parent,)).fetchone()
-        if default:
-            # and the value's rows may live in it, among other values' rows: DETACHing it
-            # would take those away
-            return True, "it has a DEFAULT partition, which ATTACH would scan under the lock"
-        if fks:
-            return False, "foreign keys refer from or to it, which DETACH/ATTACH would validate under the lock"
-        if not (owner and create):
-            return False, "the loader's role does not own it (or lacks CREATE on its schema)"
-        if not partition:
-            old = None
-        elif old is _LOOK_UP:
-            old = _partition_for(conn, info, self.partition_value)
-        if old is not None:
-            kind, direct, owns = conn.execute(
-                """select c.relkind, i.inhparent = %s::regclass, pg_has_role(c.relowner, 'USAGE')
-                   from pg_class c join pg_inherits i on i.inhrelid = c.oid where c.oid = %s::regclass""",
-                (parent, old)).fetchone()
-            if kind != "r" or not direct:
-                return True, f"the partition {old} is not a plain table attached to it directly"
-            if not _bounds_one_value(conn, info, old, self.partition_value):
-                # a month's partition, or a LIST of several values: dropped, it would take
-                # the other values' rows with it
-                return True, (f"the partition {old} also holds other values than {self.partition_value} (its bounds "
-                              "are not the ones safeload gives one value's partition)")
-            if not owns:
-                return False, f"the loader's role does not own the partition {old}"
-            rules = conn.execute(
-                """select 'CHECK constraint ' || c.conname, pg_get_expr(c.conbin, c.conrelid),
-                          c.conkey = array[(select attnum from pg_attribute where attrelid = c.conrelid
-                                            and attname = %s)]
-                     from pg_constraint c
-                    where c.conrelid = %s::regclass and c.contype = 'c' and c.conislocal and c.coninhcount = 0
-                      and c.conname <> %s
-                   union all
-                   select 'trigger ' || tgname, null, false from pg_trigger
-                    where tgrelid = %s::regclass and not tgisinternal and tgparentid = 0
-                   union all
-                   select 'NOT NULL of ' || a.attname, null, false from pg_attribute a
-                     join pg_attribute p on p.attrelid = %s::regclass and p.attname = a.attname
-                    where a.attrelid = %s::regclass and a.attnum > 0 and not a.attisdropped
-                      and a.attnotnull and not p.attnotnull and a.attname <> %s""",
-                (info.partition_key, old, PARTITION_CHECK, old, parent, old, info.partition_key)).fetchall()
-            # A CHECK on the key alone that the value meets (the bound's CHECK of PostgreSQL's
-            # own ATTACH recipe): the new partition holds only the value, so it loses nothing
-            own = [what for what, expr, key_only in rules if not (key_only and self._value_meets(conn, info, expr))]
-            if own:
-                # staging is built from the parent: swapped in, the day would lose them
-                return True, f"the partition {old} has rules of its own ({', '.join(own)}), which a swap would drop"
-        return None
-
-    def _value_meets(self, conn: psycopg.Connection, info: q.TargetInfo, expr: str) -> bool:
-        """Whether a CHECK expression on the partition key alone holds for the partition
-        value (NULL passes a CHECK); False when it cannot be told (an error, in a savepoint)."""
-        col = info.column(info.partition_key or "")
-        if col is None:
-            return False
-        try:
-            with conn.transaction():
-                # NULL passes a CHECK
-                return _eval_at(conn, expr, col.name, sql.SQL("{}::{}").format(
-                    sql.Literal(self.partition_value), sql.SQL(col.type))) is not False
-        except (psycopg.OperationalError, psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable):
-            raise
-        except psycopg.Error:
-            return False
-
-    def _plans_swap(self, conn: psycopg.Connection, info: q.TargetInfo, *, partition: bool = False,
-                    old: Any = _LOOK_UP) -> bool:
-        """Whether this load swaps: planned when staging is created (the table's traits),
-        confirmed under the publish's advisory lock (``partition=True``: the value's
-        partition ``old`` too)."""
-        if self.publish_strategy == "delete_insert" or not info.partitioned:
-            return False
-        blocker = self.swap_blocker(conn, info, partition=partition, old=old)
-        if blocker is None:
-            return True
-        unsafe, why = blocker
-        if self.publish_strategy == "swap":
-            if unsafe:
-                raise LoadRefusedError(f"{info.name} partition {self.partition_value}: publish_strategy='swap' "
-                                       f"cannot be used: {why}. Use publish_strategy='auto' or 'delete_insert'")
-            return True  # slower or needs grants, but what was asked for
-        log.info("%s partition %s: publishing by DELETE + INSERT, not by swap: %s", info.name,
-                 self.partition_value, why)
-        return False
-
-    def _create_staging(self, conn, info, name, header, mapping) -> bool:
-        """Create the staging table; True when it is staged for a swap."""
-        ident = q.staging_ident(name)
-        swap = self._plans_swap(conn, info)
-        # Built from the catalogue, not with LIKE: LIKE would keep a lock on the target for
-        # the whole COPY (see q.create_like). For a swap it becomes the partition itself:
-        # permanent (ATTACH requires the parent's persistence); otherwise it is only read
-        # once by INSERT ... SELECT: UNLOGGED skips the WAL. Either way with the target's
-        # CHECK constraints (ATTACH needs them; and a row that breaks one is refused at the
-        # stage, where its line is known, not by the publish's INSERT)
-        try:
-            q.create_like(conn, _regclass(info.schema, info.table), ident, unlogged=not swap, constraints=True)
-        except psycopg.errors.InsufficientPrivilege as e:
-            # a type, collation or function of the target in a schema the role may not use:
-            # LIKE copies them by OID and needs no such grant, at the price of the lock
-            log.warning("%s: staging created with LIKE, which keeps ACCESS SHARE on the target for the whole COPY "
-                        "(other partitions' swaps and DDL wait for it), because %s; GRANT USAGE on that schema "
-                        "to the loader's role lifts this", info.name, e.diag.message_primary)
-            conn.execute(sql.SQL("create {}table {} (like {} including defaults including generated "
-                                 "including constraints)").format(sql.SQL("" if swap else "unlogged "), ident,
-                                                                  info.ident))
-        for col, pg_type in self.add_columns:
-            conn.execute(sql.SQL("alter table {} add column if not exists {} {}").format(
-                ident, sql.Identifier(col), sql.SQL(pg_type)))
-        for h in header:
-            if mapping[h] is None:  # a column the target does not have: staged as text, not published
-                conn.execute(sql.SQL("alter table {} add column {} text").format(ident, sql.Identifier(_extra(h))))
-        part = info.column(self.partition_column)
-        if self.partition_column not in mapping.values() and not (part and part.generated):
-            conn.execute(sql.SQL("alter table {} alter column {} set default {}").format(
-                ident, sql.Identifier(self.partition_column), sql.Literal(self.partition_value)))
-        # Rows of another partition fail the COPY (and are quarantined by the checked path)
-        # without a scan of their own; the constraint also lets ATTACH skip its scan. "is not
-        # null": a CHECK admits NULL, which would be published outside the partition (and
-        # again by every re-run), and ATTACH proves its bound only from a constraint that
-        # excludes NULL (else it scans staging under the parent's lock).
-        conn.execute(sql.SQL("alter table {} add constraint {} check ({} is not null and {} = {})")
-                     .format(ident, sql.Identifier(PARTITION_CHECK), sql.Identifier(self.partition_column),
-                             sql.Identifier(self.partition_column),
-                             sql.Literal(self.partition_value)))
-        return swap
-
-    def _prepare_partition(self, conn: psycopg.Connection, info: q.TargetInfo, name: str) -> None:
-        """Give staging that will become the partition its indexes and statistics now.
-
-        The parent's unique and plain indexes must exist on the partition anyway; built at
-        the stage, they also serve the audit (the quality gate proves uniqueness from a
-        unique index instead of sorting the column), and the partition is published with
-        planner statistics. Duplicate keys leave staging without its indexes: the gate's
-        uniqueness checks report them, and publish refuses to attach them.
-        """
-        try:
-            with conn.transaction():  # a savepoint: a failed index build keeps the staged rows
-                self._build_indexes(conn, info, name)
-        except psycopg.errors.IntegrityError as e:
-            log.warning("%s partition %s: staging has duplicate keys (%s); the partition cannot be published "
-                        "until the source is fixed", info.name, self.partition_value,
-                        e.diag.message_detail or e.diag.message_primary)
-        conn.execute(sql.SQL("analyze {}").format(q.staging_ident(name)))
-
-    def _fill(self, conn, info, name, source, fmt, header, mapping, quarantine) -> tuple[str, int, int]:
-        """COPY the source into staging. Returns (path, rows in source, rows loaded)."""
-        cols = [mapping[h] or _extra(h) for h in header]
-        copy_sql = sql.SQL("copy {} ({}) from stdin").format(
-            q.staging_ident(name), sql.SQL(", ").join(sql.Identifier(c) for c in cols))
-        if isinstance(source, QuerySource):
-            # Fast path: the source server's COPY text goes straight to the target's COPY;
-            # a value the target refuses falls back to the checked path (the same snapshot).
-            straight = self._copy_straight(
-                conn, copy_sql, source.blocks(), info.name, f"{source} returned no rows", "an empty result",
-                "straight COPY of the query result")
-            if straight:
-                return straight
-        elif fmt == "csv":
-            # Fast path: the file's bytes go straight to COPY. Clean files (the usual case)
-            # load at COPY speed; any error falls back to the checked path below.
-            def file_blocks():
-                with _open_binary(source) as fh:
-                    while block := fh.read(COPY_BLOCK):
-                        yield block
-
-            straight = self._copy_straight(
-                conn, copy_sql + sql.SQL(" (format csv, header true)"), file_blocks(), info.name,
-                f"{source} has a header but no rows", "an empty delivery", f"straight COPY of {source}")
-            if straight:
-                return straight
-        return self._fill_checked(conn, info, copy_sql, source, fmt, header, mapping, quarantine)
-
-    def _copy_straight(self, conn, copy_sql, blocks, target, empty_what, empty_name,
-                       what) -> tuple[str, int, int] | None:
-        """One COPY of ``blocks`` in a savepoint; None when the target refused a value. A
-        broken CHECK constraint goes to the checked path too: there another partition's row
-        (which PostgreSQL may meet the target's CHECK on first) is quarantined, and a row
-        breaking the target's CHECK is named by the line Python's CSV reader counts (COPY
-        counts lines differently in CRLF files with line feeds in quoted fields)."""
-        try:
-            with conn.transaction():
-                cur = conn.cursor()
-                try:
-                    with cur.copy(copy_sql) as copy:
-                        for block in blocks:
-                            copy.write(block)
-                finally:
-                    blocks.close()  # stop reading the source now, not when garbage-collected
-                rows = cur.rowcount  # from COPY's command tag: no scan
-                if rows == 0 and not self.allow_empty:
-                    raise LoadRefusedError(f"{empty_what}: refusing to replace partition "
-                                           f"{self.partition_value} of {target} with nothing "
-                                           f"(allow_empty=True accepts {empty_name})")
-                return "copy", rows, rows
-        except (psycopg.errors.DataError, psycopg.errors.IntegrityError, psycopg.errors.BadCopyFileFormat,
-                psycopg.errors.CharacterNotInRepertoire) as e:
-            log.info("%s refused (%s); loading row by row with quarantine", what, str(e).splitlines()[0])
-            return None
-
-    def _check_refusal(self, e: psycopg.errors.CheckViolation, target: str,
-                       where: Callable[[int], str]) -> LoadRefusedError:
-        """A row that breaks one of the target's CHECK constraints, as a clear refusal: the
-        source's line (COPY's line n, mapped by ``where``), the constraint and its rule. Such
-        a row is not quarantined: the checked path checks types and NOT NULL in Python, and
-        a CHECK constraint is an expression only PostgreSQL evaluates."""
-        m = re.search(r"\bline (\d+)", e.diag.context or "")
-        place = where(int(m.group(1))) if m else "a row of the source"
-        detail = f" ({e.diag.message_detail})" if e.diag.message_detail else ""
-        if e.diag.constraint_name == PARTITION_CHECK:  # safeload's own: the value is not the partition's
-            return LoadRefusedError(
-                f"{place}: its {self.partition_column} is not {self.partition_value!r} as PostgreSQL compares it"
-                f"{detail}, though it looked so to the row check (spaces or spelling); nothing was staged and "
-                f"{target} is unchanged. Fix the value at the source")
-        return LoadRefusedError(
-            f"{place} breaks CHECK constraint {e.diag.constraint_name!r} of {target}{detail}; nothing was staged and "
-            f"{target} partition {self.partition_value} is unchanged. Fix the row at the source (safeload quarantines "
-            "rows whose values do not fit the target's types or NOT NULL, but does not evaluate its CHECK "
-            "constraints row by row), or relax the constraint")
-
-    def _fill_checked(self, conn, info, copy_sql, source, fmt, header, mapping, quarantine) -> tuple[str, int, int]:
-        """Row by row: check each value against the target's types; bad rows to quarantine."""
-        types: list[PgType | None] = []
-        not_null: list[bool] = []
-        part_idx = None
-        for i, h in enumerate(header):
-            col = info.column(mapping[h]) if mapping[h] else None
-            types.append(_try_type(col.type) if col else None)
-            not_null.append(bool(col and col.not_null))
-            if mapping[h] == self.partition_column:
-                part_idx = i
-        width = len(header)
-        # in a file an empty field is NULL; a query result tells NULL from '' itself
-        empty_is_null = not isinstance(source, QuerySource)
-        # COPY's line n is the n-th row written; which source line that is, as runs of
-        # consecutive lines (one run per gap left by a quarantined row or a multi-line record)
-        runs: list[tuple[int, int]] = []
-
-        def source_line(n: int) -> str:
-            start, first = max((r for r in runs if r[0] <= n), default=(n, n))
-            return f"{source}, {'row' if isinstance(source, QuerySource) else 'line'} {first + n - start}"
-
-        rows_source = rows_loaded = 0
-        last = None
-        try:
-            with conn.cursor().copy(copy_sql) as copy:
-                rows = source.rows(header) if isinstance(source, QuerySource) else _rows(source, fmt, header)
-                for line, values, raw in rows:
-                    rows_source += 1
-                    reason = None
-                    if len(values) != width:
-                        reason = f"has {len(values)} fields, the header has {width}"
-                    else:
-                        for i, v in enumerate(values):
-                            if v is None or (v == "" and empty_is_null):
-                                if not_null[i]:
-                                    reason = (f"column {header[i]!r} is empty, but "
-                                              f"{info.name}.{mapping[header[i]]} is NOT NULL")
-                                    break
-                                values[i] = None
-                                continue
-                            t = types[i]
-                            if t is not None:
-                                r = check_value(v, t)
-                                if r is not None:
-                                    reason = f"column {header[i]!r}: {r}"
-                                    break
-                            elif "\x00" in v:
-                                reason = f"column {header[i]!r}: NUL byte in text"
-                                break
-                        if reason is None and part_idx is not None and values[part_idx] is None:
-                            reason = (f"column {header[part_idx]!r} is empty: the row belongs to no partition "
-                                      f"(loading partition {self.partition_value})")
-                        elif reason is None and part_idx is not None \
-                                and not _same_partition(values[part_idx], self.partition_value, types[part_idx]):
-                            reason = (f"column {header[part_idx]!r} is {values[part_idx]!r}: the row belongs to another "
-                                      f"partition than {self.partition_value}")
-                    if reason is None:
-                        copy.write_row(values)
-                        rows_loaded += 1
-                        if last is None or line != last + 1:
-                            runs.append((rows_loaded, line))
-                        last = line
-                    else:
-                        quarantine.add(line, raw, reason)
-        except psycopg.errors.CheckViolation as e:
-            raise self._check_refusal(e, info.name, source_line) from None
-        if rows_source == 0 and not self.allow_empty:
-            raise LoadRefusedError(f"{source} has no rows: refusing to replace partition {self.partition_value} "
-                                   f"of {info.name} with nothing (allow_empty=True accepts an empty delivery)")
-        return "checked", rows_source, rows_loaded
-
-    def _check_thresholds(self, source: str, rows_source: int, bad: int, quarantine: _Quarantine) -> None:
-        if not bad:
-            return
-        over = []
-        if self.max_bad_rows is not None and bad > self.max_bad_rows:
-            over.append(f"more than max_bad_rows={self.max_bad_rows}")
-        if self.max_bad_fraction is not None and rows_source and bad / rows_source > self.max_bad_fraction:
-            over.append(f"{bad / rows_source:.2%} of rows, more than max_bad_fraction={self.max_bad_fraction:.2%}")
-        if bad == rows_source and not self.allow_empty:
-            # no threshold may turn "every row is bad" into an empty partition: that is what
-            # allow_empty is for (found by tests/reliability/test_fuzz_csv.py)
-            over.append("every row, leaving nothing to publish (allow_empty=True accepts an empty partition)")
-        if over:
-            examples = "; ".join(f"line {ln}: {reason}" for ln, reason in quarantine.examples)
-            raise LoadRefusedError(
-                f"{source}: {bad} of {rows_source} row(s) are malformed ({' and '.join(over)}), so partition "
-                f"{self.partition_value} was not replaced. First: {examples}. All are in safeload.quarantine "
-                f"(run_key {self.run_key!r}); fix the source, or raise the threshold if they are expected"
-            )
-
-    def _save_quarantine(self, conn, info, source, quarantine: _Quarantine) -> None:
-        if not quarantine.count or quarantine.saved:
-            return
-        with conn.cursor().copy(
-            "copy safeload.quarantine (target, partition_value, run_key, source, line, raw, reason) from stdin"
-        ) as copy:
-            for line, raw, reason in quarantine.rows():
-                copy.write_row((info.name, self.partition_value, self.run_key, source, line, raw, reason))
-        quarantine.saved = True
-
-    # ---------------------------------------------------------------- publish
     @explain_privileges
     def publish(self, staged: StageResult) -> PublishResult:
-        """Replace the partition with the staging table's rows, atomically."""
-        t0 = time.time()
-        with self._connect() as conn:
-            info = self._target(conn)
+        """Replace the partition with the staging table's rows, atomically; see the module docstring."""
+        t0, load = time.time(), self.spec()
+        with self.connection() as conn:
+            info = read_target(conn, load)
             # the target may have been re-created since the stage: never publish into a
             # table partitioned by another column (a swap would drop that column's partition)
-            self._check_partition_column(info)
-            # staged for a swap (a permanent table); whether it still swaps is decided
-            # under the publish's advisory lock, where the partition cannot change
-            staged_swap = info.partitioned and self.publish_strategy != "delete_insert" and \
-                _persistence(conn, staged.staging_table) == "p"
-            try:
-                if staged_swap:
-                    # Normally built by the stage; a staging table without them (its keys
-                    # were duplicated) fails here, before any lock on the target is taken.
-                    self._build_indexes(conn, info, staged.staging_table)
-                elif info.partitioned:
-                    # the re-checks below first (again under the lock), so that a refused
-                    # publish does not leave the new, empty partition behind
-                    if conn.execute("select to_regclass(%s)", (_regclass(STAGING_SCHEMA, staged.staging_table),)
-                                    ).fetchone()[0] is not None:
-                        evolved = {c[0] for c in staged.add_columns}  # added to the target by this publish
-                        self._check_staged_columns(info, {c: t for c, t in _staged_columns(
-                            conn, staged.staging_table).items() if c not in evolved})
-                    self._ensure_partition(conn, info)
+            check_partition_column(load, info)
+            strategies = candidates(conn, load, info, staged.staging_table)
+            with publish_refusals(load, info):
+                strategies[0].prepare(conn, info, staged)  # before any lock on the target is taken
                 with conn.transaction():
-                    _lock_timeout(conn, self.lock_timeout)
+                    q.set_lock_timeout(conn, load.lock_timeout)
                     if self._serialise_publish:
-                        conn.execute("select pg_advisory_xact_lock(%s)",
-                                     (q.partition_lock_key(info.name, self.partition_value),))
-                    reg = conn.execute(
-                        "select rows_loaded, rows_quarantined, rows_source, checksum, add_columns, source "
-                        "from safeload.staging where staging_table = %s for update",
-                        (staged.staging_table,),
-                    ).fetchone()
-                    if reg is None:
-                        raise LoadRefusedError(
-                            f"staging table {STAGING_SCHEMA}.{staged.staging_table} for {info.name} partition "
-                            f"{self.partition_value} is gone (already published by an earlier try, or dropped as "
-                            "stale); stage the partition again")
-                    rows_loaded, rows_quarantined, rows_source, checksum, add_columns, source = reg
-                    stg = q.staging_ident(staged.staging_table)
-                    added = []
-                    for col, pg_type in add_columns:
-                        if info.column(col) is None:
-                            conn.execute(sql.SQL("alter table {} add column if not exists {} {}").format(
-                                info.ident, sql.Identifier(col), sql.SQL(str(parse_type(pg_type)))))
-                            added.append(col)
+                        lock_partition(conn, info, load.partition_value)
+                    reg = registry.claim(conn, load, info, staged.staging_table)
+                    added = add_columns(conn, info, reg.add_columns)
                     # The target's columns now: DDL may have changed them since the stage
                     # (another day's load adding a column, as evolve does, runs meanwhile).
-                    now = self._target(conn)
-                    self._check_partition_column(now)
-                    staged_cols = _staged_columns(conn, staged.staging_table)
-                    self._check_staged_columns(now, staged_cols)
-                    # the value's partition, looked up once under the lock for both
-                    old = _partition_for(conn, info, self.partition_value) if staged_swap else None
-                    swapped = staged_swap and self._same_columns(conn, now, staged.staging_table, staged_cols) and \
-                        self._plans_swap(conn, info, partition=True, old=old) and \
-                        self._swap(conn, info, staged.staging_table, rows_loaded, old)
-                    if swapped:
-                        replaced, inserted = swapped
-                    else:
-                        if staged_swap:
-                            self._ensure_partition(conn, info)
-                        # the staged columns (all in the target, checked above); a column
-                        # added to the target since the stage gets its default
-                        # (generated columns are computed by the target; identity values are
-                        # the staged ones, which GENERATED ALWAYS takes only when told to)
-                        written = [c for c in now.written if c.name in staged_cols]
-                        cols = sql.SQL(", ").join(sql.Identifier(c.name) for c in written)
-                        overriding = any(c.identity == "a" for c in written)
-                        replaced = conn.execute(sql.SQL("delete from {} where {}").format(
-                            info.ident, q.partition_where(self.partition_column, self.partition_value))).rowcount
-                        inserted = conn.execute(sql.SQL("insert into {} ({}){} select {} from {}").format(
-                            info.ident, cols, sql.SQL(" overriding system value" if overriding else ""), cols,
-                            stg)).rowcount
-                    if inserted != rows_loaded:  # staging was modified after the audit: publish nothing
-                        raise LoadRefusedError(f"{STAGING_SCHEMA}.{staged.staging_table} holds {inserted} rows but "
-                                               f"{rows_loaded} were staged and audited; stage the partition again")
-                    history_id = self._history(
-                        conn, info, "published", source=source, rows_loaded=inserted,
-                        rows_quarantined=rows_quarantined, rows_source=rows_source, checksum=checksum,
+                    now = read_target(conn, load)
+                    check_partition_column(load, now)
+                    columns = staged_columns(conn, staged.staging_table)
+                    check_staged_columns(load, now, columns)
+                    job = PublishJob(info, now, staged.staging_table, columns, reg.rows_loaded, strategies[0].name)
+                    strategy, written = publish_first(conn, strategies, job)
+                    if written.inserted != reg.rows_loaded:  # staging was modified after the audit: publish nothing
+                        raise LoadRefusedError(f"{STAGING_SCHEMA}.{staged.staging_table} holds {written.inserted} "
+                                               f"rows but {reg.rows_loaded} were staged and audited; stage the "
+                                               "partition again")
+                    history_id = history.record(
+                        conn, load, info, "published", source=reg.source, rows_loaded=written.inserted,
+                        rows_quarantined=reg.rows_quarantined, rows_source=reg.rows_source, checksum=reg.checksum,
                         schema_changes=json.dumps([{"added": c} for c in added]) if added else None,
-                        message=f"replaced {replaced} row(s) by {'swap' if swapped else 'DELETE + INSERT'}")
-                    if not swapped:
-                        conn.execute(sql.SQL("drop table {}").format(stg))
-                    conn.execute("delete from safeload.staging where staging_table = %s", (staged.staging_table,))
-            except psycopg.errors.UniqueViolation as e:
-                raise LoadRefusedError(
-                    f"{info.name} partition {self.partition_value}: the staged rows break a unique key of the "
-                    f"target ({e.diag.message_detail or e.diag.message_primary}); nothing was published and the "
-                    "partition is unchanged. Fix the source, or add expect_column_values_to_be_unique (or "
-                    "expect_compound_columns_to_be_unique) on the key to the gate so it fails before the publish"
-                ) from None
-            except (psycopg.errors.CheckViolation, psycopg.errors.NotNullViolation) as e:
-                detail = e.diag.message_detail or e.diag.message_primary
-                if isinstance(e, psycopg.errors.CheckViolation) and not e.diag.constraint_name:
-                    # PostgreSQL's "no partition of relation ... found for row" (a sub-partitioned day)
-                    raise LoadRefusedError(
-                        f"{info.name} partition {self.partition_value}: a staged row has no partition to go to "
-                        f"({e.diag.message_primary}; {detail}); nothing was published and the partition is "
-                        "unchanged. Create the missing sub-partition (or a DEFAULT one), then publish again") from None
-                what = (f"CHECK constraint {e.diag.constraint_name!r}" if isinstance(e, psycopg.errors.CheckViolation)
-                        else f"NOT NULL of column {e.diag.column_name!r}")
-                # the stage checked the target's CHECKs as they were: one added since, or one
-                # of the day's partition itself (staging carries the target's only)
-                raise LoadRefusedError(
-                    f"{info.name} partition {self.partition_value}: a staged row breaks {what} of the target or of "
-                    f"its partition for this value ({detail}); nothing was published and the partition is unchanged. "
-                    "If it was added after the stage, stage the partition again (the stage names the source's "
-                    "line); if it is the partition's own, fix the source or the constraint") from None
-            except psycopg.errors.LockNotAvailable as e:
-                raise LockTimeoutError(
-                    f"{info.name} partition {self.partition_value}: a lock could not be had within "
-                    f"lock_timeout={self.lock_timeout} ({e.diag.message_primary}); the partition is unchanged. "
-                    "A long-running reader or another load holds it; retry later") from None
-        result = PublishResult(info.name, self.partition_value, inserted, replaced, rows_quarantined, rows_source,
-                               checksum, history_id, added, round(time.time() - t0, 3),
-                               published_by="swap" if swapped else "delete_insert")
-        log.info("published %s partition %s: %s rows (replaced %s, by %s)", info.name, self.partition_value, inserted,
-                 replaced, result.published_by)
+                        message=f"replaced {written.replaced} row(s) by {strategy.label}")
+                    registry.forget(conn, staged.staging_table, drop=not written.staging_consumed)
+        result = PublishResult(info.name, load.partition_value, written.inserted, written.replaced,
+                               reg.rows_quarantined, reg.rows_source, reg.checksum, history_id, added,
+                               round(time.time() - t0, 3), published_by=strategy.name)
+        log.info("published %s partition %s: %s rows (replaced %s, by %s)", info.name, load.partition_value,
+                 written.inserted, written.replaced, result.published_by)
         return result
 
-    def _check_staged_columns(self, now: q.TargetInfo, staged_cols: dict[str, str]) -> None:
-        """Refuse to publish when a staged column is gone from the target or has another type
-        now: a column renamed since the stage looks like one dropped and one added, and its
-        audited values would be published as NULL; a retyped one would be cast (101.01 to
-        101) or fail. Columns added to the target since are fine: they get their defaults."""
-        want = {c.name: c.type for c in now.columns}
-        have = {c: t for c, t in staged_cols.items() if not c.startswith("_extra_")}
-        gone = sorted(set(have) - set(want))
-        retyped = sorted(f"{c} ({have[c]} staged, {want[c]} now)" for c in set(have) & set(want) if have[c] != want[c])
-        if gone or retyped:
-            what = "; ".join(([f"gone: {', '.join(gone)}"] if gone else []) +
-                             ([f"of another type: {', '.join(retyped)}"] if retyped else []))
-            raise LoadRefusedError(
-                f"{now.name} partition {self.partition_value}: the target's columns changed since the stage ({what}); "
-                "publishing the staged rows would lose or alter audited values, so nothing was published and the "
-                "partition is unchanged. Stage the partition again against the table as it is now")
-
-    def _same_columns(self, conn: psycopg.Connection, now: q.TargetInfo, staging: str,
-                      staged_cols: dict[str, str]) -> bool:
-        """Whether staging is the parent as it is now, as far as a swapped-in partition
-        keeps it: exactly the parent's columns (its source-only ``_extra_`` columns aside;
-        ATTACH requires them), the same generation expressions, and no CHECK constraint or
-        NOT NULL the parent has dropped since the stage (ATTACH accepts both: the day would
-        compute stale values, or refuse rows every other day accepts). Otherwise ``auto``
-        publishes by DELETE + INSERT, ``swap`` refuses."""
-        added = sorted(c.name for c in now.columns if c.name not in staged_cols)
-        if added:
-            self._no_swap(now, f"the target's columns changed since the stage (added: {', '.join(added)})")
-            return False
-        differ = conn.execute(
-            """
-            with cols as (select a.attrelid, a.attname, a.attnotnull, a.attgenerated::text as gen,
-                                 case when a.attgenerated <> '' then pg_get_expr(d.adbin, d.adrelid) end as expr
-                          from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
-                          where a.attrelid in (%(t)s::regclass, %(s)s::regclass) and a.attnum > 0
-                            and not a.attisdropped),
-                 t as (select * from cols where attrelid = %(t)s::regclass),
-                 s as (select * from cols where attrelid = %(s)s::regclass)
-            select 'the generation expression of ' || s.attname from s join t using (attname)
-             where (s.gen, s.expr) is distinct from (t.gen, t.expr)
-            union all
-            select 'NOT NULL of ' || s.attname from s join t using (attname) where s.attnotnull and not t.attnotnull
-            union all
-            select 'CHECK constraint ' || c.conname from pg_constraint c
-             where c.conrelid = %(s)s::regclass and c.contype = 'c' and c.conname <> %(pin)s
-               and not exists (select 1 from pg_constraint p where p.conrelid = %(t)s::regclass
-                               and p.contype = 'c' and p.conname = c.conname)
-            """,
-            {"t": _regclass(now.schema, now.table), "s": _regclass(STAGING_SCHEMA, staging),
-             "pin": PARTITION_CHECK}).fetchall()
-        if differ:
-            self._no_swap(now, "the target changed since the stage (" + ", ".join(sorted(r[0] for r in differ)) +
-                          " differ: a partition keeps what it was attached with)")
-            return False
-        return True
-
-    def _no_swap(self, now: q.TargetInfo, why: str) -> None:
-        """A swap found impossible at publish: ``swap`` refuses (nothing published), ``auto``
-        logs why and publishes by DELETE + INSERT."""
-        if self.publish_strategy == "swap":
-            raise LoadRefusedError(f"{now.name} partition {self.partition_value}: cannot swap the staged table in: "
-                                   f"{why}; nothing was published. Stage the partition again, or publish it with "
-                                   "publish_strategy='auto' (DELETE + INSERT of the staged columns)")
-        log.info("%s partition %s: publishing by DELETE + INSERT, not by swap: %s", now.name,
-                 self.partition_value, why)
-
-    def _swap(self, conn: psycopg.Connection, info: q.TargetInfo, staging: str,
-              rows_loaded: int, old: str | None) -> tuple[int, int] | None:
-        """Make the staging table the partition: DETACH and DROP the old one, ATTACH staging.
-
-        Metadata only: no row is copied. The staging table's CHECK constraint
-        (``partition = value``) implies the partition bound, so ATTACH skips its scan.
-        ``old`` is the value's current partition (None: none yet), looked up by the caller
-        under the publish's advisory lock. Returns (rows replaced, rows published), or None
-        when ``auto`` could not lock the parent within ``lock_timeout`` (the caller then
-        publishes by DELETE + INSERT).
-        """
-        stg = q.staging_ident(staging)
-        extras = [r[0] for r in conn.execute(
-            "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0 and not attisdropped "
-            "and attname like '\\_extra\\_%%'", (_regclass(STAGING_SCHEMA, staging),)).fetchall()]
-        for col in extras:  # source columns the target does not have: ATTACH wants exactly the parent's
-            conn.execute(sql.SQL("alter table {} drop column {}").format(stg, sql.Identifier(col)))
-        replaced = 0
-        name = _free_partition_name(conn, info, self.partition_value)
-        old_ident = None
-        if old is not None:
-            old_schema, old_name = conn.execute(
-                "select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-                "where c.oid = %s::regclass", (old,)).fetchone()
-            old_ident = sql.Identifier(old_schema, old_name)
-            replaced = conn.execute(sql.SQL("select count(*) from {}").format(old_ident)).fetchone()[0]
-            if not self._lock_for_swap(conn, info, old_ident):
-                return None
-            name = old_name if old_schema == info.schema else name
-        try:
-            # A savepoint (the locks above stay with the transaction): when ATTACH refuses
-            # staging, the DETACH and DROP are undone and the old partition is back.
-            with conn.transaction():
-                if old_ident is not None:
-                    conn.execute(sql.SQL("alter table {} detach partition {}").format(info.ident, old_ident))
-                    conn.execute(sql.SQL("drop table {}").format(old_ident))
-                conn.execute(sql.SQL("alter table {} attach partition {} {}").format(
-                    info.ident, stg, q.partition_bounds(info, self.partition_value)))
-        except (psycopg.errors.DatatypeMismatch, psycopg.errors.CollationMismatch,
-                psycopg.errors.InvalidTableDefinition, psycopg.errors.InvalidObjectDefinition) as e:
-            # DDL on the parent since the stage that ATTACH checks and the column check does
-            # not: a collation, a NOT NULL or a CHECK constraint added, a column added while
-            # this publish waited for its lock
-            self._no_swap(info, f"the target's definition changed since the stage ({e.diag.message_primary})")
-            return None
-        key = info.column(info.partition_key or "")
-        if key is None or key.type not in ("timestamp without time zone", "timestamp with time zone"):
-            # the partition's bound now says what the pin said: drop it (PostgreSQL 18 refuses
-            # some DDL on tables with CHECK constraints). A timestamp day keeps it: the bound
-            # admits the whole day, the pin only the value (see _check_bounds_one_value).
-            conn.execute(sql.SQL("alter table {} drop constraint {}").format(stg, sql.Identifier(PARTITION_CHECK)))
-        conn.execute(sql.SQL("alter table {} set schema {}").format(stg, sql.Identifier(info.schema)))
-        conn.execute(sql.SQL("alter table {} rename to {}").format(
-            sql.Identifier(info.schema, staging), sql.Identifier(name)))
-        return replaced, rows_loaded
-
-    def _lock_for_swap(self, conn: psycopg.Connection, info: q.TargetInfo, old: sql.Composable) -> bool:
-        """ACCESS EXCLUSIVE on the parent and the old partition, asked for in short attempts.
-
-        A lock request waits in a queue, and every reader arriving after it waits behind it:
-        one request waiting out a long report for ``lock_timeout`` would stall all readers
-        of the table for that long. So each attempt waits at most
-        :data:`SWAP_LOCK_ATTEMPT_MS`, gives way (rolled back to a savepoint) and tries again
-        after a growing pause, until ``lock_timeout`` is spent. True once held; False when
-        ``auto`` gave up (``swap`` raises LockNotAvailable instead).
-        """
-        budget_ms = int(conn.execute("select setting from pg_settings where name = 'lock_timeout'").fetchone()[0])
-        deadline = time.monotonic() + (budget_ms / 1000 if budget_ms else float("inf"))
-        pause, attempts = 0.05, 0
-        while True:
-            attempts += 1
-            wait_ms = SWAP_LOCK_ATTEMPT_MS if not budget_ms else \
-                max(1, min(SWAP_LOCK_ATTEMPT_MS, int((deadline - time.monotonic()) * 1000)))
-            try:
-                with conn.transaction():  # a savepoint: a failed attempt leaves nothing behind
-                    conn.execute("select set_config('lock_timeout', %s, true)", (f"{wait_ms}ms",))
-                    conn.execute(sql.SQL("lock table only {}, only {} in access exclusive mode").format(
-                        info.ident, old))
-                break
-            except psycopg.errors.LockNotAvailable:
-                if time.monotonic() + pause >= deadline:
-                    if self.publish_strategy == "auto":
-                        log.warning("%s partition %s: the table stayed busy for lock_timeout=%s (%s attempts); "
-                                    "publishing by DELETE + INSERT instead of swap", info.name,
-                                    self.partition_value, self.lock_timeout, attempts)
-                        return False
-                    raise
-                time.sleep(pause)
-                pause = min(pause * 2, 1.0)
-        _lock_timeout(conn, self.lock_timeout)  # the attempt's setting outlives the savepoint
-        if attempts > 1:
-            log.info("%s partition %s: lock for the swap granted at attempt %s", info.name, self.partition_value,
-                     attempts)
-        return True
-
-    def _build_indexes(self, conn: psycopg.Connection, info: q.TargetInfo, staging: str) -> None:
-        """Give the staging table the parent's primary key, unique constraints and plain
-        column indexes, so that ATTACH can adopt them instead of building them under lock.
-        (Expression, partial, non-btree and INCLUDE indexes are left for ATTACH to build.)"""
-        stg = q.staging_ident(staging)
-        existing = conn.execute("select count(*) from pg_index where indrelid = %s::regclass",
-                                (_regclass(STAGING_SCHEMA, staging),)).fetchone()[0]
-        if existing:
-            return  # a retried publish: already built
-        rows = conn.execute(
-            """
-            select coalesce(con.contype, 'i'),
-                   array_agg(a.attname order by k.ord)
-            from pg_index i
-            cross join lateral unnest(i.indkey) with ordinality as k(attnum, ord)
-            join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
-            left join pg_constraint con on con.conindid = i.indexrelid and con.contype in ('p', 'u')
-            where i.indrelid = %s::regclass and i.indexprs is null and i.indpred is null
-              -- btree only (built as btree below): a hash, GiST or GIN index as a btree may not
-              -- build at all (no btree class, entries over 2704 bytes) and would not match
-              and (select relam from pg_class where oid = i.indexrelid) = (select oid from pg_am where amname = 'btree')
-              -- INCLUDE columns would become key columns here (NOT NULL in a primary key)
-              and i.indnatts = i.indnkeyatts
-            group by i.indexrelid, con.contype
-            """,
-            (_regclass(info.schema, info.table),),
-        ).fetchall()
-        with conn.transaction():
-            for k, (kind, cols) in enumerate(rows):
-                collist = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
-                # Named after the staging table (unique per target, partition and run; at
-                # most 57 bytes): the swap moves them into the target's schema, where names
-                # PostgreSQL chose (the staging name truncated to fit the columns' names)
-                # would be the same for every partition of a long-named table
-                idx = sql.Identifier(f"{staging}_i{k}")
-                if kind == "p":
-                    conn.execute(sql.SQL("alter table {} add constraint {} primary key ({})").format(stg, idx, collist))
-                elif kind == "u":
-                    conn.execute(sql.SQL("alter table {} add constraint {} unique ({})").format(stg, idx, collist))
-                else:
-                    conn.execute(sql.SQL("create index {} on {} ({})").format(idx, stg, collist))
-
-    def _ensure_partition(self, conn: psycopg.Connection, info: q.TargetInfo) -> None:
-        """Create and attach the partition for the value when it is missing.
-
-        Created as a plain table and then ATTACHed: ATTACH takes SHARE UPDATE EXCLUSIVE
-        on the parent, which does not block readers or loads of other partitions
-        (``CREATE TABLE ... PARTITION OF`` would take ACCESS EXCLUSIVE).
-        """
-        with conn.transaction():
-            _lock_timeout(conn, self.lock_timeout)
-            conn.execute("select pg_advisory_xact_lock(%s)", (q.partition_lock_key(info.name, self.partition_value),))
-            if _partition_for(conn, info, self.partition_value) is not None:
-                return
-            name = _free_partition_name(conn, info, self.partition_value)
-            part = sql.Identifier(info.schema, name)
-            conn.execute(sql.SQL("create table {} (like {} including defaults including generated including "
-                                 "constraints)").format(part, info.ident))
-            conn.execute(sql.SQL("alter table {} attach partition {} {}").format(
-                info.ident, part, q.partition_bounds(info, self.partition_value)))
-            log.info("created partition %s.%s of %s", info.schema, name, info.name)
-
-    # ---------------------------------------------------------------- history
-    def _history(self, conn, info, status, *, source=None, rows_loaded=None, rows_quarantined=None,
-                 rows_source=None, checksum=None, schema_changes=None, message=None) -> int:
-        a = self.audit
-        return conn.execute(
-            """insert into safeload.load_history (target, partition_value, status, rows_loaded, rows_quarantined,
-                   rows_source, checksum, source, dag_id, run_id, task_id, try_number, started_at, published_at,
-                   duration_s, schema_changes, message)
-               values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, to_timestamp(%s),
-                       case when %s = 'published' then now() end, %s, %s, %s)
-               returning id""",
-            (info.name, self.partition_value, status, rows_loaded, rows_quarantined, rows_source, checksum, source,
-             a.get("dag_id"), a.get("run_id"), a.get("task_id"), a.get("try_number"), self._started, status,
-             round(time.time() - self._started, 3), schema_changes, message),
-        ).fetchone()[0]
-
-    def run(self, source: str | Path, fmt: str | None = None,
+    def run(self, source: str | Path | Source, fmt: str | None = None,
             audit_hook: Callable[[StageResult], None] | None = None) -> PublishResult:
         """Stage, optionally audit (``audit_hook`` raises to stop), and publish."""
         staged = self.stage(source, fmt)
@@ -1247,359 +287,11 @@ class PartitionLoader:
             audit_hook(staged)
         return self.publish(staged)
 
-
-def _persistence(conn: psycopg.Connection, staging: str) -> str | None:
-    row = conn.execute("select relpersistence from pg_class where oid = to_regclass(%s)",
-                       (_regclass(STAGING_SCHEMA, staging),)).fetchone()
-    return row[0] if row else None
-
-
-def _staged_columns(conn: psycopg.Connection, staging: str) -> dict[str, str]:
-    """A staging table's columns and their types as ``format_type()`` prints them, in order."""
-    return {c.name: c.type for c in q.target_info(conn, f"{STAGING_SCHEMA}.{staging}").columns}
+    def swap_blocker(self, conn: psycopg.Connection, info: q.TargetInfo, *, partition: bool = True,
+                     old: Any = LOOK_UP) -> tuple[bool, str] | None:
+        """Why ``auto`` will not swap this partition: ``(unsafe, reason)``, None when it will
+        (:func:`safeload.loads.partitions.swap_blocker`)."""
+        return swap_blocker(conn, info, self.partition_value, partition=partition, old=old)
 
 
-def _regclass(schema: str, name: str) -> str:
-    """``"schema"."name"`` for a ``::regclass`` cast: unquoted, PostgreSQL would fold
-    ``Orders`` to ``orders`` (the names are validated identifiers: no quote inside)."""
-    return f'"{schema}"."{name}"'
-
-
-def _partition_for(conn: psycopg.Connection, info: q.TargetInfo, value: str) -> str | None:
-    """The partition of the target (one of its own, not a sub-partition) that a row with
-    ``value`` in the key is routed to, or None.
-
-    Found among the leaves PostgreSQL's partition pruning keeps (:func:`_pruned_leaves`),
-    confirmed by the partition's constraint. Loads of other partitions may detach and drop
-    theirs meanwhile (they hold their own advisory lock, not this one): a partition that
-    vanishes between the listing and the reading of its constraint is not the value's, and
-    is skipped. Planning and reading a constraint open the relations (ACCESS SHARE, kept to
-    the end of the transaction), so the look-up runs in a savepoint that is rolled back,
-    which releases those locks: kept, they would deadlock two swaps of different
-    partitions (each waiting to DETACH a partition the other had looked at).
-    """
-    with conn.transaction(force_rollback=True):
-        return _find_partition(conn, info, value)
-
-
-def _find_partition(conn: psycopg.Connection, info: q.TargetInfo, value: str) -> str | None:
-    leaves = _pruned_leaves(conn, info, value)
-    if leaves is not None and not leaves:
-        return None  # no partition can hold the value (none for it, and no DEFAULT partition)
-    # The target's own partitions (level 1): their constraints name the target's key only
-    # (a sub-partition's names its own key too). Those above the pruned leaves, or all.
-    # From pg_inherits, which takes no lock (pg_partition_tree locks every partition).
-    children = conn.execute(
-        "select i.inhrelid, i.inhrelid::regclass::text, "
-        "exists (select 1 from pg_partitioned_table p where p.partdefid = i.inhrelid) "
-        "from pg_inherits i where i.inhparent = %s::regclass"
-        + (" and i.inhrelid in (select a.relid from unnest(%s::oid[]) as l(oid), pg_partition_ancestors(l.oid) as a)"
-           if leaves is not None else ""),
-        (_regclass(info.schema, info.table),) + ((leaves,) if leaves is not None else ()),
-    ).fetchall()
-    for oid, child, is_default in children:
-        # ask PostgreSQL whether the partition's constraint admits the value
-        try:
-            with conn.transaction():  # a savepoint: a vanished partition must not abort the caller's transaction
-                constraint = conn.execute("select pg_get_partition_constraintdef(%s::oid)", (oid,)).fetchone()[0]
-        except (psycopg.errors.UndefinedTable, psycopg.errors.InternalError_):
-            continue  # "could not open relation": dropped after the listing
-        if constraint is None:
-            if is_default:  # a DEFAULT partition alone has no constraint: it takes every value
-                return child
-            continue  # no longer a partition (detached or dropped after the listing)
-        key = info.column(info.partition_key)
-        if _eval_at(conn, constraint, key.name, sql.SQL("{}::{}").format(sql.Literal(value), sql.SQL(key.type))):
-            return child
-    return None
-
-
-def _pruned_leaves(conn: psycopg.Connection, info: q.TargetInfo, value: str) -> list[int] | None:
-    """The leaves PostgreSQL's partition pruning keeps for ``key = value``: the value's own,
-    the DEFAULT partition when the value may be routed there, every leaf when the key
-    cannot be pruned by that comparison (a key with a collation of its own). Pruning
-    removes only leaves that cannot hold the value, so the value's leaf is among these
-    and :func:`_find_partition` checks only them: one leaf, not every partition of the table
-    (300 ms for 1000 partitions, a lock on each). None when the plan cannot be had."""
-    col = info.column(info.partition_key or "")
-    if col is None:
-        return None
-    try:
-        # a savepoint rolled back: a plan refused leaves the caller's transaction as it was,
-        # and the setting below goes with it
-        with conn.transaction(force_rollback=True):
-            # Pruning only: constraint exclusion would also drop a partition whose own CHECK
-            # constraints refute the value (a day a swap published keeps its pin to the
-            # value), which tuple routing does not do.
-            conn.execute("select set_config('constraint_exclusion', 'off', true)")
-            plan = conn.execute(sql.SQL("explain (format json, costs off, verbose) select from {} where {} = {}::{}")
-                                .format(info.ident, sql.Identifier(col.name), sql.Literal(value), sql.SQL(col.type))
-                                ).fetchone()[0]
-    except (psycopg.OperationalError, psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled):
-        raise  # the connection, lock_timeout, a cancel: as for any other statement of the publish
-    except psycopg.Error as e:
-        log.info("%s: no plan to narrow the partition look-up (%s); checking every partition", info.name, e)
-        return None
-    scanned: list[tuple[str, str]] = []
-
-    def walk(node: dict) -> None:
-        if "Relation Name" in node:
-            scanned.append((node["Schema"], node["Relation Name"]))
-        for child in node.get("Plans", ()):
-            walk(child)
-
-    walk(plan[0]["Plan"])
-    return [r[0] for r in conn.execute(
-        "select c.oid from unnest(%s::text[], %s::text[]) as r(s, n) "
-        "join pg_namespace ns on ns.nspname = r.s join pg_class c on c.relnamespace = ns.oid and c.relname = r.n",
-        ([s for s, _ in scanned], [n for _, n in scanned])).fetchall()]
-
-
-def _free_partition_name(conn: psycopg.Connection, info: q.TargetInfo, value: str) -> str:
-    """The name of a new partition for ``value``: :func:`q.partition_table_name`, or, when a
-    table already has that name (another value's partition: 'eu-west' and 'eu_west', or two
-    values sharing their first 20 characters, make the same name), the value's hash."""
-    name = q.partition_table_name(info, value)
-    if conn.execute("select to_regclass(%s)", (_regclass(info.schema, name),)).fetchone()[0] is None:
-        return name
-    return f"{info.table[:40]}_p{hashlib.sha1(str(value).encode()).hexdigest()[:12]}"
-
-
-def _bounds_one_value(conn: psycopg.Connection, info: q.TargetInfo, leaf: str, value: str) -> bool:
-    """Whether ``leaf`` (which admits ``value``) has the bounds :func:`q.partition_bounds`
-    gives the value's partition, the ones the swap attaches staging with: LIST of that one
-    value; RANGE of one integer, or of one day on a date or timestamp column. Told by
-    PostgreSQL evaluating the leaf's partition constraint (a range is one interval) just
-    inside and outside those bounds. False for any other layout (a month's partition).
-
-    Reading the constraint also locks the leaf's parent (ACCESS SHARE): in a savepoint
-    rolled back, as :func:`_partition_for` does, so that the lock does not stand in the way
-    of other loads' swaps for the rest of the publish."""
-    with conn.transaction(force_rollback=True):
-        return _check_bounds_one_value(conn, info, leaf, value)
-
-
-def _check_bounds_one_value(conn: psycopg.Connection, info: q.TargetInfo, leaf: str, value: str) -> bool:
-    constraint = conn.execute("select pg_get_partition_constraintdef(%s::regclass)", (leaf,)).fetchone()[0]
-    col = info.column(info.partition_key or "")
-    if constraint is None or col is None:
-        return False
-    if info.strategy == "l":
-        # one non-null value prints as "(c IS NOT NULL) AND (c = v)"; several as "= ANY (ARRAY[...])",
-        # NULL among them as "(c IS NULL) OR ..." (a value that contains these only makes it False)
-        return "= ANY (" not in constraint and "IS NULL)" not in constraint
-    if info.strategy != "r":
-        return False
-    v = sql.SQL("{}::{}").format(sql.Literal(value), sql.SQL(col.type))
-    if col.type in ("date", "smallint", "integer", "bigint"):  # one value: v in, its neighbours out
-        inside, outside = [v], [sql.SQL("{} - 1").format(v), sql.SQL("{} + 1").format(v)]
-    elif col.type in ("timestamp without time zone", "timestamp with time zone"):
-        import datetime as dt
-
-        try:
-            first = dt.date.fromisoformat(str(value)[:10])  # as q.partition_bounds reads the value
-        except ValueError:
-            return False
-        day, next_day = (sql.SQL("{}::{}").format(sql.Literal(d.isoformat()), sql.SQL(col.type))
-                         for d in (first, first + dt.timedelta(days=1)))
-        us = sql.SQL("interval '1 microsecond'")
-        inside = [day, sql.SQL("{} - {}").format(next_day, us)]
-        outside = [sql.SQL("{} - {}").format(day, us), next_day]
-        # A day holds many timestamps, and DELETE + INSERT replaces only the rows equal to
-        # the value: the day's partition may be swapped only when its own CHECK (left by
-        # the swap that published it, for this value) pins every row to the value.
-        pin = conn.execute("select pg_get_expr(conbin, conrelid) from pg_constraint where conrelid = %s::regclass "
-                           "and conname = %s and contype = 'c' and convalidated",
-                           (leaf, PARTITION_CHECK)).fetchone()
-        if pin is None:
-            return False
-        for point, expected in ((v, True), (sql.SQL("{} - {}").format(v, us), False),
-                                (sql.SQL("{} + {}").format(v, us), False)):
-            if _eval_at(conn, pin[0], col.name, point) is not expected:
-                return False
-    else:
-        return False
-    for point, expected in [(p, True) for p in inside] + [(p, False) for p in outside]:
-        if _eval_at(conn, constraint, col.name, point) is not expected:
-            return False
-    return True
-
-
-def _eval_at(conn: psycopg.Connection, expr: str, column: str, point: sql.Composable) -> Any:
-    """The value of ``expr`` (a constraint's text, as PostgreSQL prints it) where its one
-    column ``column`` is ``point``, as PostgreSQL evaluates it (NULL as None)."""
-    return conn.execute(sql.SQL("select {} from (select {} as {}) as v").format(
-        sql.SQL(expr), point, sql.Identifier(column))).fetchone()[0]
-
-
-def _lock_timeout(conn: psycopg.Connection, value: str) -> None:
-    """SET LOCAL lock_timeout (SET takes no parameters; set_config does)."""
-    conn.execute("select set_config('lock_timeout', %s, true)", (value,))
-
-
-def _extra(name: str) -> str:
-    """Staging column name for a source column the target lacks (kept, never published)."""
-    return "_extra_" + hashlib.sha1(name.encode()).hexdigest()[:12]
-
-
-_DOLLAR_QUOTE = re.compile(r"\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z_0-9\x80-\U0010ffff]*)?\$")
-
-
-def _strip_tail(text: str) -> str:
-    """``text`` without the semicolons, comments and white space after its last token.
-
-    The query is wrapped in ``copy (\\n...\\n) to stdout``: a ``;`` there is a syntax error,
-    and a templated .sql file often ends in ``; -- comment``. Quotes (``'...'``, ``E'...'``,
-    ``"..."``, dollar quotes) and comments are followed so that a ``--`` inside a string
-    is not taken for a comment. Semicolons before the last token stay (and are refused:
-    one statement only).
-    """
-    n, i, end = len(text), 0, 0
-    while i < n:
-        c = text[i]
-        if c.isspace() or c == ";":
-            i += 1
-        elif text.startswith("--", i):
-            j = text.find("\n", i)
-            i = n if j < 0 else j + 1
-        elif text.startswith("/*", i):  # comments nest in PostgreSQL
-            depth, i = 1, i + 2
-            while i < n and depth:
-                if text.startswith("/*", i):
-                    depth, i = depth + 1, i + 2
-                elif text.startswith("*/", i):
-                    depth, i = depth - 1, i + 2
-                else:
-                    i += 1
-            if depth:
-                end = n  # unterminated: left for PostgreSQL to report
-        elif c in "'\"":
-            escapes = c == "'" and i > 0 and text[i - 1] in "eE" and (i < 2 or not (text[i - 2].isalnum()
-                                                                                   or text[i - 2] == "_"))
-            j = i + 1
-            while j < n:
-                if escapes and text[j] == "\\":
-                    j += 2
-                    continue
-                if text[j] == c:
-                    if j + 1 < n and text[j + 1] == c:  # '' inside '...'
-                        j += 2
-                        continue
-                    break
-                j += 1
-            i = end = min(j + 1, n)
-        elif c == "$" and (m := _DOLLAR_QUOTE.match(text, i)) and not (i and (text[i - 1].isalnum()
-                                                                             or text[i - 1] in "_$")):
-            close = text.find(m.group(0), m.end())
-            i = end = n if close < 0 else close + len(m.group(0))
-        else:
-            i = end = i + 1
-    return text[:end]
-
-
-def _abbreviate(query: str, limit: int = 160) -> str:
-    """A query on one line, shortened: enough to recognise it in the history."""
-    one = " ".join(query.split())
-    return one if len(one) <= limit else one[: limit - 3] + "..."
-
-
-def _try_type(text: str) -> PgType | None:
-    try:
-        return parse_type(text)
-    except ValueError:
-        return None  # a type safeload does not check (PostgreSQL still does, on COPY)
-
-
-def _same_partition(value: str, partition_value: str, t: PgType | None) -> bool:
-    if t is not None and t.name == "date":
-        import datetime as dt
-
-        # as dates: the check accepts the ISO basic form (20240502) too, and so does PostgreSQL
-        try:
-            return dt.date.fromisoformat(value.strip()) == dt.date.fromisoformat(str(partition_value).strip()[:10])
-        except ValueError:
-            return value.strip()[:10] == str(partition_value)[:10]
-    if t is not None and t.name in ("text", "varchar"):
-        return value == str(partition_value)  # as PostgreSQL compares text: 'eu ' is not 'eu'
-    return value.strip() == str(partition_value)
-
-
-def _open_binary(path: str) -> io.BufferedIOBase:
-    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
-
-
-def _rows(source: str, fmt: str, header: list[str]) -> Iterator[tuple[int, list[Any], str]]:
-    """(line, values as text, raw text) for each row of a source, streamed."""
-    if fmt == "csv":
-        with CsvReader(source) as reader:
-            for line, row in reader:
-                buf = io.StringIO()
-                csv.writer(buf).writerow(row)
-                yield line, row, buf.getvalue().rstrip("\r\n")
-    elif fmt == "jsonl":
-        with open_text(source) as fh:
-            for line_no, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    yield line_no, [None] * (len(header) + 1), line.rstrip("\n")  # width mismatch -> quarantined
-                    del e
-                    continue
-                if not isinstance(obj, dict):
-                    yield line_no, [], line.rstrip("\n")
-                    continue
-                yield line_no, [_json_text(obj.get(h)) for h in header], line.rstrip("\n")
-    elif fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        pf = pq.ParquetFile(source)
-        line = 0
-        for batch in pf.iter_batches(batch_size=65536, columns=header):
-            for rec in batch.to_pylist():
-                line += 1
-                vals = [_json_text(rec.get(h)) for h in header]
-                yield line, vals, json.dumps(rec, default=str)
-    else:
-        raise SourceError(f"format {fmt!r} is not supported")
-
-
-def _json_text(v: Any) -> str | None:
-    if v is None:
-        return None
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (dict, list)):
-        return json.dumps(v)
-    if hasattr(v, "isoformat"):
-        return v.isoformat()
-    return str(v)
-
-
-class _Quarantine:
-    """Rejected rows, spooled to a temporary file so memory stays flat however many there are."""
-
-    MAX_EXAMPLES = 5
-
-    def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile("w+", encoding="utf-8")
-        self._writer = csv.writer(self._file)
-        self.count = 0
-        self.examples: list[tuple[int, str]] = []
-        self.saved = False
-
-    def add(self, line: int, raw: str, reason: str) -> None:
-        self.count += 1
-        if len(self.examples) < self.MAX_EXAMPLES:
-            self.examples.append((line, reason))
-        self._writer.writerow((line, raw.replace("\x00", "\\0"), reason))
-
-    def rows(self) -> Iterator[tuple[int, str, str]]:
-        self._file.flush()
-        self._file.seek(0)
-        for line, raw, reason in csv.reader(self._file):
-            yield int(line), raw, reason
-
-    def close(self) -> None:
-        self._file.close()
+__all__ = ["COPY_BLOCK", "PUBLISH_STRATEGIES", "PartitionLoader", "PublishResult", "QuerySource", "StageResult"]

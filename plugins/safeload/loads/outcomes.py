@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from safeload.loads.metadata import ensure_metadata
+from safeload.metadata import ensure_metadata
 
 log = logging.getLogger(__name__)
 

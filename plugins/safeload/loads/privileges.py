@@ -14,6 +14,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from safeload.errors import LoadRefusedError
+from safeload.identifiers import validate_table_name
+from safeload.loads.partitions import partition_for
+from safeload.loads.sql import target_info
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -97,22 +100,17 @@ def explain_privileges(method: F) -> F:
 
 
 def _explain(loader: Any, primary: str) -> str:
-    from safeload.identifiers import validate_table_name
-
     head = f"{loader.table} partition {loader.partition_value}: {primary}, so nothing was changed."
     try:
         schema, table = validate_table_name(loader.table)
-        conn = loader._connect()
+        conn = loader.connection()
         try:
             with conn.transaction():
-                from safeload.loads.loader import _partition_for
-                from safeload.loads.sql import target_info
-
                 info = target_info(conn, loader.table)
                 try:
                     with conn.transaction():
                         new_partition = info.partitioned and \
-                            _partition_for(conn, info, loader.partition_value) is None
+                            partition_for(conn, info, loader.partition_value) is None
                 except Exception:  # noqa: BLE001 - e.g. no USAGE on the schema: reported below anyway
                     new_partition = False
                 missing = missing_privileges(conn, schema=schema, table=table, strategy=loader.publish_strategy,

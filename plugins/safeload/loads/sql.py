@@ -14,7 +14,7 @@ from psycopg import sql
 
 from safeload.errors import LoadRefusedError
 from safeload.identifiers import validate_identifier, validate_table_name
-from safeload.loads.metadata import STAGING_SCHEMA
+from safeload.metadata import STAGING_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -233,6 +233,21 @@ def partition_checksum(conn: Any, table: str, partition_column: str, value: str)
 
 def staging_ident(name: str) -> sql.Identifier:
     return sql.Identifier(STAGING_SCHEMA, name)
+
+
+#: staging's CHECK that pins every row to the partition value (kept by a swapped-in partition)
+PARTITION_CHECK = "safeload_partition_check"
+
+
+def regclass(schema: str, name: str) -> str:
+    """``"schema"."name"`` for a ``::regclass`` cast: unquoted, PostgreSQL would fold
+    ``Orders`` to ``orders`` (the names are validated identifiers: no quote inside)."""
+    return f'"{schema}"."{name}"'
+
+
+def set_lock_timeout(conn: Any, value: str) -> None:
+    """SET LOCAL lock_timeout (SET takes no parameters; set_config does)."""
+    conn.execute("select set_config('lock_timeout', %s, true)", (value,))
 
 
 _DAY_TYPES = ("date", "timestamp without time zone", "timestamp with time zone")

@@ -218,7 +218,7 @@ class ReloadPartitionsOperator(ReloadLineage, _IncrementalOperator):
 
         from safeload.hooks import warehouse_conninfo
         from safeload.loads.loader import QuerySource
-        from safeload.loads.metadata import STAGING_SCHEMA
+        from safeload.metadata import STAGING_SCHEMA
         from safeload.loads.sql import target_info
         from safeload.quality.gate import run_gate
         from safeload.quality.suite import build_suite

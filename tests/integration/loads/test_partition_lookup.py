@@ -7,10 +7,13 @@ values inside, between, outside and on the bounds, both must name the same leaf.
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
-from safeload.loads import loader as loader_module
+from safeload.errors import LoadRefusedError
+from safeload.loads import partitions
 from safeload.loads import sql as q
+from safeload.loads.loader import PartitionLoader
 
 LAYOUTS = {
     "range of days, gaps": """
@@ -66,8 +69,8 @@ def test_pruned_look_up_finds_what_the_exhaustive_one_finds(pg, layout, monkeypa
     found = {}
     with pg.transaction():
         for v in values:
-            found[v] = loader_module._partition_for(pg, info, v)
-            candidates = loader_module._pruned_leaves(pg, info, v)
+            found[v] = partitions.partition_for(pg, info, v)
+            candidates = partitions.pruned_leaves(pg, info, v)
             assert candidates is not None
             if layout == "list key with a collation of its own":
                 # the key cannot be pruned by a comparison under the column's collation: every leaf
@@ -76,9 +79,9 @@ def test_pruned_look_up_finds_what_the_exhaustive_one_finds(pg, layout, monkeypa
                 assert len(candidates) <= 2, (v, candidates)  # the sub-partitions of the value's partition
             else:
                 assert len(candidates) <= 1, (v, candidates)  # pruned to the value's leaf
-    monkeypatch.setattr(loader_module, "_pruned_leaves", lambda *a: None)  # the exhaustive look-up
+    monkeypatch.setattr(partitions, "pruned_leaves", lambda *a: None)  # the exhaustive look-up
     with pg.transaction():
-        exhaustive = {v: loader_module._partition_for(pg, info, v) for v in values}
+        exhaustive = {v: partitions.partition_for(pg, info, v) for v in values}
     assert found == exhaustive
     # and each is right by PostgreSQL's own routing: a row inserted with the value lands in it
     # (in one of its sub-partitions, for a partitioned partition)
@@ -110,8 +113,41 @@ def test_the_look_up_locks_the_values_partition_only(pg):
                    f"for values from ('2024-02-{d:02d}') to (date '2024-02-{d:02d}' + 1)")
     info = q.target_info(pg, "public.t")
     with pg.transaction():
-        assert loader_module._find_partition(pg, info, "2024-02-10") == "t_10"
+        assert partitions.find_partition(pg, info, "2024-02-10") == "t_10"
         held = pg.execute("select count(*) from pg_locks where pid = pg_backend_pid() and locktype = 'relation' "
                           "and relation in (select inhrelid from pg_inherits where inhparent = 'public.t'::regclass)"
                           ).fetchone()[0]
     assert held == 1
+
+
+PINNED = """create table public.snaps (order_id bigint, order_date timestamptz not null) partition by range (order_date)"""
+
+
+def _snaps_csv(path, value, n):
+    path.write_text("order_id,order_date\n" + "".join(f"{i},{value}\n" for i in range(1, n + 1)))
+    return str(path)
+
+
+def _snaps_loader(uri, value, run_key, strategy):
+    return PartitionLoader(lambda: psycopg.connect(uri), table="public.snaps", partition_column="order_date",
+                           partition_value=value, run_key=run_key, publish_strategy=strategy)
+
+
+def test_the_pruned_look_up_is_not_narrowed_by_a_partitions_check_constraint(pg, pg_uri, tmp_path):
+    """EXPLAIN's plan would also drop partitions whose own CHECK constraints refute the
+    value (constraint_exclusion = partition, the default), which PostgreSQL's routing
+    does not: a day that a swap published for '2024-05-02' keeps its CHECK pinning every
+    row to midnight, and the look-up for '2024-05-02 13:00' must still find the day's
+    partition (as the exhaustive look-up and routing do). ``swap`` then refuses clearly
+    ('also holds other values'), the partition unchanged, instead of trying to ATTACH a
+    second partition for the day."""
+    pg.execute(PINNED)
+    _snaps_loader(pg_uri, "2024-05-02", "a", "swap").run(_snaps_csv(tmp_path / "a.csv", "2024-05-02", 3))
+    info = q.target_info(pg, "public.snaps")
+    with pg.transaction():
+        day = pg.execute("select relid::regclass::text from pg_partition_tree('public.snaps') where level = 1"
+                         ).fetchone()[0]
+        assert partitions.partition_for(pg, info, "2024-05-02 13:00") == day
+    with pytest.raises(LoadRefusedError, match="also holds other values"):
+        _snaps_loader(pg_uri, "2024-05-02 13:00", "b", "swap").run(_snaps_csv(tmp_path / "b.csv", "2024-05-02 13:00", 2))
+    assert pg.execute("select count(*) from public.snaps").fetchone()[0] == 3

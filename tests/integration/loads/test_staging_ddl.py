@@ -8,11 +8,19 @@ by column and constraint by constraint.
 
 from __future__ import annotations
 
+import re
+import uuid
+from pathlib import Path
+
 import psycopg
 import pytest
 from psycopg import sql
 
+from safeload.errors import LoadRefusedError
+from safeload.loads.loader import PartitionLoader
 from safeload.loads.sql import create_like
+
+from tests.integration.loads.orders import DAY, NATIVE, PLAIN, write_csv
 
 SETUP = """
 create schema util;
@@ -102,3 +110,55 @@ def test_a_staged_partition_attaches_and_a_row_gets_the_targets_defaults(pg):
     assert pg.execute("select order_id, amount, status from src.t").fetchall() == [(1, 0, "placed")]
     with pytest.raises(psycopg.errors.CheckViolation):
         pg.execute("insert into src.t (order_id, order_date, amount, status) values (2, '2024-05-01', -1, 'x')")
+
+
+def test_create_like_that_fails_raises_its_own_error(pg):
+    """``create_like`` restores ``search_path`` after a failed CREATE without a statement
+    of its own in the aborted transaction: the caller (and ``explain_privileges``) sees
+    the real error, not InFailedSqlTransaction ('current transaction is aborted')."""
+    pg.execute("create schema src; create schema stg; create table src.t (a int); create table stg.taken (b int)")
+    with pytest.raises(psycopg.errors.DuplicateTable):
+        with pg.transaction():
+            create_like(pg, '"src"."t"', sql.Identifier("stg", "taken"), unlogged=True, constraints=False)
+
+
+@pytest.fixture
+def loader_role(pg, pg_uri):
+    """A non-superuser loader with docs/security.md's grants (owner membership included)."""
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "security.md").read_text()
+    blocks = dict(re.findall(r"```sql\n-- safeload-grants: ([\w-]+)\n(.*?)```", doc, flags=re.S))
+    suffix = uuid.uuid4().hex[:8]
+    role, owner = f"loader_{suffix}", f"owner_{suffix}"
+    db = pg_uri.rsplit("/", 1)[1]
+    pg.execute(f"create role {owner} nologin")
+    try:
+        yield {"role": role, "owner": owner, "uri": pg_uri.replace("postgres@", f"{role}@", 1),
+               "grant": lambda: [pg.execute(re.sub(r"\bwarehouse\b", f'"{db}"', blocks[b].replace(
+                   "safeload_loader", role).replace("orders_owner", owner)))
+                   for b in ("login", "metadata-by-loader", "target-delete-insert", "target-owner")]}
+    finally:
+        for r in (role, owner):
+            if pg.execute("select 1 from pg_roles where rolname = %s", (r,)).fetchone():
+                pg.execute(f"drop owned by {r} cascade")
+                pg.execute(f"drop role {r}")
+
+
+@pytest.mark.parametrize("ddl", [PLAIN, NATIVE], ids=["plain", "native"])
+def test_a_target_typed_in_a_schema_the_loader_cannot_use_still_stages(pg, tmp_path, loader_role, ddl):
+    """The target's amount is a domain of a schema the loader has no USAGE on (a DBA's
+    ``types`` schema). ``CREATE TABLE ... (LIKE target)`` copies the type by OID, while
+    ``create_like`` prints ``types.money2``, which PostgreSQL refuses to that role. The
+    load succeeds (staging then made with LIKE, and a warning), or a PrivilegeError names
+    the grant (USAGE on schema types)."""
+    pg.execute("create schema types; create domain types.money2 as numeric(12,2) check (value >= 0)")
+    pg.execute(ddl.replace("amount numeric(12,2)", "amount types.money2"))
+    pg.execute(f"alter table public.orders owner to {loader_role['owner']}")
+    loader_role["grant"]()
+    loader = PartitionLoader(lambda: psycopg.connect(loader_role["uri"]), table="public.orders",
+                             partition_column="order_date", partition_value=DAY, run_key="r")
+    try:
+        r = loader.run(write_csv(tmp_path / "a.csv", DAY, 3))
+    except LoadRefusedError as e:
+        assert "usage on schema types" in str(e).lower(), e
+        return
+    assert r.rows == 3

@@ -26,7 +26,9 @@ import pytest
 from psycopg import sql
 
 from safeload.quality.gx_engine import run_gx
-from safeload.quality.sql_engine import SUPPORTED, compile_plan, read_table_info, run_sql
+from safeload.quality.sql.catalog import read_table_info
+from safeload.quality.sql.compile import SUPPORTED, compile_plan
+from safeload.quality.sql_engine import run_sql
 from safeload.quality.suite import parse_suite
 
 COLUMNS = {  # name -> type

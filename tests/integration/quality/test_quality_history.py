@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from safeload.errors import QualityGateError
-from safeload.loads.metadata import ensure_metadata
+from safeload.metadata import ensure_metadata
 from safeload.quality.gate import GateError, run_gate, volume_check
 
 STORE = {"target": "public.orders", "partition_value": "2024-05-01", "dag_id": "orders_daily",

@@ -20,7 +20,10 @@ import psycopg
 import pytest
 
 from safeload.quality.gx_engine import run_gx
-from safeload.quality.sql_engine import MEMO_MIN_COVERAGE, read_table_info, regex_as_like, run_sql
+from safeload.quality.sql.catalog import read_table_info
+from safeload.quality.sql.checks_values import regex_as_like
+from safeload.quality.sql.regex_memo import MEMO_MIN_COVERAGE
+from safeload.quality.sql_engine import run_sql
 from safeload.quality.suite import parse_suite
 from tests.integration.quality.test_quality_differential import compare, make_suite, make_table
 from tests.integration.quality.test_quality_unique_proof import Recording

@@ -11,8 +11,12 @@ import time
 import psycopg
 import pytest
 
-from safeload.quality import sql_engine
-from safeload.quality.sql_engine import GROUP_MIN_PAGES, compile_plan, plan_groups, read_table_info, run_sql
+from safeload.quality.sql import execute, grouping
+from safeload.quality.sql.catalog import read_table_info
+from safeload.quality.sql.compile import compile_plan
+from safeload.quality.sql.grouping import GROUP_MIN_PAGES, plan_groups
+from safeload.quality.sql.plan import Plan
+from safeload.quality.sql_engine import run_sql
 from safeload.quality.suite import parse_suite
 
 ROWS = 240_000  # about 1,500 pages: above GROUP_MIN_PAGES, so "auto" considers grouping
@@ -92,10 +96,10 @@ def test_the_same_keys_from_pg_stats(big, pg):
 
 
 def test_small_tables_and_high_cardinality_are_scanned_row_by_row(big, pg, monkeypatch):
-    monkeypatch.setattr(sql_engine, "GROUP_MIN_PAGES", 10**9)
+    monkeypatch.setattr(grouping, "GROUP_MIN_PAGES", 10**9)
     assert _plan(big)[1].group_keys == ()
     monkeypatch.undo()
-    monkeypatch.setattr(sql_engine, "MAX_GROUPS", 2)  # currency has 4 values (and null)
+    monkeypatch.setattr(grouping, "MAX_GROUPS", 2)  # currency has 4 values (and null)
     assert _plan(big)[1].group_keys == ()
 
 
@@ -160,7 +164,7 @@ def test_no_regex_no_grouping_and_no_sample(big, monkeypatch):
     def no_probe(*a, **k):
         pytest.fail("a suite without a regular expression has nothing to gain from grouping")
 
-    monkeypatch.setattr(sql_engine, "estimate_cardinality", no_probe)
+    monkeypatch.setattr(grouping, "estimate_cardinality", no_probe)
     exps = [e for e in SUITE if "regex" not in e["type"]]
     with psycopg.connect(big) as conn:
         plan = plan_groups(conn, compile_plan(list(parse_suite({"name": "n", "expectations": exps}).expectations),
@@ -172,7 +176,7 @@ def test_the_gate_runs_the_distinct_counts_beside_the_scan(big, monkeypatch):
     from safeload.quality.gate import run_gate
 
     opened = []
-    real = sql_engine._run_statements
+    real = execute._run_statements
 
     def spy(conn, plan, work_mem, connect):
         def counted():
@@ -181,21 +185,24 @@ def test_the_gate_runs_the_distinct_counts_beside_the_scan(big, monkeypatch):
 
         return real(conn, plan, work_mem, counted if connect else None)
 
-    monkeypatch.setattr(sql_engine, "_run_statements", spy)
+    monkeypatch.setattr(execute, "_run_statements", spy)
     # the one-check-at-a-time path runs only after a failed statement: none may fail here
-    monkeypatch.setattr(sql_engine.Plan, "scan_for", lambda *a: pytest.fail("a statement failed"))
+    monkeypatch.setattr(Plan, "scan_for", lambda *a: pytest.fail("a statement failed"))
     result = run_gate(big, table="public.big", suite=SUITE, work_mem="8MB")
     assert opened == [1]
     assert [r.engine_used for r in result.results] == ["sql"] * len(SUITE)
     assert result.results[1].success and not result.results[3].success  # unique id; 'eur' fails the regex
 
 
-def test_a_failed_scan_cancels_the_distinct_count_beside_it(pg, pg_uri):
+def test_a_failed_scan_cancels_the_distinct_count_beside_it(pg, pg_uri, monkeypatch):
     """The scan fails (an invalid regular expression) while the distinct count is still
     running on the second connection: that statement is cancelled, not waited for (on a
     large table its sort takes as long as the scan; on an interrupted task, longer than
     the task may take to stop). Here the distinct count waits on an advisory lock the test
-    holds, so only a cancel ends it; its lock_timeout bounds the test if none comes."""
+    holds, so only a cancel ends it; its lock_timeout (20 s here, instead of the engine's
+    2 s, which a busy machine can spend before the scan starts: the scan's rows would then
+    wait for a distinct count that has already given up) bounds the test if none comes."""
+    monkeypatch.setattr(execute, "DISTINCT_LOCK_TIMEOUT", "20s")
     pg.execute("create table t (id int, s text); insert into t select i, 'x' || i from generate_series(1, 50) i")
     pg.execute("""create function only_beside() returns boolean language plpgsql as $$
                   begin

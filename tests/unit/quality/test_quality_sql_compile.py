@@ -8,15 +8,10 @@ import re
 
 import pytest
 
-from safeload.quality.sql_engine import (
-    SUPPORTED,
-    ColumnInfo,
-    TableInfo,
-    compile_plan,
-    gx_type_name,
-    map_result,
-    metric_between,
-)
+from safeload.gx_types import gx_type_name
+from safeload.quality.sql.catalog import ColumnInfo, TableInfo
+from safeload.quality.sql.compile import SUPPORTED, compile_plan
+from safeload.quality.sql.results import map_result, metric_between
 from safeload.quality.suite import parse_suite
 
 TABLE = TableInfo("public", "orders", (

@@ -4,14 +4,10 @@ are held to GX's in tests/integration/quality/test_quality_differential.py)."""
 
 import pytest
 
-from safeload.quality.sql_engine import (
-    MAX_GROUPS,
-    ColumnInfo,
-    TableInfo,
-    choose_group_keys,
-    compile_plan,
-    regex_as_like,
-)
+from safeload.quality.sql.catalog import ColumnInfo, TableInfo
+from safeload.quality.sql.checks_values import regex_as_like
+from safeload.quality.sql.compile import compile_plan
+from safeload.quality.sql.grouping import MAX_GROUPS, choose_group_keys
 from safeload.quality.suite import parse_suite
 
 TABLE = TableInfo("public", "orders", (

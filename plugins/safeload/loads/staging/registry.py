@@ -1,0 +1,82 @@
+"""``safeload.staging``: the registry of staging tables and what was staged into each.
+
+The stage records its table in the transaction that fills it (a crash mid-COPY leaves
+neither); the publish claims the row ``FOR UPDATE`` (a second publish of the same staging
+waits, then finds it gone) and deletes it with the table, in the publishing transaction.
+The next stage of a partition drops what crashed or abandoned runs left behind.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import NamedTuple
+
+import psycopg
+from psycopg import sql
+
+from safeload.errors import LoadRefusedError
+from safeload.loads import sql as q
+from safeload.metadata import STAGING_SCHEMA
+from safeload.loads.spec import LoadSpec
+
+
+class Staged(NamedTuple):
+    """A staging table's registry row: what the stage counted and audited."""
+
+    rows_loaded: int
+    rows_quarantined: int
+    rows_source: int
+    checksum: str
+    add_columns: list[list[str]]
+    source: str
+
+
+def drop_stale(conn: psycopg.Connection, load: LoadSpec, info: q.TargetInfo, name: str) -> None:
+    """Drop this run's previous staging (a retry) and other runs' stale staging."""
+    rows = conn.execute(
+        """select staging_table from safeload.staging
+           where target = %s and partition_value = %s
+             and (staging_table = %s or created_at < now() - %s::interval)""",
+        (info.name, load.partition_value, name, load.stale_staging_after),
+    ).fetchall()
+    rows.append((name,))  # an orphan without a registry row cannot exist, but be sure
+    with conn.transaction():
+        q.set_lock_timeout(conn, load.lock_timeout)
+        for (stale,) in rows:
+            conn.execute(sql.SQL("drop table if exists {}").format(q.staging_ident(stale)))
+            conn.execute("delete from safeload.staging where staging_table = %s", (stale,))
+
+
+def register(conn: psycopg.Connection, load: LoadSpec, info: q.TargetInfo, name: str, staged: Staged) -> None:
+    """Record the staging table and what was staged into it (in the stage's transaction)."""
+    conn.execute(
+        """insert into safeload.staging (staging_table, target, partition_value, run_key,
+               rows_loaded, rows_quarantined, rows_source, checksum, source, add_columns)
+           values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+        (name, info.name, load.partition_value, load.run_key, staged.rows_loaded, staged.rows_quarantined,
+         staged.rows_source, staged.checksum, staged.source, json.dumps(staged.add_columns)),
+    )
+
+
+def claim(conn: psycopg.Connection, load: LoadSpec, info: q.TargetInfo, staging: str) -> Staged:
+    """The staging table's registry row, locked to the end of the publishing transaction;
+    refused when it is gone (published by an earlier try, or dropped as stale)."""
+    reg = conn.execute(
+        "select rows_loaded, rows_quarantined, rows_source, checksum, add_columns, source "
+        "from safeload.staging where staging_table = %s for update",
+        (staging,),
+    ).fetchone()
+    if reg is None:
+        raise LoadRefusedError(
+            f"staging table {STAGING_SCHEMA}.{staging} for {info.name} partition "
+            f"{load.partition_value} is gone (already published by an earlier try, or dropped as "
+            "stale); stage the partition again")
+    return Staged(*reg)
+
+
+def forget(conn: psycopg.Connection, staging: str, *, drop: bool) -> None:
+    """Delete the staging table's registry row, and the table itself when ``drop`` (a swap
+    has made it the partition: then it is not dropped)."""
+    if drop:
+        conn.execute(sql.SQL("drop table {}").format(q.staging_ident(staging)))
+    conn.execute("delete from safeload.staging where staging_table = %s", (staging,))
