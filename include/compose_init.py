@@ -47,17 +47,21 @@ class InitError(Exception):
     """The stack cannot start; the message says what to fix."""
 
 
+def _is_fernet_key(key: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(key.encode())) == 32
+    except (binascii.Error, ValueError):
+        return False
+
+
 def check_secrets(env: dict[str, str]) -> None:
     """Raise :class:`InitError` naming every shared secret that is missing or malformed."""
     problems = []
     for name, setting in SETTING.items():
         value = env.get(setting, "")
         if name == "AIRFLOW_FERNET_KEY":
-            try:
-                ok = len(base64.urlsafe_b64decode(value.encode())) == 32
-            except (binascii.Error, ValueError):
-                ok = False
-            if not ok:
+            # "new,old" while rotating keys (airflow rotate-fernet-key): each must be one
+            if not all(_is_fernet_key(key.strip()) for key in value.split(",")):
                 problems.append(f"{name} is not a Fernet key (32 url-safe base64-encoded bytes)")
         elif len(value) < MIN_SECRET_CHARS:
             problems.append(f"{name} has {len(value)} characters; use at least {MIN_SECRET_CHARS} random ones")

@@ -88,6 +88,13 @@ def test_init_accepts_secrets_made_as_readme_says():
     compose_init.check_secrets(GOOD)
 
 
+def test_init_accepts_two_fernet_keys_while_they_are_rotated():
+    old = base64.urlsafe_b64encode(b"o" * 32).decode()
+    compose_init.check_secrets({**GOOD, "AIRFLOW__CORE__FERNET_KEY": f"{GOOD['AIRFLOW__CORE__FERNET_KEY']},{old}"})
+    with pytest.raises(compose_init.InitError, match="AIRFLOW_FERNET_KEY is not a Fernet key"):
+        compose_init.check_secrets({**GOOD, "AIRFLOW__CORE__FERNET_KEY": f"{GOOD['AIRFLOW__CORE__FERNET_KEY']},oops"})
+
+
 def test_init_sets_the_admin_password_and_keeps_other_users(tmp_path):
     file = tmp_path / "state" / "passwords.json"
     env = {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(file)}
