@@ -195,17 +195,8 @@ def test_values_that_do_not_fit_the_target_are_quarantined(pg, pg_uri, src_uri):
 
 
 @pytest.fixture
-def airflow_env(pg_uri, src_uri, monkeypatch):
-    """Airflow's metadata DB (SQLite, migrated once) and the two connections, from the environment."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    home = Path(os.environ["AIRFLOW_HOME"])
-    if not (home / "airflow.db").exists():
-        subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True,
-                       capture_output=True, timeout=600, env=dict(os.environ))
+def airflow_env(pg_uri, src_uri, monkeypatch, airflow_db):
+    """Airflow's metadata DB (the session's) and the two connections, from the environment."""
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", pg_uri)
     monkeypatch.setenv("AIRFLOW_CONN_SHOP_DB", src_uri)
 
