@@ -5,7 +5,8 @@
 In order, each step safe to repeat at every ``docker compose up``:
 
 1. checks the shared secrets (a Fernet key that is one, a JWT secret and an API secret
-   key), so that a bad .env stops here with what to fix, not as tasks failing later;
+   key), so that a bad .env stops here with what to fix, not as tasks failing later, and
+   warns while they are the file's public defaults;
 2. migrates Airflow's metadata database (``airflow db migrate``; the image's own
    ``_AIRFLOW_DB_MIGRATE`` would go on after a failed migration);
 3. writes the admin's password (``_AIRFLOW_WWW_USER_USERNAME`` /
@@ -41,6 +42,13 @@ SETTING = {
     "AIRFLOW_SECRET_KEY": "AIRFLOW__API__SECRET_KEY",
 }
 MIN_SECRET_CHARS = 16
+#: what docker-compose.yaml uses when .env sets no secret: public, so that a first
+#: `docker compose up` works; airflow-init warns while any of them is in use
+PUBLIC_DEFAULTS = {
+    "AIRFLOW_FERNET_KEY": "jqF4gwEvTmScnKlzkiYBhdYRW2qxBfZDo1TaXq6-8Wo=",
+    "AIRFLOW_JWT_SECRET": "safeload-public-default-jwt-secret-set-one-in-env",
+    "AIRFLOW_SECRET_KEY": "safeload-public-default-secret-key-set-one-in-env",
+}
 
 
 class InitError(Exception):
@@ -52,6 +60,20 @@ def _is_fernet_key(key: str) -> bool:
         return len(base64.urlsafe_b64decode(key.encode())) == 32
     except (binascii.Error, ValueError):
         return False
+
+
+def public_defaults_in_use(env: dict[str, str]) -> str | None:
+    """A warning naming the shared secrets that are still docker-compose.yaml's public
+    defaults, with the commands that make real ones; None when every one is set."""
+    public = [n for n, setting in SETTING.items() if env.get(setting) == PUBLIC_DEFAULTS[n]]
+    if not public:
+        return None
+    fixes = "\n".join(f"  echo \"{n}=$({GENERATE[n]})\" >> .env" for n in public)
+    return (f"WARNING: {', '.join(public)} {'is' if len(public) == 1 else 'are'} the public default of "
+            "docker-compose.yaml: anyone can read the connections this stack stores and sign its task "
+            "tokens. Fine on a laptop; anywhere else make real ones in .env, then `docker compose up -d` "
+            "(a new Fernet key cannot read connections stored under the old one: rotate with "
+            "AIRFLOW_FERNET_KEY=new,old and `airflow rotate-fernet-key`):\n" + fixes)
 
 
 def check_secrets(env: dict[str, str]) -> None:
@@ -126,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ)
     try:
         check_secrets(env)
+        warning = public_defaults_in_use(env)
+        if warning:
+            print(warning, flush=True)
         for folder in shared_folders(env):
             folder.mkdir(parents=True, exist_ok=True)
         print("metadata database: airflow db migrate", flush=True)

@@ -86,6 +86,15 @@ def test_init_refuses_secrets_that_are_missing_or_malformed(broken, value, says)
 
 def test_init_accepts_secrets_made_as_readme_says():
     compose_init.check_secrets(GOOD)
+    assert compose_init.public_defaults_in_use(GOOD) is None
+
+
+def test_init_warns_while_the_compose_file_s_public_defaults_are_in_use():
+    public = {compose_init.SETTING[n]: v for n, v in compose_init.PUBLIC_DEFAULTS.items()}
+    compose_init.check_secrets(public)  # they work: a first `docker compose up` starts
+    warning = compose_init.public_defaults_in_use({**public, "AIRFLOW__API__SECRET_KEY": "s" * 43})
+    assert warning.startswith("WARNING: AIRFLOW_FERNET_KEY, AIRFLOW_JWT_SECRET are the public default")
+    assert 'echo "AIRFLOW_FERNET_KEY=$(python3 -c' in warning and "AIRFLOW_SECRET_KEY=" not in warning
 
 
 def test_init_accepts_two_fernet_keys_while_they_are_rotated():
