@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import closing
 import subprocess
 import sys
 
@@ -79,7 +80,7 @@ def test_a_load_runs_and_imports_nothing_of_openlineage(_module_db, airflow_db, 
     # database): two processes writing one SQLite file is not what a deployment does
     home = tmp_path / "airflow-home"
     home.mkdir()
-    with sqlite3.connect(airflow_db / "airflow.db") as src, sqlite3.connect(home / "airflow.db") as dst:
+    with closing(sqlite3.connect(airflow_db / "airflow.db")) as src, closing(sqlite3.connect(home / "airflow.db")) as dst:
         src.backup(dst)
     env = {k: v for k, v in os.environ.items() if k != "AIRFLOW_CONN_SLACK_ALERTS"}
     env.update({"AIRFLOW_HOME": str(home), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db"})
