@@ -1,7 +1,9 @@
 """Contract check of a large CSV, with every value rule of the orders contract: speed and memory.
 
 For one file (orders rows from include/generate_orders.py, every ``order_id`` distinct),
-measured in the same run, each in a fresh process (imports included, peak RSS its own):
+measured in the same run, each in a fresh process (imports included, peak RSS its own),
+in interleaved rounds (pyarrow, safeload, datacontract-cli, then again): the medians are
+printed, so that the other jobs of a shared machine weigh on each tool alike:
 
 - pyarrow read: the file streamed by ``pyarrow.csv.open_csv`` (default options: types
   inferred, nothing checked): the baseline. Goal: safeload's check <= 1.5x this.
@@ -16,8 +18,8 @@ measured in the same run, each in a fresh process (imports included, peak RSS it
   safeload faster.
 - with ``--python-engine``: safeload's reference engine (row by row, decision 013).
 
-Run: ``python bench/bench_contract.py`` (1 GB) or ``--quick`` (50 MB). The figures of the
-last full run are in docs/decisions/025-value-rules.md.
+Run: ``python bench/bench_contract.py`` (1 GB, 3 rounds) or ``--quick`` (50 MB). The
+figures of the last full run are in docs/decisions/027-contract-check-speed.md.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,8 +45,9 @@ n = 0
 with pacsv.open_csv(sys.argv[1]) as reader:
     for batch in reader:
         n += batch.num_rows
-print(json.dumps({"seconds": time.perf_counter() - t0, "rows": n,
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+use = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"seconds": time.perf_counter() - t0, "rows": n, "cpu": use.ru_utime + use.ru_stime,
+                  "rss_mb": use.ru_maxrss / 1024}))
 """
 
 CHECK = r"""
@@ -55,9 +59,10 @@ from safeload.contracts.diff import diff
 from safeload.contracts.introspect import introspect_csv
 contract = load_contract(sys.argv[2])
 report = diff(contract, introspect_csv(sys.argv[1], contract, engine=sys.argv[3]))
+use = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"seconds": time.perf_counter() - t0, "rows": report.rows_scanned, "decision": report.decision,
-                  "rules": report.rules_count(),
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "rules": report.rules_count(), "cpu": use.ru_utime + use.ru_stime,
+                  "rss_mb": use.ru_maxrss / 1024}))
 """
 
 # runs a command and reports its time and the peak RSS of the process tree it waited for
@@ -65,8 +70,9 @@ TIMED = r"""
 import json, resource, subprocess, sys, time
 t0 = time.perf_counter()
 proc = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+use = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({"seconds": time.perf_counter() - t0, "rc": proc.returncode, "tail": proc.stdout[-300:],
-                  "rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+                  "cpu": use.ru_utime + use.ru_stime, "rss_mb": use.ru_maxrss / 1024}))
 """
 
 DC_CONTRACT = """apiVersion: v3.0.2
@@ -147,10 +153,15 @@ def datacontract() -> tuple[Path | None, str]:
     return (exe, "") if exe.exists() else (None, "datacontract-cli installed no 'datacontract' command")
 
 
+def median(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes-mb", default="1000", help="file sizes to check (MB)")
     ap.add_argument("--quick", action="store_true", help="a 50 MB file only")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every measurement (median kept)")
     ap.add_argument("--python-engine", action="store_true", help="also time the (slow) Python engine")
     ap.add_argument("--no-datacontract", action="store_true", help="skip datacontract-cli")
     args = ap.parse_args()
@@ -167,26 +178,38 @@ def main() -> int:
         for mb in sizes:
             path = tmp / f"orders_{mb}.csv"
             rows = make_csv(path, mb)
-            plain = min((run(PYARROW, str(path)) for _ in range(2)), key=lambda r: r["seconds"])
-            check = min((run(CHECK, str(path), str(CONTRACT), "auto") for _ in range(2)), key=lambda r: r["seconds"])
-            assert plain["rows"] == rows == check["rows"], (plain, check, rows)
-            assert check["decision"] == "ok" and check["rules"]["passed"] == 12, check
-            line = (f"{path.stat().st_size / 1e6:>8.0f} {rows:>12,} {plain['seconds']:>10.1f} {plain['rss_mb']:>7.0f} "
-                    f"{check['seconds']:>11.1f} {check['seconds'] / plain['seconds']:>10.2f} {check['rss_mb']:>7.0f}")
-            if dc is not None:
-                spec = tmp / "orders.odcs.yaml"
-                spec.write_text(DC_CONTRACT.format(path=path))
-                other = run(TIMED, str(dc), "test", str(spec))
-                if other["rc"] != 0:
-                    print(f"datacontract test failed (exit {other['rc']}): {other['tail']}")
-                else:
-                    line += (f" {other['seconds']:>15.1f} {other['seconds'] / check['seconds']:>15.2f}x"
-                             f" {other['rss_mb']:>7.0f}")
+            spec = tmp / "orders.odcs.yaml"
+            spec.write_text(DC_CONTRACT.format(path=path))
+            plain, check, other = [], [], []
+            for _ in range(args.rounds):
+                plain.append(run(PYARROW, str(path)))
+                check.append(run(CHECK, str(path), str(CONTRACT), "auto"))
+                assert plain[-1]["rows"] == rows == check[-1]["rows"], (plain[-1], check[-1], rows)
+                assert check[-1]["decision"] == "ok" and check[-1]["rules"]["passed"] == 12, check[-1]
+                if dc is not None:
+                    result = run(TIMED, str(dc), "test", str(spec))
+                    if result["rc"] != 0:
+                        print(f"datacontract test failed (exit {result['rc']}): {result['tail']}")
+                        dc, why = None, "its test failed"
+                    else:
+                        other.append(result)
+            p_s, c_s = median(plain, "seconds"), median(check, "seconds")
+            line = (f"{path.stat().st_size / 1e6:>8.0f} {rows:>12,} {p_s:>10.1f} {max(r['rss_mb'] for r in plain):>7.0f} "
+                    f"{c_s:>11.1f} {c_s / p_s:>10.2f} {max(r['rss_mb'] for r in check):>7.0f}")
+            if other:
+                o_s = median(other, "seconds")
+                line += f" {o_s:>15.1f} {o_s / c_s:>15.2f}x {max(r['rss_mb'] for r in other):>7.0f}"
             print(line, flush=True)
+            spread = ", ".join(f"{name} {min(r['seconds'] for r in runs):.1f}-{max(r['seconds'] for r in runs):.1f} s "
+                               f"(CPU {median(runs, 'cpu'):.1f} s)"
+                               for name, runs in (("pyarrow", plain), ("safeload", check), ("datacontract", other))
+                               if runs)
+            print(f"  medians of {args.rounds} interleaved rounds; min-max and median CPU (user + system): {spread}",
+                  flush=True)
             if args.python_engine:
                 slow = run(CHECK, str(path), str(CONTRACT), "python")
-                assert (slow["rows"], slow["decision"], slow["rules"]) == (rows, "ok", check["rules"]), slow
-                print(f"  python engine: {slow['seconds']:.1f} s = {slow['seconds'] / plain['seconds']:.2f}x "
+                assert (slow["rows"], slow["decision"], slow["rules"]) == (rows, "ok", check[0]["rules"]), slow
+                print(f"  python engine: {slow['seconds']:.1f} s = {slow['seconds'] / p_s:.2f}x "
                       f"pyarrow, {slow['rss_mb']:.0f} MB RSS", flush=True)
             path.unlink()
     finally:
@@ -195,7 +218,7 @@ def main() -> int:
         print(f"datacontract-cli not measured: {why}")
     print("x pyarrow: safeload's check (fresh process, imports included) as a multiple of a streamed pyarrow CSV "
           "read of the same file; safeload faster: datacontract test's time / safeload's. RSS: peak resident "
-          "memory. Goals: <= 1.5x pyarrow, faster than datacontract-cli, <= 512 MB.")
+          "memory (the largest of the rounds). Goals: <= 1.5x pyarrow, faster than datacontract-cli, <= 512 MB.")
     return 0
 
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import DAG, Asset
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable
 
 from safeload.alerts.notifiers import send_failure_alert, send_recovery_alert
 from safeload.operators.contract import SchemaContractCheckOperator
@@ -54,6 +54,13 @@ new tracked attribute, so it needs a decision, not a silent load. A deletion is 
 customer missing from a full snapshot, so an empty or truncated snapshot would "delete"
 everyone: the sensor waits for the `.done` marker, the load refuses empty files, and the
 volume check warns when the snapshot shrinks against the last 14.
+
+**Why days run side by side.** The run for a day starts once the day is over and waits
+for its snapshot up to 6 hours without holding a worker slot. Up to 8 days run at once,
+so a day still waiting never holds up a re-run or backfill of others: each publishes its
+own partition, and the rebuilds, which read every snapshot, run one at a time
+(`max_active_tis_per_dag=1`, besides the advisory lock) and give the same history in
+any order.
 """
 
 default_args = {
@@ -67,10 +74,11 @@ default_args = {
 
 with DAG(
     dag_id="customers_scd2",
-    schedule="@daily",
+    # the run for day D starts at D+1 00:00 UTC, when D's snapshot is taken
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2024, 5, 1, tz="UTC"),
     catchup=False,
-    max_active_runs=1,
+    max_active_runs=8,
     default_args=default_args,
     tags=["safeload", "reference", "scd2", "customers"],
     doc_md=DOC,
@@ -90,6 +98,8 @@ with DAG(
         dimension="public.dim_customers",
         key="customer_id",
         tracked=["name", "email", "country", "segment"],
+        # one rebuild at a time: a second would only wait on the dimension's advisory lock
+        max_active_tis_per_dag=1,
         # named, without a postgres:// URI, which would load the provider URI handlers at every parse
         outlets=[Asset(name="warehouse.public.dim_customers")],
     )

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import DAG, Asset, Param
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param
 
 from safeload.alerts.notifiers import send_failure_alert, send_recovery_alert
 from safeload.operators.contract import SchemaContractCheckOperator
@@ -63,8 +63,13 @@ partition of `public.orders` in one transaction. A summary goes to Slack.
   a dropped connection; bad data raises `AirflowFailException`, which is not retried.
 * *Alerts.* Failures go to Slack with the log link; repeats are folded into one message,
   and a later success posts "resolved" in the same thread.
-* *No catchup, max one active run.* Backfills are explicit (`airflow backfill create`),
-  and runs of different days still never interfere: each serialises on its own partition.
+* *A run per finished day; days run side by side.* The run for a day starts once the day
+  is over (a data-interval schedule: `ds` is the day whose orders the file holds),
+  and waits for its file up to 6 hours, in the triggerer (deferrable) or between pokes
+  (reschedule), holding no worker slot. Up to 8 days run at once, so a day still waiting
+  for its file never holds up a re-run or a backfill of other days; runs of the same day
+  serialise on the partition's advisory lock, and runs of different days touch
+  different partitions. No catchup: backfills are explicit (`airflow backfill create`).
 """
 
 default_args = {
@@ -79,10 +84,13 @@ default_args = {
 
 with DAG(
     dag_id="orders_daily",
-    schedule="@daily",
+    # the run for day D starts at D+1 00:00 UTC, when D's orders are complete
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2024, 5, 1, tz="UTC"),
     catchup=False,
-    max_active_runs=1,
+    # days are independent (one partition each): a day waiting for its file must not
+    # queue the others behind it; 8 bounds the warehouse load of a burst of triggers
+    max_active_runs=8,
     default_args=default_args,
     # a per-run override of the contract's drift policy: trigger with {"schema_policy": "evolve"}
     # to take a new column into the target for this run (e.g. after the producer announced it)

@@ -98,6 +98,32 @@ def pg(pg_uri):
         yield conn
 
 
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 API on 127.0.0.1 (moto's server mode, tests/s3_server.py), started once."""
+    from s3_server import MotoS3
+
+    with MotoS3() as server:
+        yield server
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch):
+    """A new bucket on the local S3 server. The Airflow connection ``s3_test`` (an ``aws``
+    connection with ``endpoint_url``, from ``AIRFLOW_CONN_S3_TEST``) reaches it, and the
+    environment's AWS settings are the server's, so nothing can reach a real AWS."""
+    import uuid
+
+    from s3_server import KEY, REGION, SECRET, Bucket
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
+    monkeypatch.setenv("AIRFLOW_CONN_S3_TEST", s3_server.airflow_conn())
+    return Bucket(s3_server, f"lake-{uuid.uuid4().hex[:12]}", "s3_test")
+
+
 def pytest_collection_modifyitems(items):
     # everything under tests/integration and tests/dags is an integration test
     for item in items:

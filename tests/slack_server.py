@@ -35,6 +35,17 @@ from urllib.parse import parse_qs
 
 MAX_SLOW_SECONDS = 10.0
 
+# safeload's alert settings for tests against this server: retries, back-off and waits
+# short enough that a scripted outage costs well under a second per alert
+FAST_RETRIES = {
+    "SAFELOAD_ALERT_MAX_RETRIES": "2",
+    "SAFELOAD_ALERT_BACKOFF": "0.05",
+    "SAFELOAD_ALERT_MAX_BACKOFF": "0.2",
+    "SAFELOAD_ALERT_TIMEOUT": "5",
+    "SAFELOAD_ALERT_RETRY_AFTER_CAP": "2",
+    "SAFELOAD_ALERT_BUDGET": "10",
+}
+
 
 @dataclass(frozen=True)
 class Status:

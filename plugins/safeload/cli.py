@@ -1,7 +1,7 @@
 """The ``safeload`` command: the same checks and loads, outside Airflow.
 
-    safeload contract check CONTRACT --source PATH [--policy P] [--json]
-    safeload load --conn URI --table SCHEMA.TABLE --partition VALUE --source PATH|URI [--source-sql SQL] ...
+    safeload contract check CONTRACT --source PATH|URL [--storage-options JSON] [--policy P] [--json]
+    safeload load --conn URI --table SCHEMA.TABLE --partition VALUE --source PATH|URL|URI [--source-sql SQL] ...
     safeload gate run --suite SUITE.json --conn URI --table T [--where SQL] [--engine sql|gx] [--json]
 
 Exit codes: 0 success, 1 refused (breaking drift, bad data, failed critical check),
@@ -15,6 +15,10 @@ import json
 import sys
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+
+_STORAGE_OPTIONS_HELP = ("options of the object store's filesystem, as a JSON object (or @file.json): e.g. "
+                         "'{\"endpoint_url\": \"http://minio:9000\"}' for s3fs; credentials are better left to "
+                         "the environment (AWS_ACCESS_KEY_ID, ...), which the filesystem reads itself")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("contract", help="the contract: safeload's YAML or an ODCS v3 file "
                                         "(file.odcs.yaml#object for one table of several)")
     check.add_argument("--source", required=True,
-                       help="a CSV(.gz), Parquet or JSON lines file, or postgresql://.../db?table=schema.table")
+                       help="a CSV(.gz), Parquet or JSON lines file (a local path, or an object storage URL: "
+                            "s3://bucket/key, gs://, abfs://, file://), or postgresql://.../db?table=schema.table")
+    check.add_argument("--storage-options", metavar="JSON|@FILE", help=_STORAGE_OPTIONS_HELP)
     check.add_argument("--format", choices=["csv", "parquet", "jsonl"], help="source format (default: from the name)")
     check.add_argument("--policy", choices=["fail", "warn", "evolve"], help="override the contract's schema_policy")
     check.add_argument("--rules", choices=["fail", "warn"], default="fail",
@@ -54,9 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--conn", required=True, help="PostgreSQL URI of the warehouse, e.g. postgresql://user@host/db")
     load.add_argument("--table", required=True, help="target table, schema.table")
     load.add_argument("--partition", required=True, help="the partition value to replace, e.g. 2024-05-01")
-    load.add_argument("--source", help="the file to load, or the PostgreSQL database a query runs on: "
-                                        "postgresql://user@host/db?query=SELECT... (URL-encoded), or with "
+    load.add_argument("--source", help="the file to load (a local path, or an object storage URL: s3://bucket/key, "
+                                        "gs://, abfs://, file://; streamed), or the PostgreSQL database a query "
+                                        "runs on: postgresql://user@host/db?query=SELECT... (URL-encoded), or with "
                                         "--source-sql")
+    load.add_argument("--storage-options", metavar="JSON|@FILE", help=_STORAGE_OPTIONS_HELP)
     load.add_argument("--source-sql", metavar="SQL|@FILE",
                       help="load the result of this query (or of the query in FILE) instead of a file; it runs "
                            "on the postgresql:// --source, else on --conn. Streamed with COPY; result columns "
@@ -110,6 +118,8 @@ def _contract_check(args) -> int:
                 return EXIT_USAGE
             conn = psycopg.connect(urlunsplit(parts._replace(query="")), autocommit=True)
             source = None
+        else:
+            source = _stored(source, args.storage_options)
         report = check_source(args.contract, source, fmt=args.format, policy=args.policy, conn=conn, table=table,
                               rule_policy=args.rules)
     except SafeloadError as e:
@@ -134,7 +144,8 @@ def _load(args) -> int:
     import psycopg
 
     from safeload.errors import ContractError, LoadRefusedError, SafeloadError, SourceError, SourceUnavailableError
-    from safeload.loads.loader import PartitionLoader
+    from safeload.loads.loader import PartitionLoader, QuerySource
+    from safeload.loads.sources.files import FileSource
 
     contract = None
     if args.contract:  # imported only when used: a load without one starts sooner (YAML, ODCS, GX names)
@@ -151,6 +162,8 @@ def _load(args) -> int:
         return EXIT_USAGE
     try:
         source = _load_source(args)
+        if isinstance(source, str):
+            source = _stored(source, args.storage_options)
     except (SourceError, OSError) as e:
         print(f"safeload: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -163,7 +176,7 @@ def _load(args) -> int:
         if contract is not None:
             from safeload.contracts.check import check_source, columns_to_add
 
-            if isinstance(source, str):
+            if not isinstance(source, QuerySource):  # a file: an object is then held to the version checked
                 report = check_source(contract, source, fmt=args.format)
             else:  # the query's result columns and types, from the source database
                 with source:  # read only, and one statement (checked before anything runs it)
@@ -180,7 +193,7 @@ def _load(args) -> int:
                                  max_bad_fraction=args.max_bad_fraction, allow_empty=args.allow_empty,
                                  add_columns=add, publish_strategy=args.publish_strategy, parallel=args.parallel,
                                  audit={"dag_id": "safeload-cli"})
-        result = loader.run(source, args.format)
+        result = loader.run(source if isinstance(source, QuerySource) else FileSource(source, args.format))
     except SourceUnavailableError as e:
         print(f"safeload: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -252,6 +265,30 @@ def _load_source(args):
     if query is None:
         return source
     return QuerySource.from_conninfo(conninfo, query)
+
+
+def _stored(source: str, options: str | None):
+    """A local path as it is; an object storage URL as a StoredFile with ``--storage-options``."""
+    from safeload.errors import SourceError
+    from safeload.storage import StoredFile, is_url
+
+    if not is_url(source):
+        if options:
+            raise SourceError("--storage-options applies to an object storage URL (s3://bucket/key, ...), "
+                              f"not to the local file {source}")
+        return source
+    text = options or "{}"
+    if text.startswith("@"):
+        with open(text[1:], encoding="utf-8") as fh:
+            text = fh.read()
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SourceError(f"--storage-options is not valid JSON ({e.msg} at character {e.pos}); give a JSON "
+                          "object, e.g. '{\"endpoint_url\": \"http://minio:9000\"}'") from None
+    if not isinstance(parsed, dict):
+        raise SourceError("--storage-options must be a JSON object of the filesystem's options")
+    return StoredFile(source, storage_options=parsed)
 
 
 def _scrub_password(message: str, *uris: str | None) -> str:

@@ -31,6 +31,12 @@ class SourceUnavailableError(SourceError):
     retryable = True
 
 
+class SourceChangedError(SourceUnavailableError):
+    """An object in storage changed, was cut short or disappeared while it was read, or
+    is not the version that was checked: nothing was loaded from it. Retryable: the next
+    try reads the object as it is then (or waits for it again)."""
+
+
 class SchemaDriftError(SafeloadError):
     """The source broke its contract (breaking drift, or additive drift under ``fail``)."""
 

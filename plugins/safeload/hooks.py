@@ -1,4 +1,6 @@
-"""The warehouse connection: one place that turns an Airflow connection into psycopg.
+"""Airflow connections turned into what the cores take: the warehouse's psycopg
+connection, and an object in storage (:func:`stored_source`) read through Airflow's
+``ObjectStoragePath``.
 
 Secrets come only from Airflow Connections; the URI built here holds the password, so
 it is passed to libraries, never logged.
@@ -11,6 +13,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import psycopg
+
+    from safeload.storage import StoredFile
 
 
 def warehouse_conninfo(conn_id: str) -> str:
@@ -36,3 +40,28 @@ def warehouse_connect(conn_id: str) -> Callable[[], psycopg.Connection]:
 
     conninfo = warehouse_conninfo(conn_id)
     return lambda: psycopg.connect(conninfo, application_name="safeload")
+
+
+def stored_source(source: object, *, version: str | None = None) -> str | StoredFile:
+    """A source as the cores read it: a local path as it is; a URL (``s3://aws_lake@lake/key``:
+    the connection id in the user part, Airflow's convention; ``s3://lake/key``: no
+    connection, the client library's own credentials) or an ``ObjectStoragePath`` as a
+    :class:`~safeload.storage.StoredFile` reading through Airflow's filesystem for it.
+
+    :param version: the version (ETag, generation) the object must be, e.g. the one the
+        contract check read; another one refuses the read
+    """
+    import os
+
+    from airflow.sdk import ObjectStoragePath
+
+    from safeload.storage import StoredFile, is_url
+
+    if isinstance(source, StoredFile):
+        return source
+    if isinstance(source, ObjectStoragePath) or (hasattr(source, "fs") and hasattr(source, "path")):
+        return StoredFile(source, expect_version=version)
+    text = os.fspath(source) if isinstance(source, os.PathLike) else str(source)
+    if not is_url(text):
+        return text
+    return StoredFile(ObjectStoragePath(text), expect_version=version)

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from tests.dags.conftest import load_dag
+from tests.slack_server import FAST_RETRIES, FakeSlack
 
 
 def test_out_of_order_backfill_and_rerun(warehouse):
@@ -42,15 +43,11 @@ def test_out_of_order_backfill_and_rerun(warehouse):
 # ---------------------------------------------------------------- failure paths
 
 D1, D2 = dt.date(2024, 5, 1), dt.date(2024, 5, 2)
-FAST_RETRIES = {"SAFELOAD_ALERT_MAX_RETRIES": "2", "SAFELOAD_ALERT_BACKOFF": "0.05",
-                "SAFELOAD_ALERT_MAX_BACKOFF": "0.2", "SAFELOAD_ALERT_TIMEOUT": "5"}
 
 
 @pytest.fixture
 def slack(warehouse, monkeypatch):
     """A real HTTP server on 127.0.0.1 speaking Slack's webhook protocol, as the alert connection."""
-    from tests.slack_server import FakeSlack
-
     for name, value in FAST_RETRIES.items():
         monkeypatch.setenv(name, value)
     with FakeSlack() as server:

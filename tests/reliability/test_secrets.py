@@ -201,12 +201,17 @@ def test_no_secret_in_logs_xcom_alerts_or_exceptions(airflow_db, pg_server, pg_u
     for path in (airflow_db / "logs").rglob("*") if (airflow_db / "logs").exists() else []:
         if path.is_file():
             places[f"task log {path.name}"] = path.read_text(errors="replace")
-    meta = sqlite3.connect(airflow_db / "airflow.db")
-    try:
-        places["Airflow metadata DB (XCom, task instances, rendered fields, ...)"] = "\n".join(meta.iterdump())
-        xcoms = meta.execute("select count(*) from xcom").fetchone()[0]
-    finally:
-        meta.close()
+    # read through Airflow's own engine, the connection pool that wrote the run: a second
+    # connection opened beside it on the WAL-mode file is a different reader from the one
+    # the run used, and has met "disk I/O error" on a busy machine
+    from airflow import settings
+
+    assert Path(settings.engine.url.database) == airflow_db / "airflow.db", settings.engine.url
+    with settings.engine.connect() as meta:
+        raw = meta.connection.driver_connection
+        assert isinstance(raw, sqlite3.Connection), type(raw)
+        places["Airflow metadata DB (XCom, task instances, rendered fields, ...)"] = "\n".join(raw.iterdump())
+        xcoms = raw.execute("select count(*) from xcom").fetchone()[0]
     # what the alerts said: the Authorization header carries the token to Slack by design
     places["Slack requests"] = "\n".join(
         f"{r.path} {({k: v for k, v in r.headers.items() if k.lower() != 'authorization'})} "

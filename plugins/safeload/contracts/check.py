@@ -15,6 +15,7 @@ from safeload.contracts.model import Contract
 from safeload.contracts.files import load_contract
 from safeload.errors import SourceError
 from safeload.identifiers import validate_table_name
+from safeload.storage import StoredFile, source_file
 
 
 def as_contract(contract: Contract | str | Path) -> Contract:
@@ -23,7 +24,7 @@ def as_contract(contract: Contract | str | Path) -> Contract:
 
 def check_source(
     contract: Contract | str | Path,
-    source: str | None = None,
+    source: str | StoredFile | None = None,
     *,
     fmt: str | None = None,
     policy: str | None = None,
@@ -32,8 +33,9 @@ def check_source(
     query: str | None = None,
     rule_policy: str = "fail",
 ) -> DriftReport:
-    """Introspect ``source`` (a file path, or ``table``/``query`` through ``conn``) and diff it:
-    its shape and, in the same pass, the contract's value rules.
+    """Introspect ``source`` (a file path, a :class:`~safeload.storage.StoredFile` in object
+    storage, or ``table``/``query`` through ``conn``) and diff it: its shape and, in the same
+    pass, the contract's value rules.
 
     :param policy: overrides the contract's ``schema_policy`` (fail, warn, evolve)
     :param rule_policy: what a broken value rule does: ``fail`` (breaking, the default) or
@@ -44,7 +46,7 @@ def check_source(
     return diff(c, schema, policy=policy, rule_policy=rule_policy)
 
 
-def read_source_schema(contract: Contract, source: str | None, *, fmt: str | None = None, conn: Any = None,
+def read_source_schema(contract: Contract, source: str | StoredFile | None, *, fmt: str | None = None, conn: Any = None,
                        table: str | None = None, query: str | None = None) -> SourceSchema:
     if table or query:
         if conn is None:
@@ -55,7 +57,11 @@ def read_source_schema(contract: Contract, source: str | None, *, fmt: str | Non
         return introspect_postgres(conn, name, schema, contract)
     if not source:
         raise SourceError("no source given: pass a file path, a table or a query")
-    return introspect(source, contract, fmt or detect_format(source))
+    source = source_file(source)  # a URL: one StoredFile, so every read of the check is of one version
+    schema = introspect(source, contract, fmt or detect_format(str(source)))
+    if isinstance(source, StoredFile):  # the verdict is about one version of the object
+        source.verify("while the contract check read it")
+    return schema
 
 
 def columns_to_add(report: DriftReport) -> list[tuple[str, str]]:

@@ -1,7 +1,11 @@
 """Finding repeated keys in a stream of any size, in bounded memory.
 
-The keys of each block are appended to a spill file (Arrow IPC) with their line numbers.
-At the end:
+The keys of each block are appended to a spill file (Arrow IPC) with their line numbers,
+except while integer keys arrive strictly increasing: those are held in memory as runs
+(first key, first line, length) of keys and lines that both step by one, the shape of
+ids written in order, so a file of such ids spills nothing. When the order breaks, or
+the runs grow past :data:`MAX_RUNS`, the runs are written out as rows and every later
+block is spilled. At the end:
 
 - integer keys that arrived strictly increasing cannot repeat: nothing more is read;
 - a spill of at most :data:`IN_MEMORY_ROWS` rows is grouped in memory;
@@ -23,6 +27,10 @@ from typing import Any
 IN_MEMORY_ROWS = 2_000_000
 #: files a larger spill is split into
 PARTITIONS = 64
+#: runs of increasing keys held in memory (24 bytes each) before they are spilled as rows
+MAX_RUNS = 1 << 20
+#: rows per batch when runs are written out
+_RUN_BATCH = 1 << 20
 _MIX = 0x9E3779B97F4A7C15
 
 
@@ -81,6 +89,8 @@ class DuplicateFinder:
         self.rows = 0
         self.increasing = integer
         self._last: int | None = None
+        self._runs: list[Any] | None = [] if integer else None  # (first keys, first lines, lengths)
+        self._run_count = 0
         self._dir = Path(tempfile.mkdtemp(prefix="safeload-unique-"))
         self._schema = pa.schema([("k", pa.int64() if integer else pa.large_string()), ("line", pa.int64())])
         self._sink = pa.OSFile(str(self._dir / "all.arrow"), "wb")
@@ -89,25 +99,68 @@ class DuplicateFinder:
     def add(self, keys: Any, lines: Any) -> None:
         """Append a block's keys (no nulls) and their line numbers."""
         import pyarrow as pa
-        import pyarrow.compute as pc
 
         if len(keys) == 0:
             return
+        self.rows += len(keys)
         if self.increasing:
-            first, last = pc.min_max(keys).values()
-            ordered = len(keys) == 1 or pc.all(pc.greater(keys[1:], keys[:-1])).as_py()
-            if not ordered or (self._last is not None and first.as_py() <= self._last):
+            import numpy as np
+
+            k = keys.to_numpy(zero_copy_only=False)
+            ordered = len(k) == 1 or bool((k[1:] > k[:-1]).all())
+            if not ordered or (self._last is not None and int(k[0]) <= self._last):
                 self.increasing = False
-            self._last = last.as_py()
+            self._last = int(k[-1])
+            if self.increasing and self._runs is not None:
+                self._hold(k, np.asarray(lines.to_numpy(zero_copy_only=False), dtype=np.int64))
+                return
+        if self._runs is not None:
+            self._spill_runs()
         if not self.integer and keys.type != pa.large_string():
             keys = keys.cast(pa.large_string())
         self._writer.write_table(pa.table([keys, lines], schema=self._schema))
-        self.rows += len(keys)
+
+    def _hold(self, keys: Any, lines: Any) -> None:
+        """Keep increasing keys as runs; spill them when there are too many."""
+        import numpy as np
+
+        step = (np.diff(keys) != 1) | (np.diff(lines) != 1)
+        starts = np.concatenate(([0], np.flatnonzero(step) + 1))
+        lengths = np.diff(np.concatenate((starts, [len(keys)])))
+        first_keys, first_lines = keys[starts], lines[starts]
+        runs = self._runs
+        if runs:  # continues the last run of the previous block?
+            k0, l0, n0 = runs[-1]
+            if int(k0[-1]) + int(n0[-1]) == int(keys[0]) and int(l0[-1]) + int(n0[-1]) == int(lines[0]):
+                n0[-1] += lengths[0]
+                first_keys, first_lines, lengths = first_keys[1:], first_lines[1:], lengths[1:]
+        if len(lengths):
+            runs.append((first_keys, first_lines, lengths.astype(np.int64)))
+            self._run_count += len(lengths)
+        if self._run_count > MAX_RUNS:
+            self._spill_runs()
+
+    def _spill_runs(self) -> None:
+        """Write the runs held in memory to the spill as rows, a batch at a time."""
+        import numpy as np
+        import pyarrow as pa
+
+        runs, self._runs = self._runs or [], None
+        for first_keys, first_lines, lengths in runs:
+            ends = np.cumsum(lengths)
+            starts = ends - lengths
+            for a in range(0, int(ends[-1]), _RUN_BATCH):
+                pos = np.arange(a, min(a + _RUN_BATCH, int(ends[-1])), dtype=np.int64)
+                run = np.searchsorted(ends, pos, side="right")
+                step = pos - starts[run]
+                self._writer.write_table(pa.table([pa.array(first_keys[run] + step),
+                                                   pa.array(first_lines[run] + step)], schema=self._schema))
 
     def finish(self) -> tuple[int, list[tuple[int, Any, int]]]:
         """``(repeated rows, [(line, key, line of its first occurrence), ...])``, the first by line."""
         import pyarrow as pa
 
+        self._runs = None
         self._writer.close()
         self._sink.close()
         if self.increasing or self.rows == 0:

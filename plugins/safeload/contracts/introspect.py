@@ -5,8 +5,9 @@ JSON lines) carry no types, so they are scanned against the contract: every valu
 checked as :func:`safeload.contracts.types.check_value` would, and the first few
 offenders per column are kept with their line numbers. CSV is scanned by Arrow where it
 can vouch for the result and by Python's csv module elsewhere, with the same findings
-either way (:func:`_scan_csv_arrow`, decision 013). Typed formats (Parquet, a PostgreSQL
-table) report their declared types; Parquet is read from its footer only.
+either way (:mod:`safeload.contracts.csv_arrow`, decisions 013 and 027). Typed formats
+(Parquet, a PostgreSQL table) report their declared types; Parquet is read from its
+footer, and its data pages only for the columns a value rule needs.
 """
 
 from __future__ import annotations
@@ -17,57 +18,22 @@ import io
 import json
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from safeload.contracts.csv_scan import BATCH_ROWS, MAX_FIELD, CsvScanState, RuleBatches, as_text, line_numbers
 from safeload.contracts.naming import normalise
+from safeload.contracts.source import MAX_EXAMPLES, ColumnScan, SourceColumn, SourceSchema
 from safeload.contracts.types import PgType, make_checker, parse_type
 from safeload.errors import SourceError
+from safeload.storage import open_bytes, open_random
 
 if TYPE_CHECKING:
     from safeload.contracts.model import Contract
 
-MAX_EXAMPLES = 5
-
-
-@dataclass
-class ColumnScan:
-    """What a scan saw in one column."""
-
-    nulls: int = 0
-    invalid: int = 0
-    examples: list[tuple[int, str, str]] = field(default_factory=list)  # (line, value, reason)
-
-
-@dataclass
-class SourceColumn:
-    name: str
-    type: PgType | None = None  # None: the format has no types (CSV, JSON lines)
-    nullable: bool | None = None
-
-
-@dataclass
-class SourceSchema:
-    """The shape of a source, and what a typed scan found in it."""
-
-    location: str
-    format: str
-    columns: list[SourceColumn]
-    rows: int | None = None
-    scans: dict[str, ColumnScan] = field(default_factory=dict)
-    ragged: list[tuple[int, int]] = field(default_factory=list)  # (line, field count)
-    ragged_count: int = 0
-    scan_engine: str | None = field(default=None, compare=False)  # which engine scanned a CSV
-    scan_blocks: dict[str, int] = field(default_factory=dict, compare=False)  # Arrow engine: blocks per path
-    #: the contract's value rules as checked on the source (:mod:`safeload.contracts.values`)
-    rule_results: list[Any] = field(default_factory=list)
-    #: what ``rule_results`` number rows by: ``line`` of a text file, ``row`` of Parquet or a query
-    row_unit: str = "line"
-
-    @property
-    def column_names(self) -> list[str]:
-        return [c.name for c in self.columns]
+__all__ = ["MAX_EXAMPLES", "MAX_FIELD", "ColumnScan", "CsvReader", "SourceColumn", "SourceSchema", "detect_format",
+           "introspect", "introspect_csv", "introspect_jsonl", "introspect_parquet", "introspect_postgres",
+           "introspect_query", "normalise", "open_text"]
 
 
 def detect_format(path: str) -> str:
@@ -84,20 +50,8 @@ def detect_format(path: str) -> str:
 
 
 def open_text(path: str | Path) -> io.TextIOBase:
-    """Open a (possibly gzipped) UTF-8 text file; a BOM is skipped."""
-    p = Path(path)
-    if not p.exists():
-        raise SourceError(f"{p}: source file does not exist; check the path and that the upstream job delivered it")
-    if p.is_dir():
-        raise SourceError(f"{p}: is a directory, not a file; give the path of one source file")
-    raw = gzip.open(p, "rb") if p.suffix == ".gz" else open(p, "rb")
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-
-
-#: The longest CSV field read. Python's default (128 KiB) refuses fields PostgreSQL loads
-#: (up to 1 GB); 256 MiB still stops an unclosed quote from reading a whole file into memory.
-MAX_FIELD = 1 << 28
-csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD))
+    """Open a (possibly gzipped) UTF-8 text file, local or stored (:mod:`safeload.storage`); a BOM is skipped."""
+    return io.TextIOWrapper(open_bytes(path), encoding="utf-8-sig", newline="")
 
 
 class CsvReader:
@@ -165,7 +119,7 @@ def _scan_values(schema: SourceSchema, contract: Contract | None, rows: Iterator
     types = {normalise(c.name): c.type for c in contract.columns} if contract else {}
     checkers: dict[str, Any] = {}
     batch: list[tuple[int, dict[str, Any]]] = []
-    values = _RuleBatches(contract)
+    values = RuleBatches(contract)
     n = 0
     for line, record in rows:
         n += 1
@@ -185,7 +139,7 @@ def _scan_values(schema: SourceSchema, contract: Contract | None, rows: Iterator
                 continue
             if name not in checkers:
                 checkers[name] = make_checker(t)
-            text = _as_text(value)
+            text = as_text(value)
             reason = checkers[name](text)
             if reason is not None:
                 scan.invalid += 1
@@ -196,331 +150,14 @@ def _scan_values(schema: SourceSchema, contract: Contract | None, rows: Iterator
     schema.rule_results = values.finish(n)
 
 
-#: rows per batch handed to the value rules by the row-by-row readers
-BATCH_ROWS = 65536
-
-
-class _RuleBatches:
-    """Hands rows read one by one to the value rules in Arrow batches (the rules are
-    evaluated column-wise, :mod:`safeload.contracts.values`)."""
-
-    def __init__(self, contract: Contract | None):
-        self.contract = contract
-        self.check: Any = None
-        self.wanted = bool(contract is not None and contract.rules)
-
-    def _start(self, names: list[str], text: bool = True) -> Any:
-        if self.check is None and self.wanted:
-            from safeload.contracts.values import value_check
-
-            self.check = value_check(self.contract, names, text=text)
-        return self.check
-
-    def feed_rows(self, names: list[str], rows: list[tuple[int, list[str]]]) -> None:
-        check = self._start(names)
-        if check is None or not rows:
-            return
-        import pyarrow as pa
-
-        index = {n: i for i, n in enumerate(names)}
-        cols = {n: pa.array([r[index[n]] for _, r in rows], pa.string()) for n in check.needed}
-        check.feed(pa.table(cols) if cols else pa.table({"_": pa.nulls(len(rows))}), [ln for ln, _ in rows])
-
-    def feed_records(self, schema: SourceSchema, records: list[tuple[int, dict[str, Any]]]) -> None:
-        check = self._start(schema.column_names)
-        if check is None or not records:
-            return
-        import pyarrow as pa
-
-        cols = {n: pa.array([None if (v := r.get(n)) is None else _as_text(v) for _, r in records], pa.string())
-                for n in check.needed}
-        check.feed(pa.table(cols) if cols else pa.table({"_": pa.nulls(len(records))}),
-                   [ln for ln, _ in records])
-
-    def feed_table(self, names: list[str], table: Any, lines: Any) -> None:
-        check = self._start(names)
-        if check is not None:
-            check.feed(table, lines)
-
-    def finish(self, rows: int) -> list[Any]:
-        return [] if self.check is None else self.check.finish(rows)
-
-    def close(self) -> None:
-        if self.check is not None:
-            self.check.close()
-
-
-class _CsvScan:
-    """The state of a typed CSV scan: per-column counts and examples, ragged rows, rows.
-
-    Both engines feed it: the Python one row by row (:meth:`feed`), the Arrow one a block
-    at a time (:func:`_scan_csv_arrow`), handing it the rows it cannot clear in bulk.
-    """
-
-    def __init__(self, schema: SourceSchema, contract: Contract | None):
-        from safeload.contracts.types import fast_filter
-
-        self.schema = schema
-        header = schema.column_names
-        self.width = len(header)
-        types = {normalise(c.name): c.type for c in contract.columns} if contract else {}
-        self.scans = [ColumnScan() for _ in header]
-        self.checks = [(i, make_checker(types[normalise(h)]), self.scans[i]) for i, h in enumerate(header)
-                       if normalise(h) in types]
-        self.filters = [fast_filter(types[normalise(h)]) for h in header if normalise(h) in types]
-        self.unchecked = [(i, self.scans[i]) for i, h in enumerate(header) if normalise(h) not in types]
-        self.rows = 0
-        self.values = _RuleBatches(contract)
-        self._pending: list[tuple[int, list[str]]] = []
-
-    def feed(self, rows: Iterator[tuple[int, list[str]]]) -> None:
-        """Check rows one by one: the hot loop of the Python engine."""
-        schema, width, checks, unchecked = self.schema, self.width, self.checks, self.unchecked
-        pending, wanted = self._pending, self.values.wanted
-        n = 0
-        for line, row in rows:
-            if len(row) != width:
-                schema.ragged_count += 1
-                if len(schema.ragged) < MAX_EXAMPLES:
-                    schema.ragged.append((line, len(row)))
-                continue
-            n += 1
-            if wanted:
-                pending.append((line, row))
-                if len(pending) >= BATCH_ROWS:
-                    self.flush()
-            for i, check, scan in checks:
-                v = row[i]
-                if not v:
-                    scan.nulls += 1
-                elif (reason := check(v)) is not None:
-                    scan.invalid += 1
-                    if len(scan.examples) < MAX_EXAMPLES:
-                        scan.examples.append((line, v[:80], reason))
-            for i, scan in unchecked:
-                if not row[i]:
-                    scan.nulls += 1
-        self.rows += n
-
-    def flush(self) -> None:
-        """Hand the rows read one by one to the value rules."""
-        self.values.feed_rows(self.schema.column_names, self._pending)
-        self._pending.clear()
-
-    def finish(self, engine: str) -> None:
-        self.flush()
-        self.schema.rows = self.rows
-        self.schema.scans = dict(zip(self.schema.column_names, self.scans))
-        self.schema.scan_engine = engine
-        self.schema.rule_results = self.values.finish(self.rows)
-
-
 def _scan_csv(schema: SourceSchema, contract: Contract | None, reader: CsvReader) -> None:
     """Typed scan of CSV rows in Python, by column position: the reference engine."""
-    scan = _CsvScan(schema, contract)
+    scan = CsvScanState(schema, contract)
     try:
         scan.feed(iter(reader))
         scan.finish("python")
     finally:
         scan.values.close()
-
-
-def _line_numbers(first: int, n: int) -> Any:
-    import numpy as np
-    import pyarrow as pa
-
-    return pa.array(np.arange(first, first + n, dtype=np.int64))
-
-
-#: bytes read per block by the Arrow engine (memory stays a few times this, whatever the file)
-ARROW_BLOCK_BYTES = 8 << 20
-#: a block that must grow past this to end outside a quoted field sends the scan to Python
-ARROW_MAX_BLOCK_BYTES = 64 << 20
-
-
-class _UsePython(Exception):
-    """The Arrow engine cannot vouch for this file: scan it again with the Python engine."""
-
-
-def _line_breaks(block: bytes) -> int:
-    # what Python's newline='' reading counts as a line end: \n, \r\n and a lone \r
-    if b"\r" not in block:  # a byte search, far cheaper than counting a two-byte pattern
-        return block.count(b"\n")
-    return block.count(b"\n") + block.count(b"\r") - block.count(b"\r\n")
-
-
-def _lone_cr(block: bytes) -> bool:
-    return b"\r" in block and block.count(b"\r") != block.count(b"\r\n")
-
-
-def arrow_clear(col: Any, flt: tuple[str, Any] | None) -> Any:
-    """Run a :func:`~safeload.contracts.types.fast_filter` test over an Arrow string column.
-
-    Returns a boolean array (true: the value certainly fits), ``True`` (all fit) or
-    ``None`` (no test: every value goes to the checker).
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if flt is None:
-        return None
-    kind, arg = flt
-    if kind == "all":
-        return True
-    if kind == "no_nul":
-        return pc.invert(pc.match_substring(col, "\x00"))
-    if kind == "max_length":
-        return pc.less_equal(pc.utf8_length(col), arg)
-    if kind == "in":
-        return pc.is_in(col, value_set=pa.array(arg, pa.string()))
-    if kind == "digits":  # ascii_is_decimal is false for "" (counted as null anyway)
-        return pc.and_(pc.ascii_is_decimal(col), pc.less_equal(pc.binary_length(col), arg))
-    if kind == "regex":
-        return pc.match_substring_regex(col, arg)
-    raise ValueError(f"unknown filter {kind!r}")
-
-
-def _scan_csv_arrow(schema: SourceSchema, contract: Contract | None, path: str | Path) -> bool:
-    """Typed scan with Arrow: the same findings as :func:`_scan_csv`, several times faster.
-
-    The file is read in blocks cut at line ends. A block Arrow can parse exactly as
-    Python's csv module would (no quote character, NUL or lone carriage return; every
-    line one row of the header's width) is split into string columns by Arrow, and each
-    column is cleared in bulk by a vectorised test that only accepts values the exact
-    checker accepts (:func:`safeload.contracts.types.fast_filter`); the values left
-    over go through the exact checker one by one, with their line numbers. Any other
-    block (quoted fields, ragged or blank lines) is read by Python's csv module, row by
-    row, as the Python engine would. When the file itself is in doubt (a header Arrow
-    cannot place, bytes that are not UTF-8, broken quoting, a corrupt gzip stream), the
-    function resets the schema and returns ``False``: the caller scans with Python,
-    whose error messages name the line.
-
-    Decision 013 explains the design; tests/unit/contracts/test_scan_engines.py holds
-    both engines to the same findings on faulty files.
-    """
-    try:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-        import pyarrow.csv as pacsv
-    except ImportError:  # pragma: no cover - pyarrow is a dependency, but the scan must not need it
-        return False
-
-    state = _CsvScan(schema, contract)
-    names = [f"c{i}" for i in range(state.width)]
-    read_options = pacsv.ReadOptions(column_names=names)
-    convert_options = pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, null_values=[],
-                                           strings_can_be_null=False, quoted_strings_can_be_null=False)
-    masks = {i: flt for (i, _, _), flt in zip(state.checks, state.filters)}
-
-    def arrow_block(block: bytes, first_line: int) -> bool:
-        if b'"' in block or b"\x00" in block or _lone_cr(block):
-            return False
-        try:
-            table = pacsv.read_csv(io.BytesIO(block), read_options=read_options, convert_options=convert_options)
-        except pa.ArrowInvalid:  # ragged rows, bytes that are not UTF-8: Python says where
-            return False
-        lines = _line_breaks(block) + (0 if block.endswith((b"\n", b"\r")) else 1)
-        if table.num_rows != lines:  # blank lines: line numbers would shift
-            return False
-        for i, check, scan in state.checks:
-            col = table.column(i)
-            empty = pc.equal(col, "")
-            scan.nulls += pc.sum(empty).as_py() or 0
-            ok = arrow_clear(col, masks[i])
-            if ok is True:
-                continue
-            todo = pc.invert(empty) if ok is None else pc.and_not(pc.invert(empty), ok)
-            idx = pc.indices_nonzero(todo)
-            if len(idx) == 0:
-                continue
-            for k, v in zip(idx.to_pylist(), pc.take(col, idx).to_pylist()):
-                if (reason := check(v)) is not None:
-                    scan.invalid += 1
-                    if len(scan.examples) < MAX_EXAMPLES:
-                        scan.examples.append((first_line + k, v[:80], reason))
-        for i, scan in state.unchecked:
-            scan.nulls += pc.sum(pc.equal(table.column(i), "")).as_py() or 0
-        if state.values.wanted:
-            state.flush()
-            state.values.feed_table(schema.column_names, table.rename_columns(schema.column_names),
-                                    _line_numbers(first_line, table.num_rows))
-        state.rows += table.num_rows
-        return True
-
-    def python_block(block: bytes, first_line: int) -> None:
-        try:
-            text = block.decode("utf-8")
-        except UnicodeDecodeError:
-            raise _UsePython from None
-        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-
-        def rows() -> Iterator[tuple[int, list[str]]]:
-            while True:
-                try:
-                    row = next(reader)
-                except StopIteration:
-                    return
-                except csv.Error:  # broken quoting, or a block cut inside a quoted field
-                    raise _UsePython from None
-                if row:
-                    yield first_line - 1 + reader.line_num, row
-
-        state.feed(rows())
-
-    p = Path(path)
-    try:
-        with (gzip.open(p, "rb") if p.suffix == ".gz" else open(p, "rb")) as raw:
-            first = raw.readline()
-            if first.startswith(b"\xef\xbb\xbf"):
-                first = first[3:]
-            if b'"' in first or b"\x00" in first or _lone_cr(first):
-                raise _UsePython
-            if next(csv.reader([first.decode("utf-8").rstrip("\r\n")]), None) != schema.column_names:
-                raise _UsePython
-            line, carry, eof = 2, b"", False
-            blocks = {"arrow": 0, "python": 0}
-            while not eof:
-                chunk = raw.read(ARROW_BLOCK_BYTES)
-                eof = not chunk
-                buf = carry + chunk
-                if eof:
-                    block, carry = buf, b""
-                else:
-                    cut = buf.rfind(b"\n") + 1
-                    # an odd number of quotes before the cut: it may fall inside a quoted field
-                    if cut == 0 or (b'"' in buf and buf.count(b'"', 0, cut) % 2):
-                        if len(buf) > ARROW_MAX_BLOCK_BYTES:
-                            raise _UsePython
-                        carry = buf
-                        continue
-                    block, carry = buf[:cut], buf[cut:]
-                if not block:
-                    continue
-                if arrow_block(block, line):
-                    blocks["arrow"] += 1
-                else:
-                    python_block(block, line)
-                    blocks["python"] += 1
-                line += _line_breaks(block)
-    except (_UsePython, UnicodeDecodeError, EOFError, OSError, zlib.error):
-        schema.ragged.clear()
-        schema.ragged_count = 0
-        state.values.close()
-        return False
-    except BaseException:
-        state.values.close()
-        raise
-    state.finish("arrow")
-    schema.scan_blocks = blocks
-    return True
-
-
-def _as_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    return str(value)
 
 
 def introspect_csv(path: str | Path, contract: Contract | None = None, scan: bool = True,
@@ -529,10 +166,12 @@ def introspect_csv(path: str | Path, contract: Contract | None = None, scan: boo
 
     :param engine: ``"auto"`` (Arrow, falling back to Python where Arrow cannot vouch for
         the file), ``"arrow"`` (the same), or ``"python"`` (row by row, the reference).
-        Both give the same findings; see :func:`_scan_csv_arrow`.
+        Both give the same findings; see :mod:`safeload.contracts.csv_arrow`.
     """
     if engine not in ("auto", "arrow", "python"):
         raise ValueError(f"engine {engine!r}: use 'auto', 'arrow' or 'python'")
+    from safeload.contracts.csv_arrow import scan_csv_arrow
+
     with CsvReader(path) as reader:
         header = reader.header
         dupes = sorted({h for h in header if header.count(h) > 1})
@@ -542,7 +181,7 @@ def introspect_csv(path: str | Path, contract: Contract | None = None, scan: boo
         schema = SourceSchema(str(path), "csv", [SourceColumn(h) for h in header])
         if not scan:
             return schema
-        if engine == "python" or not _scan_csv_arrow(schema, contract, path):
+        if engine == "python" or not scan_csv_arrow(schema, contract, path):
             _scan_csv(schema, contract, reader)
     if schema.rows == 0 and schema.ragged_count == 0:
         raise SourceError(f"{path}: has a header but no rows; an empty delivery is refused "
@@ -615,9 +254,7 @@ def arrow_type_to_pg(arrow_type: Any) -> PgType:
 def introspect_parquet(path: str | Path, contract: Contract | None = None) -> SourceSchema:
     """Column names, types and nullability from the Parquet footer; with a contract that
     has value rules, the columns they need are read, a row group's batches at a time."""
-    p = Path(path)
-    if not p.exists():
-        raise SourceError(f"{p}: source file does not exist; check the path")
+    p = open_random(path)
     import pyarrow.parquet as pq
 
     try:
@@ -638,13 +275,13 @@ def introspect_parquet(path: str | Path, contract: Contract | None = None) -> So
                 nulls += stats.null_count
         schema.scans[c.name] = ColumnScan(nulls=nulls)
     schema.row_unit = "row"
-    values = _RuleBatches(contract)
-    check = values._start(schema.column_names, text=False) if values.wanted else None
+    values = RuleBatches(contract)
+    check = values.start(schema.column_names, text=False) if values.wanted else None
     if check is not None and check.active:
         row = 1
         try:
             for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=sorted(check.needed) or None):
-                check.feed(batch, _line_numbers(row, batch.num_rows))
+                check.feed(batch, line_numbers(row, batch.num_rows))
                 row += batch.num_rows
         except Exception as e:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError, ...
             values.close()

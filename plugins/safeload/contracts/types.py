@@ -312,11 +312,6 @@ def make_checker(pg_type: PgType):
 
 # ------------------------------------------------------- vectorised pre-filter
 
-_YEAR = r"(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})"
-# days 29-31 are left to the exact checker: whether they exist depends on the month
-_DATE = _YEAR + r"-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])"
-_CLOCK = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{3}|\.[0-9]{6})?"
-_OFFSET = r"[+-](?:[01][0-9]|2[0-3]):[0-5][0-9]"
 _BOOL_SPELLINGS = tuple(sorted({s for w in _BOOL_TRUE | _BOOL_FALSE for s in (w, w.upper(), w.capitalize())}))
 
 
@@ -335,7 +330,13 @@ def fast_filter(pg_type: PgType) -> tuple[str, object] | None:
     - ``("max_length", n)``: values of at most ``n`` characters fit;
     - ``("in", values)``: these exact strings fit;
     - ``("digits", n)``: 1 to ``n`` ASCII digits fit;
+    - ``("decimal", (whole, scale))``: a sign, at most ``whole`` digits, a dot and at most
+      ``scale`` digits fit (``None``: any number of digits);
+    - ``("temporal", name)``: a valid date or timestamp in one of the ISO shapes of
+      :func:`safeload.contracts.vector_filters.temporal_shapes` fits;
     - ``("regex", pattern)``: values matching the RE2 ``pattern`` (ASCII classes only) fit.
+
+    :func:`safeload.contracts.vector_filters.arrow_clear` runs them.
     """
     name = pg_type.name
     if name == "any":
@@ -351,24 +352,15 @@ def fast_filter(pg_type: PgType) -> tuple[str, object] | None:
         return ("digits", {"smallint": 4, "integer": 9, "bigint": 18}[name])
     if name == "numeric":
         if pg_type.length is None:
-            return ("regex", r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$")
+            return ("decimal", (None, None))
         scale = pg_type.scale or 0
-        whole = pg_type.length - scale
-        int_part = rf"0*[0-9]{{1,{whole}}}" if whole > 0 else "0+"
-        alternatives = [int_part + (rf"(?:\.[0-9]{{0,{scale}}})?" if scale else r"\.?")]
-        if scale:
-            alternatives.append(rf"\.[0-9]{{1,{scale}}}")
-        return ("regex", rf"^[+-]?(?:{'|'.join(alternatives)})$")
+        return ("decimal", (pg_type.length - scale, scale))
     if name in ("real", "double precision"):
-        return ("regex", r"^[+-]?(?:[0-9]{1,300}(?:\.[0-9]{0,300})?|\.[0-9]{1,300})$")
+        return ("decimal", (300, 300))
     if name == "boolean":
         return ("in", _BOOL_SPELLINGS)
-    if name == "date":
-        return ("regex", rf"^{_DATE}$")
-    if name == "timestamp":
-        return ("regex", rf"^{_DATE}[T ]{_CLOCK}$")
-    if name == "timestamptz":
-        return ("regex", rf"^{_DATE}[T ]{_CLOCK}{_OFFSET}$")
+    if name in ("date", "timestamp", "timestamptz"):
+        return ("temporal", name)
     if name == "uuid":
         return ("regex", r"^\{?[0-9a-fA-F]{8}-?(?:[0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}\}?$")
     return None

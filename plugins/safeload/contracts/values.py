@@ -123,10 +123,19 @@ class _Evaluator:
             (rule.arg or {}).get("values") if rule.kind == "invalid_values" else None
         self.values = values
         self.texts = None if values is None else sorted({_text(v) for v in values if v is not None})
+        self._set: Any = None
         self.typed = None if values is None else {_bound(v, pg_type) for v in values if v is not None}
         self.bound = None if rule.kind not in ("minimum", "maximum") else _bound(rule.arg, pg_type)
         if rule.kind in ("minimum", "maximum") and self.bound is None:
             self.error = f"the bound {rule.arg!r} is not a {pg_type} value"
+
+    @property
+    def _value_set(self) -> Any:
+        import pyarrow as pa
+
+        if self._set is None:
+            self._set = pa.array(self.texts, pa.string())
+        return self._set
 
     def _compile(self, pattern: str) -> None:
         import pyarrow as pa
@@ -149,38 +158,47 @@ class _Evaluator:
             return pc.match_substring_regex(col, self.re2)
         return pa.array([v is None or self.regex.search(v) is not None for v in col.to_pylist()], pa.bool_())
 
-    def offending(self, col: Any, null: Any) -> Any:
+    def offending(self, column: BlockColumn) -> Any:
         """A boolean array: true where the row breaks the rule (never null)."""
-        import pyarrow as pa
         import pyarrow.compute as pc
 
         kind = self.rule.kind
+        col, null = column.values, column.null
         if kind == "not_null":
             return null
         if kind == "missing_values":
-            hit = pc.is_in(_as_string(col), value_set=pa.array(self.texts, pa.string())) if self.texts else None
+            hit = pc.is_in(column.string, value_set=self._value_set) if self.texts else None
             nulls_count = any(v is None for v in self.values) or "" in (self.texts or [])
-            out = null if nulls_count else pc.and_not(pa.array([False] * len(col)), null)
+            out = null if nulls_count else pc.and_not(null, null)
             return out if hit is None else pc.or_(out, pc.fill_null(hit, False))
-        present = pc.invert(null)
+        present = column.present
         if kind in ("min_length", "max_length"):
-            length = pc.utf8_length(_as_string(col))
+            length = column.lengths
             bad = pc.less(length, self.rule.arg) if kind == "min_length" else pc.greater(length, self.rule.arg)
             return pc.and_(present, pc.fill_null(bad, False))
         if kind == "pattern":
-            return pc.and_(present, pc.invert(pc.fill_null(self._matches(_as_string(col)), True)))
+            return pc.and_(present, pc.invert(pc.fill_null(self._matches(column.string), True)))
         if kind in ("allowed_values", "invalid_values"):
-            bad = pa.array([False] * len(col))
+            bad = None
             if self.texts is not None:
-                bad = pc.invert(pc.fill_null(pc.is_in(_as_string(col), value_set=pa.array(self.texts, pa.string())),
-                                             True))
+                bad = pc.invert(pc.fill_null(pc.is_in(column.string, value_set=self._value_set), True))
                 bad = self._recheck_typed(col, pc.and_(present, bad))
             if kind == "invalid_values" and self.rule.arg.get("pattern") is not None:
-                bad = pc.or_(bad, pc.invert(pc.fill_null(self._matches(_as_string(col)), True)))
-            return pc.and_(present, bad)
+                unmatched = pc.invert(pc.fill_null(self._matches(column.string), True))
+                bad = unmatched if bad is None else pc.or_(bad, unmatched)
+            return pc.and_(present, bad) if bad is not None else pc.and_not(present, present)
         if kind in ("minimum", "maximum"):
-            return pc.and_(present, self._out_of_bounds(col, present))
+            return pc.and_(present, self._out_of_bounds(column))
         raise ValueError(f"no evaluator for {kind}")
+
+    def _met_by_size(self, digits: int, negative: bool) -> bool:
+        """Whether every number of at most ``digits`` digits before its dot (and of no minus
+        sign, unless ``negative``) meets the bound: then no value needs reading."""
+        reach = Decimal(10) ** digits  # every value v has |v| < reach
+        b = self.bound
+        if self.rule.kind == "maximum":
+            return reach <= b
+        return (not negative and (b < 0 or (b == 0 and not self.rule.exclusive))) or -reach >= b
 
     def _recheck_typed(self, col: Any, bad: Any) -> Any:
         """Values whose text is not among the allowed ones may still equal one in the column's
@@ -201,33 +219,27 @@ class _Evaluator:
         mask[fine] = False
         return pa.array(mask)
 
-    def _out_of_bounds(self, col: Any, present: Any) -> Any:
+    def _out_of_bounds(self, column: BlockColumn) -> Any:
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
 
         low = self.rule.kind == "minimum"
         exclusive = self.rule.exclusive
+        col = column.values
         out = np.zeros(len(col), dtype=bool)
-        todo = present
+        todo = column.present
         if self.type.name in _NUMERIC_TYPES:
-            if self.text:
-                looks = pc.and_(present, pc.fill_null(pc.match_substring_regex(col, _NUMBER), False))
-                idx = pc.indices_nonzero(looks)
-                nums = pc.cast(pc.utf8_trim_whitespace(pc.take(col, idx)), pa.float64())
-            else:
-                idx = pc.indices_nonzero(pc.fill_null(present, False))
-                nums = pc.cast(pc.take(col, idx), pa.float64())
+            if column.spelling is not None and self._met_by_size(**column.spelling):
+                return pa.array(out)
+            ix, vals, rest = column.numbers
             b = float(self.bound)
-            vals = nums.to_numpy(zero_copy_only=False)
             beyond = vals < b if low else vals > b
             close = np.abs(vals - b) <= 1e-9 * max(1.0, abs(b))  # float cannot say: exact check below
-            ix = idx.to_numpy()
             out[ix[beyond & ~close]] = True
             todo = np.zeros(len(col), dtype=bool)
             todo[ix[close]] = True
-            if self.text:  # spellings the regex did not take (and values that are not numbers)
-                rest = pc.and_not(present, looks).to_numpy(zero_copy_only=False)
+            if rest is not None:  # spellings the cast did not take (and values that are not numbers)
                 todo |= rest
             todo = pa.array(todo)
         idx = pc.indices_nonzero(todo)
@@ -238,6 +250,123 @@ class _Evaluator:
                 if c is not None and (c < 0 or (exclusive and c == 0) if low else c > 0 or (exclusive and c == 0)):
                     out[k] = True
         return pa.array(out)
+
+
+class BlockColumn:
+    """One column of a block, and what several rules share: its nulls, numbers, lengths.
+
+    Each is computed once, when a rule first asks. A reader that already knows some of
+    it hands it over: the CSV scan has counted the empty fields and knows whether the
+    type test cleared every value (``canonical``: each value present is spelt the way
+    :func:`~safeload.contracts.types.fast_filter` accepts, so it casts without a
+    regular expression).
+
+    :param values: an Arrow array (one chunk)
+    :param text: the values are text, where ``""`` is a null
+    :param null: boolean array, true for a null (computed when not given)
+    :param nulls: how many nulls
+    :param canonical: every value present is in the fast filter's spelling (text only)
+    :param spelling: for canonical numbers, what the spelling shows of their size:
+        ``digits`` (the most digits before a dot) and ``negative`` (one has a minus sign)
+    """
+
+    def __init__(self, values: Any, text: bool, null: Any = None, nulls: int | None = None,
+                 canonical: bool = False, spelling: dict[str, Any] | None = None):
+        self.values = values
+        self.text = text
+        self._null = null
+        self._nulls = nulls
+        self.canonical = canonical
+        self.spelling = spelling or None
+        self._cache: dict[str, Any] = {}
+
+    @property
+    def null(self) -> Any:
+        import pyarrow.compute as pc
+
+        if self._null is None:
+            null = pc.is_null(self.values)
+            if self.text:  # an empty field is a null in CSV (and a JSON "" is read the same)
+                null = pc.or_(null, pc.fill_null(pc.equal(self.string, ""), False))
+            self._null = null
+        return self._null
+
+    @property
+    def null_count(self) -> int:
+        import pyarrow.compute as pc
+
+        if self._nulls is None:
+            self._nulls = pc.sum(self.null).as_py() or 0
+        return self._nulls
+
+    def _cached(self, key: str, make: Any) -> Any:
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    @property
+    def present(self) -> Any:
+        import pyarrow.compute as pc
+
+        return self._cached("present", lambda: pc.invert(self.null))
+
+    @property
+    def string(self) -> Any:
+        return self._cached("string", lambda: _as_string(self.values))
+
+    @property
+    def lengths(self) -> Any:
+        import pyarrow.compute as pc
+
+        return self._cached("lengths", lambda: pc.utf8_length(self.string))
+
+    @property
+    def numbers(self) -> tuple[Any, Any, Any]:
+        """``(indices, float64 values, rest)`` of the values that are numbers; ``rest`` (a
+        numpy mask or None) marks present values to decide one by one."""
+        return self._cached("numbers", self._numbers)
+
+    def _numbers(self) -> tuple[Any, Any, Any]:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        col = self.values
+        if not self.text:
+            idx = pc.indices_nonzero(pc.fill_null(self.present, False))
+            return idx.to_numpy(), pc.cast(pc.take(col, idx), pa.float64()).to_numpy(zero_copy_only=False), None
+        if self.canonical:
+            try:
+                if self.null_count == 0:
+                    ix = np.arange(len(col), dtype=np.int64)
+                    return ix, pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), None
+                idx = pc.indices_nonzero(self.present)
+                vals = pc.cast(pc.take(col, idx), pa.float64()).to_numpy(zero_copy_only=False)
+                return idx.to_numpy(), vals, None
+            except pa.ArrowInvalid:  # a spelling Arrow does not read: the regular expression decides
+                pass
+        looks = pc.and_(self.present, pc.fill_null(pc.match_substring_regex(col, _NUMBER), False))
+        idx = pc.indices_nonzero(looks)
+        nums = pc.cast(pc.utf8_trim_whitespace(pc.take(col, idx)), pa.float64())
+        return idx.to_numpy(), nums.to_numpy(zero_copy_only=False), \
+            pc.and_not(self.present, looks).to_numpy(zero_copy_only=False)
+
+    def integers(self, keep: Any) -> tuple[Any, Any]:
+        """``(int64 keys, rows kept)`` of the rows in ``keep`` (None: all) whose value is an
+        integer: text keeps the values of an integer's spelling (others do not fit the type
+        and are reported as such); ``rows kept`` is a mask, or None for all rows."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        col = self.values
+        if pa.types.is_integer(col.type) or self.canonical:
+            try:
+                return pc.cast(col if keep is None else pc.filter(col, keep), pa.int64()), keep
+            except pa.ArrowInvalid:  # pragma: no cover - canonical integers are digits only
+                pass
+        ok = pc.fill_null(pc.match_substring_regex(col, r"^\s*[+-]?[0-9]{1,18}\s*$"), False)
+        ok = ok if keep is None else pc.and_(keep, ok)
+        return pc.cast(pc.utf8_trim_whitespace(pc.filter(col, ok)), pa.int64()), ok
 
 
 def _pythonic(v: Any) -> Any:
@@ -328,9 +457,10 @@ class ValueCheck:
     def active(self) -> bool:
         return bool(self._evals)
 
-    def feed(self, table: Any, lines: Any) -> None:
+    def feed(self, table: Any, lines: Any, columns: dict[str, BlockColumn] | None = None) -> None:
         """Check one block: ``table`` has (at least) the needed columns by source name;
-        ``lines`` (int64) numbers its rows as the report will name them."""
+        ``lines`` (int64) numbers its rows as the report will name them; ``columns`` gives
+        what the reader already knows of some of them (:class:`BlockColumn`)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -339,27 +469,28 @@ class ValueCheck:
             return
         self.rows += n
         lines = pa.array(lines, pa.int64()) if not isinstance(lines, pa.Array) else lines
-        nulls: dict[str, Any] = {}
+        known = dict(columns or {})
 
-        def null_of(name: str) -> Any:
-            if name not in nulls:
-                col = table.column(name).combine_chunks() if hasattr(table.column(name), "combine_chunks") \
-                    else table.column(name)
-                null = pc.is_null(col)
-                if self.text:  # an empty field is a null in CSV (and a JSON "" is read the same)
-                    null = pc.or_(null, pc.fill_null(pc.equal(_as_string(col), ""), False))
-                nulls[name] = (col, null)
-            return nulls[name]
+        def column(name: str) -> BlockColumn:
+            if name not in known:
+                values = table.column(name)
+                values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+                known[name] = BlockColumn(values, self.text)
+            return known[name]
 
         for i, rule, cols, ev in self._evals:
             if rule.kind == "row_count":
                 continue
             if i in self._finders:
-                self._feed_keys(i, [null_of(c) for c in cols], lines)
+                self._feed_keys(i, [column(c) for c in cols], lines)
                 continue
-            col, null = null_of(cols[0])
-            bad = ev.offending(col, null)
-            count = pc.sum(bad).as_py() or 0
+            col = column(cols[0])
+            if rule.kind == "not_null":
+                count = col.null_count
+                bad = col.null if count else None
+            else:
+                bad = ev.offending(col)
+                count = pc.sum(bad).as_py() or 0
             if not count:
                 continue
             result = self.results[i]
@@ -367,33 +498,26 @@ class ValueCheck:
             if len(result.examples) < MAX_EXAMPLES or pc.min(pc.filter(lines, bad)).as_py() < result.examples[-1][0]:
                 idx = pc.indices_nonzero(bad)[:MAX_EXAMPLES]
                 new = [(ln, "" if v is None else _text(v)[:80], "")
-                       for ln, v in zip(pc.take(lines, idx).to_pylist(), pc.take(col, idx).to_pylist())]
+                       for ln, v in zip(pc.take(lines, idx).to_pylist(), pc.take(col.values, idx).to_pylist())]
                 result.examples = sorted(result.examples + new)[:MAX_EXAMPLES]
 
-    def _feed_keys(self, i: int, parts: list[tuple[Any, Any]], lines: Any) -> None:
-        import pyarrow as pa
+    def _feed_keys(self, i: int, parts: list[BlockColumn], lines: Any) -> None:
         import pyarrow.compute as pc
 
         finder = self._finders[i]
-        any_null = parts[0][1]
-        for _, null in parts[1:]:
-            any_null = pc.or_(any_null, null)
-        keep = pc.invert(any_null)
-        cols = [pc.filter(col, keep) for col, _ in parts]
-        kept_lines = pc.filter(lines, keep)
-        if finder.integer:
-            col = cols[0]
-            if pa.types.is_integer(col.type):
-                keys = col.cast(pa.int64())
-            else:  # text: the values that are integers (others do not fit the type: reported as such)
-                ok = pc.fill_null(pc.match_substring_regex(col, r"^\s*[+-]?[0-9]{1,18}\s*$"), False)
-                keys = pc.cast(pc.utf8_trim_whitespace(pc.filter(col, ok)), pa.int64())
-                kept_lines = pc.filter(kept_lines, ok)
-        elif len(cols) == 1:
-            keys = _as_string(cols[0])
+        if all(part.null_count == 0 for part in parts):
+            keep = None
         else:
-            keys = pc.binary_join_element_wise(*[_as_string(c) for c in cols], "\x1f")
-        finder.add(keys, kept_lines)
+            keep = parts[0].present
+            for part in parts[1:]:
+                keep = pc.and_(keep, part.present)
+        if finder.integer:
+            keys, kept = parts[0].integers(keep)
+            finder.add(keys, lines if kept is None else pc.filter(lines, kept))
+            return
+        cols = [part.string if keep is None else pc.filter(part.string, keep) for part in parts]
+        keys = cols[0] if len(cols) == 1 else pc.binary_join_element_wise(*cols, "\x1f")
+        finder.add(keys, lines if keep is None else pc.filter(lines, keep))
 
     def finish(self, rows: int | None = None) -> list[RuleResult]:
         """The results, in the contract's order of rules; spill files are removed."""

@@ -23,13 +23,16 @@ from urllib.parse import urlsplit
 OBJECT_STORES = ("s3", "s3a", "gs", "gcs")
 
 
-def source_dataset(source: str) -> tuple[str, str]:
+def source_dataset(source: object) -> tuple[str, str]:
     """``(namespace, name)`` of a file or object source.
 
     :param source: a local path, a ``file://host/path`` URI, or an object store URI
-        (``s3://bucket/key``, ``gs://bucket/key``; other ``scheme://authority/path`` URIs
-        keep their scheme and authority as the namespace)
+        (``s3://bucket/key``, ``gs://bucket/key``, or an ``ObjectStoragePath``; Airflow's
+        connection id in the user part, ``s3://aws_lake@bucket/key``, is not part of the
+        name; other ``scheme://authority/path`` URIs keep their scheme and authority as the
+        namespace)
     """
+    source = str(source)
     parts = urlsplit(source)
     scheme = parts.scheme.lower()
     if len(scheme) <= 1:  # a local path (a one-letter scheme is a Windows drive)
@@ -37,7 +40,8 @@ def source_dataset(source: str) -> tuple[str, str]:
     if scheme == "file":
         return (f"file://{parts.netloc}" if parts.netloc else "file"), parts.path
     if scheme in OBJECT_STORES:
-        return f"{'gs' if scheme == 'gcs' else scheme}://{parts.netloc}", parts.path.lstrip("/")
+        bucket = parts.netloc.rpartition("@")[2]
+        return f"{'gs' if scheme == 'gcs' else scheme}://{bucket}", parts.path.lstrip("/")
     return f"{scheme}://{parts.netloc}", parts.path
 
 

@@ -3,7 +3,9 @@
 A file is ready when it exists, is at least ``min_bytes`` long, and is complete: either
 its marker file exists (``orders.csv.done``, ``_SUCCESS``: the producer's promise), or,
 without a marker, it has not been modified for ``settle_seconds`` (a writer still
-appending keeps touching it). A SQL source is ready when a query says so, typically
+appending keeps touching it). An object in object storage (:func:`object_ready`) is
+held to the same rules, asked of the store (its size, marker and last-modified time). A
+SQL source is ready when a query says so, typically
 ``select max(updated_at) >= %(interval_end)s from ...``.
 """
 
@@ -12,6 +14,8 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+
+from safeload.storage import StoredFile
 
 
 @dataclass(frozen=True)
@@ -23,23 +27,41 @@ class Readiness:
 def file_ready(path: str, *, marker: str | None = None, min_bytes: int = 1, settle_seconds: float = 30.0,
                now: float | None = None) -> Readiness:
     """Check a file; ``marker`` may use ``{path}`` (e.g. ``"{path}.done"``)."""
-    now = time.time() if now is None else now
     try:
         st = os.stat(path)
     except FileNotFoundError:
         return Readiness(False, f"{path} does not exist yet")
-    if st.st_size < min_bytes:
-        return Readiness(False, f"{path} has {st.st_size} bytes, fewer than min_bytes={min_bytes}")
+    marker_path = marker.format(path=path, dir=os.path.dirname(path)) if marker else None
+    return _judge(path, st.st_size, st.st_mtime, marker_path,
+                  marker_path is not None and os.path.exists(marker_path), min_bytes, settle_seconds, now)
+
+
+def object_ready(obj: StoredFile, *, marker: StoredFile | None = None, min_bytes: int = 1,
+                 settle_seconds: float = 30.0, now: float | None = None) -> Readiness:
+    """Check an object in storage, and its marker object when given (a file the producer
+    writes last, e.g. ``s3://lake/orders/2024-05-01.csv.done``)."""
+    ident = obj.stat()
+    if ident is None:
+        return Readiness(False, f"{obj} does not exist yet")
+    return _judge(str(obj), ident.size or 0, ident.modified, None if marker is None else str(marker),
+                  marker is not None and marker.stat() is not None, min_bytes, settle_seconds, now)
+
+
+def _judge(name: str, size: int, modified: float | None, marker: str | None, marker_exists: bool,
+           min_bytes: int, settle_seconds: float, now: float | None) -> Readiness:
+    if size < min_bytes:
+        return Readiness(False, f"{name} has {size} bytes, fewer than min_bytes={min_bytes}")
     if marker:
-        marker_path = marker.format(path=path, dir=os.path.dirname(path))
-        if not os.path.exists(marker_path):
-            return Readiness(False, f"{path} exists but its marker {marker_path} does not (still being written?)")
-        return Readiness(True, f"{path} ({st.st_size} bytes) and its marker {marker_path} exist")
-    age = now - st.st_mtime
+        if not marker_exists:
+            return Readiness(False, f"{name} exists but its marker {marker} does not (still being written?)")
+        return Readiness(True, f"{name} ({size} bytes) and its marker {marker} exist")
+    if modified is None:  # a store that does not say when: its objects appear whole
+        return Readiness(True, f"{name} ({size} bytes) exists (the store gives no modification time to wait on)")
+    age = (time.time() if now is None else now) - modified
     if age < settle_seconds:
-        return Readiness(False, f"{path} was modified {age:.0f}s ago; waiting until it is {settle_seconds:.0f}s old "
+        return Readiness(False, f"{name} was modified {age:.0f}s ago; waiting until it is {settle_seconds:.0f}s old "
                                 "(set a marker to skip the wait)")
-    return Readiness(True, f"{path} ({st.st_size} bytes) unchanged for {age:.0f}s")
+    return Readiness(True, f"{name} ({size} bytes) unchanged for {age:.0f}s")
 
 
 def sql_ready(conn, query: str, params: dict | None = None) -> Readiness:

@@ -11,7 +11,7 @@ from safeload.lineage.operators import ContractCheckLineage, remember
 from safeload.ui.links import SafeloadReportLink
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Context, ObjectStoragePath
 
 
 class SchemaContractCheckOperator(ContractCheckLineage, BaseOperator):
@@ -36,7 +36,9 @@ class SchemaContractCheckOperator(ContractCheckLineage, BaseOperator):
         )
 
     :param contract: path of the contract YAML (templated)
-    :param source: path of a CSV(.gz), Parquet or JSON lines file (templated)
+    :param source: a CSV(.gz), Parquet or JSON lines file (templated): a local path, an object
+        storage URL (``s3://aws_lake@lake/orders/{{ ds }}.csv``: the Airflow connection in the
+        user part) or an ``ObjectStoragePath``; an object is streamed, never copied whole
     :param source_format: ``csv``, ``parquet`` or ``jsonl``; guessed from the name if None
     :param source_conn_id: Airflow connection of a PostgreSQL source (with ``source_table``
         or ``source_query``)
@@ -49,8 +51,9 @@ class SchemaContractCheckOperator(ContractCheckLineage, BaseOperator):
         Only contracts that name ``target.table`` are kept.
 
     Returns (XCom) the report: ``decision``, ``passed``, ``changes`` (broken rules among
-    them, with their lines), ``rules`` (every rule and its status), ``rules_count`` and
-    ``add_columns``.
+    them, with their lines), ``rules`` (every rule and its status), ``rules_count``,
+    ``add_columns`` and, for an object in storage, ``source_version`` (its ETag or
+    generation: give it to the load's ``source_version`` to load exactly what was checked).
     """
 
     template_fields: Sequence[str] = ("contract", "source", "source_table", "source_query", "policy", "rule_policy")
@@ -61,7 +64,7 @@ class SchemaContractCheckOperator(ContractCheckLineage, BaseOperator):
         self,
         *,
         contract: str,
-        source: str | None = None,
+        source: str | ObjectStoragePath | None = None,
         source_format: str | None = None,
         source_conn_id: str | None = None,
         source_table: str | None = None,
@@ -88,11 +91,14 @@ class SchemaContractCheckOperator(ContractCheckLineage, BaseOperator):
         from safeload.contracts.check import check_source, columns_to_add
         from safeload.contracts.files import load_contract
         from safeload.errors import SafeloadError
+        from safeload.hooks import stored_source
+        from safeload.storage import StoredFile
 
         if self.rule_policy not in ("fail", "warn"):
             raise AirflowFailException(f"{self.task_id}: rule_policy {self.rule_policy!r} is not fail or warn")
         try:
             contract = load_contract(self.contract)
+            source = None if self.source is None else stored_source(self.source)
             conn = None
             if self.source_conn_id:
                 import psycopg
@@ -101,17 +107,23 @@ class SchemaContractCheckOperator(ContractCheckLineage, BaseOperator):
 
                 conn = psycopg.connect(warehouse_conninfo(self.source_conn_id), autocommit=True)
             try:
-                report = check_source(contract, self.source, fmt=self.source_format, policy=self.policy or None,
+                report = check_source(contract, source, fmt=self.source_format, policy=self.policy or None,
                                       conn=conn, table=self.source_table, query=self.source_query,
                                       rule_policy=self.rule_policy)
             finally:
                 if conn is not None:
                     conn.close()
         except SafeloadError as e:
+            if e.retryable:  # an object that changed or could not be reached while it was read
+                from airflow.sdk.exceptions import AirflowException
+
+                raise AirflowException(str(e)) from None
             raise AirflowFailException(str(e)) from None
         summary = report.summary()
         result = report.to_dict()
         result["add_columns"] = [list(c) for c in columns_to_add(report)]
+        if isinstance(source, StoredFile):
+            result["source_version"] = source.identity().version
         remember(self, report=result)
         self._keep(context, contract, result)
         if not report.passed:

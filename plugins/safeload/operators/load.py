@@ -17,16 +17,17 @@ from safeload.lineage.operators import PartitionLoadLineage, facts, remember
 from safeload.ui.links import SafeloadReportLink
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Context, ObjectStoragePath
 
     from safeload.loads.loader import PartitionLoader
+    from safeload.loads.sources.base import Source
 
 
 class _PartitionOperator(PartitionLoadLineage, BaseOperator):
     """Arguments shared by the partition operators (see :class:`PartitionOverwriteOperator`)."""
 
-    template_fields: Sequence[str] = ("table", "partition_value", "source", "source_sql", "contract",
-                                      "schema_policy")
+    template_fields: Sequence[str] = ("table", "partition_value", "source", "source_version", "source_sql",
+                                      "contract", "schema_policy")
     template_ext: Sequence[str] = (".sql",)  # source_sql="sql/orders.sql" renders the file
     ui_color = "#e6f5e6"
     operator_extra_links = (SafeloadReportLink(),)
@@ -37,7 +38,8 @@ class _PartitionOperator(PartitionLoadLineage, BaseOperator):
         table: str | None = None,
         partition_column: str | None = None,
         partition_value: str = "{{ ds }}",
-        source: str | None = None,
+        source: str | ObjectStoragePath | None = None,
+        source_version: str | None = None,
         source_format: str | None = None,
         source_conn_id: str | None = None,
         source_sql: str | None = None,
@@ -60,6 +62,7 @@ class _PartitionOperator(PartitionLoadLineage, BaseOperator):
         self.partition_column = partition_column
         self.partition_value = partition_value
         self.source = source
+        self.source_version = source_version
         self.source_format = source_format
         self.source_conn_id = source_conn_id
         self.source_sql = source_sql
@@ -96,7 +99,7 @@ class _PartitionOperator(PartitionLoadLineage, BaseOperator):
             audit={"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "try_number": ti.try_number},
         )
 
-    def _evolve(self, loader: PartitionLoader) -> None:
+    def _evolve(self, loader: PartitionLoader, source: Source | None = None) -> None:
         """Under ``schema_policy: evolve`` (the contract's, or this task's ``schema_policy``),
         new source columns are added to the target on publish."""
         if self._contract is None:
@@ -117,14 +120,16 @@ class _PartitionOperator(PartitionLoadLineage, BaseOperator):
             with self._source() as src:
                 src.columns()
                 report = check_source(self._contract, conn=src.connection, query=src.query, policy=policy)
-        elif self.source:
-            report = check_source(self._contract, self.source, fmt=self.source_format, policy=policy)
+        elif self.source:  # the stage's own file: an object is held to the version checked here
+            file = source or self._source()
+            report = check_source(self._contract, file.path, fmt=file.fmt, policy=policy)
         else:
             return
         loader.add_columns = columns_to_add(report)
 
     def _source(self):
-        """The file path, or a :class:`~safeload.loads.loader.QuerySource` for ``source_sql``."""
+        """A :class:`~safeload.loads.sources.files.FileSource` (a local file or an object in
+        storage), or a :class:`~safeload.loads.loader.QuerySource` for ``source_sql``."""
         from airflow.sdk.exceptions import AirflowFailException
 
         if self.source_sql and self.source:
@@ -140,13 +145,16 @@ class _PartitionOperator(PartitionLoadLineage, BaseOperator):
         if not self.source:
             raise AirflowFailException(f"{self.task_id}: no source given: set source (a file) or "
                                        "source_conn_id + source_sql (a query)")
-        return self.source
+        from safeload.hooks import stored_source
+        from safeload.loads.sources.files import FileSource
+
+        return FileSource(stored_source(self.source, version=self.source_version or None), self.source_format)
 
     def _stage(self, context: Context, loader: PartitionLoader):
         from safeload.metadata import STAGING_SCHEMA
 
         source = self._source()
-        self._evolve(loader)
+        self._evolve(loader, source)
         staged = loader.stage(source, self.source_format)
         remember(self, staged={**staged.to_dict(), "staging_fqn": f"{STAGING_SCHEMA}.{staged.staging_table}"})
         return staged
@@ -192,7 +200,7 @@ def _record_unpublished(op: _PartitionOperator, context: Context, e: Exception, 
     record_unpublished(conninfo, target=f"{schema}.{table}", partition_value=str(partition_value),
                        status="refused" if bad_data else "failed", message=f"{ti.task_id}: {type(e).__name__}: {e}",
                        audit={"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id,
-                              "try_number": ti.try_number}, source=source)
+                              "try_number": ti.try_number}, source=None if source is None else str(source))
 
 
 def _raise_airflow(e: Exception) -> None:
@@ -288,7 +296,12 @@ class PartitionOverwriteOperator(_PartitionOperator):
     :param table: target ``schema.table`` (templated); defaults to the contract's
     :param partition_column: defaults to the contract's ``target.partition_column``
     :param partition_value: the partition to replace (templated, default ``{{ ds }}``)
-    :param source: CSV(.gz), Parquet or JSON lines file (templated)
+    :param source: CSV(.gz), Parquet or JSON lines file (templated): a local path, an object
+        storage URL (``s3://aws_lake@lake/orders/{{ ds }}.csv``: the Airflow connection in the
+        user part) or an ``ObjectStoragePath``; an object is streamed, never copied whole
+    :param source_version: the object's version (ETag, generation) the load must read, e.g.
+        the contract check's ``{{ ti.xcom_pull(task_ids='check')['source_version'] }}``
+        (templated); another version is refused, retryably
     :param source_format: ``csv``, ``parquet`` or ``jsonl``; guessed from the name if None
     :param source_conn_id: Airflow connection of a PostgreSQL database to run ``source_sql`` on
         (another database or server than the warehouse, or the same)

@@ -9,15 +9,17 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, conf
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Context, ObjectStoragePath
 
 
 class SourceReadySensor(BaseSensorOperator):
-    """Wait for a source: a complete file, or a SQL source with data past the interval end.
+    """Wait for a source: a complete file (local or in object storage), or a SQL source
+    with data past the interval end.
 
     A file is complete when its marker exists (``marker="{path}.done"``), or, without a
-    marker, when it has not changed for ``settle_seconds``. Deferrable: while waiting,
-    the triggerer polls and no worker slot is held.
+    marker, when it has not changed for ``settle_seconds``. An object in storage is asked
+    of the store the same way (its size, its marker object, its last-modified time).
+    Deferrable: while waiting, the triggerer polls and no worker slot is held.
 
     .. code-block:: python
 
@@ -27,8 +29,12 @@ class SourceReadySensor(BaseSensorOperator):
             marker="{path}.done",
             timeout=6 * 3600,
         )
+        SourceReadySensor(task_id="wait_for_object", path="s3://aws_lake@lake/orders/{{ ds }}.csv",
+                          marker="{path}.done", deferrable=True)
 
-    :param path: the file to wait for (templated)
+    :param path: the file to wait for (templated): a local path, an object storage URL
+        (``s3://aws_lake@lake/key``: the Airflow connection id in the user part) or an
+        ``ObjectStoragePath``
     :param marker: marker file pattern; ``{path}`` and ``{dir}`` are substituted (templated)
     :param min_bytes: smaller files are not ready (an empty delivery is not a delivery)
     :param settle_seconds: without a marker, how long the file must be unchanged
@@ -44,7 +50,7 @@ class SourceReadySensor(BaseSensorOperator):
     def __init__(
         self,
         *,
-        path: str | None = None,
+        path: str | ObjectStoragePath | None = None,
         marker: str | None = None,
         min_bytes: int = 1,
         settle_seconds: float = 30.0,
@@ -65,12 +71,14 @@ class SourceReadySensor(BaseSensorOperator):
         self.deferrable = deferrable
 
     def poke(self, context: Context) -> bool:
-        from safeload.loads.readiness import file_ready, sql_ready
-
         if self.path is not None:
-            r = file_ready(self.path, marker=self.marker, min_bytes=self.min_bytes, settle_seconds=self.settle_seconds)
+            from safeload.triggers.source import source_readiness
+
+            r = source_readiness(str(self.path), self.marker, self.min_bytes, self.settle_seconds)
         else:
             import psycopg
+
+            from safeload.loads.readiness import sql_ready
 
             from safeload.hooks import warehouse_conninfo
 
@@ -88,7 +96,7 @@ class SourceReadySensor(BaseSensorOperator):
         from safeload.triggers.source import SourceReadyTrigger
 
         self.defer(
-            trigger=SourceReadyTrigger(self.path, self.marker, self.min_bytes, self.settle_seconds,
+            trigger=SourceReadyTrigger(str(self.path), self.marker, self.min_bytes, self.settle_seconds,
                                        float(self.poke_interval if not isinstance(self.poke_interval, dt.timedelta)
                                              else self.poke_interval.total_seconds())),
             method_name="execute_complete",

@@ -4,9 +4,7 @@
 * ``alert_env``: fast, bounded retries; a private state dir and fallback file; no
   Slack connection (tests add the one they need with ``monkeypatch.setenv``).
 * ``webhook_conn`` / ``web_api_conn``: ``AIRFLOW_CONN_SLACK_ALERTS`` pointing at the server.
-* ``airflow_db``: Airflow's metadata DB, migrated once per session (idempotent; the
-  migrated SQLite file is cached in pytest's cache dir per Airflow version, which saves
-  ~10 s on later runs).
+* ``airflow_db`` (tests/conftest.py): Airflow's metadata DB, migrated once per session.
 * ``alert_dags``: the DAGs of ``alert_dags.py``, served to ``dag.test()`` from a DAG
   bundle of their own, so the repository's ``dags/`` folder is not parsed by these tests.
 """
@@ -27,20 +25,11 @@ TESTS = Path(__file__).resolve().parents[2]
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
-from slack_server import FakeSlack
+from slack_server import FAST_RETRIES, FakeSlack
 
 HERE = Path(__file__).resolve().parent
 CONN_ENV = "AIRFLOW_CONN_SLACK_ALERTS"
 BUNDLE_ENV = "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"
-
-FAST_RETRIES = {
-    "SAFELOAD_ALERT_MAX_RETRIES": "2",
-    "SAFELOAD_ALERT_BACKOFF": "0.05",
-    "SAFELOAD_ALERT_MAX_BACKOFF": "0.2",
-    "SAFELOAD_ALERT_TIMEOUT": "5",
-    "SAFELOAD_ALERT_RETRY_AFTER_CAP": "2",
-    "SAFELOAD_ALERT_BUDGET": "10",
-}
 
 
 def pytest_collection_finish(session):
@@ -129,34 +118,6 @@ def closed_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def airflow_db(request):
-    """Airflow's metadata DB, migrated (idempotent: a DB at head costs ~0.5 s)."""
-    import airflow
-    from airflow import settings
-    from airflow.utils import db
-
-    uri = settings.SQL_ALCHEMY_CONN or ""
-    db_file = cache = None
-    pytest_cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
-    if uri.startswith("sqlite:///") and pytest_cache is not None:
-        db_file = Path(uri[len("sqlite:///") :].split("?", 1)[0])
-        cache = (
-            Path(pytest_cache.mkdir("safeload-airflow-db")) / f"airflow-{airflow.__version__}.db"
-        )
-        if cache.exists() and (not db_file.exists() or db_file.stat().st_size == 0):
-            if settings.engine is not None:
-                settings.engine.dispose()
-            shutil.copyfile(cache, db_file)
-    db.initdb()
-    if db_file is not None and cache is not None and not cache.exists():
-        if settings.engine is not None:
-            settings.engine.dispose()
-        tmp = cache.with_suffix(".tmp")
-        shutil.copyfile(db_file, tmp)
-        tmp.replace(cache)
 
 
 @pytest.fixture(scope="session")

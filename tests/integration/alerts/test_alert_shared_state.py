@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FAST_RETRIES
+from slack_server import FAST_RETRIES
 
 HERE = Path(__file__).resolve().parent
 TASKS = ("extract_a", "extract_b", "load_c", "load_d")

@@ -11,24 +11,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 CONTRACT = str(ROOT / "include" / "contracts" / "orders.yaml")
-sys.path.insert(0, str(ROOT / "include"))
 
 
 def safeload(*args, timeout=180):
     return subprocess.run([sys.executable, "-m", "safeload.cli", *args], capture_output=True, text=True,
                           timeout=timeout)
-
-
-@pytest.fixture
-def day(tmp_path):
-    import datetime as dt
-
-    import generate_orders
-
-    def make(faults=(), rows=200):
-        return str(generate_orders.write(tmp_path / f"d{len(list(tmp_path.iterdir()))}", dt.date(2024, 5, 2), rows,
-                                         set(faults)))
-    return make
 
 
 @pytest.mark.parametrize(("faults", "code", "decision"), [

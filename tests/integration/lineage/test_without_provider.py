@@ -14,6 +14,8 @@ deployment that configured lineage and then removed the provider would be.
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 import subprocess
 import sys
 
@@ -74,7 +76,14 @@ def test_a_load_runs_and_imports_nothing_of_openlineage(_module_db, airflow_db, 
         for ddl in sorted((ROOT / "include" / "sql").glob("*.sql")):
             conn.execute(ddl.read_text())
     events = tmp_path / "events.jsonl"
+    # the process gets Airflow metadata of its own (a copy of the session's migrated SQLite
+    # database): two processes writing one SQLite file is not what a deployment does
+    home = tmp_path / "airflow-home"
+    home.mkdir()
+    with closing(sqlite3.connect(airflow_db / "airflow.db")) as src, closing(sqlite3.connect(home / "airflow.db")) as dst:
+        src.backup(dst)
     env = {k: v for k, v in os.environ.items() if k != "AIRFLOW_CONN_SLACK_ALERTS"}
+    env.update({"AIRFLOW_HOME": str(home), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db"})
     env.update({"AIRFLOW_CONN_WAREHOUSE": _module_db, "SAFELOAD_DATA_DIR": str(tmp_path / "data"),
                 "SAFELOAD_HOME": str(ROOT), "GX_ANALYTICS_ENABLED": "False",
                 "SAFELOAD_ALERT_FILE": str(tmp_path / "alerts.jsonl"),

@@ -14,6 +14,7 @@ import gzip
 import psycopg
 
 from safeload.loads.loader import PartitionLoader
+from safeload.loads.sources.files import FileSource
 
 PLAIN = """create table public.orders (order_id bigint not null, order_date date not null,
            amount numeric(12,2) not null, status text)"""
@@ -88,3 +89,29 @@ def partition_with_own_check(pg):
     pg.execute(NATIVE_NOTE)
     pg.execute(f"create table public.orders_d partition of public.orders for values from ('{DAY}') to ('{OTHER_DAY}')")
     pg.execute("alter table public.orders_d add constraint small check (amount < 100)")
+
+
+class ActsAfterBlock(FileSource):
+    """A file source whose straight COPY calls ``act`` (e.g. replace or delete the object on
+    its server) after handing on block number ``after`` (from 0): a producer re-delivering
+    the file while a load reads it."""
+
+    def __init__(self, path, after, act):
+        super().__init__(path)
+        self.after, self.act = after, act
+
+    def straight(self):
+        copy = super().straight()
+        inner = copy.blocks
+
+        def blocks():
+            try:
+                for n, block in enumerate(inner):
+                    yield block
+                    if n == self.after:
+                        self.act()
+            finally:
+                inner.close()
+
+        copy.blocks = blocks()
+        return copy

@@ -195,17 +195,8 @@ def test_values_that_do_not_fit_the_target_are_quarantined(pg, pg_uri, src_uri):
 
 
 @pytest.fixture
-def airflow_env(pg_uri, src_uri, monkeypatch):
-    """Airflow's metadata DB (SQLite, migrated once) and the two connections, from the environment."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    home = Path(os.environ["AIRFLOW_HOME"])
-    if not (home / "airflow.db").exists():
-        subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True,
-                       capture_output=True, timeout=600, env=dict(os.environ))
+def airflow_env(pg_uri, src_uri, monkeypatch, airflow_db):
+    """Airflow's metadata DB (the session's) and the two connections, from the environment."""
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", pg_uri)
     monkeypatch.setenv("AIRFLOW_CONN_SHOP_DB", src_uri)
 
@@ -229,26 +220,17 @@ with DAG("query_source_ops", schedule="@daily", start_date=pendulum.datetime(202
 def test_operators_load_a_templated_sql_file(pg, pg_uri, src_uri, airflow_env, tmp_path, monkeypatch):
     """StagePartitionOperator(source_conn_id=, source_sql="file.sql") >> PublishPartitionOperator under
     dag.test(): the .sql file is rendered with the run's dates, twice gives the same partition."""
-    import importlib.util
-    import json
-
     import pendulum
+    from dagrun import dag_from_file
 
     pg.execute(NATIVE)
     (tmp_path / "orders_day.sql").write_text(
         "select order_id, order_date, amount, status, note from shop.orders\n"
         "where order_date >= '{{ ds }}' and order_date < '{{ macros.ds_add(ds, 1) }}'\n")
-    (tmp_path / "query_source_dag.py").write_text(DAG_FILE.format(folder=str(tmp_path)))
-    # dag.test() runs DAGs of a bundle: this folder is one
-    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps([{
-        "name": "safeload-query-source-tests", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-        "kwargs": {"path": str(tmp_path)}}]))
-    spec = importlib.util.spec_from_file_location("safeload_query_source_dag", tmp_path / "query_source_dag.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    dag = dag_from_file(tmp_path, monkeypatch, "query_source_dag", DAG_FILE.format(folder=str(tmp_path)))
     sums = []
     for _ in range(2):
-        dr = module.dag.test(logical_date=pendulum.datetime(2024, 5, 2, tz="UTC"))
+        dr = dag.test(logical_date=pendulum.datetime(2024, 5, 2, tz="UTC"))
         assert dr.state == "success", {ti.task_id: ti.state for ti in dr.get_task_instances()}
         sums.append(partition_checksum(pg, "public.orders", "order_date", "2024-05-02"))
     assert sums[0] == sums[1] and sums[0][0] == 1000

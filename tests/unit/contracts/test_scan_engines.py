@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from safeload.contracts import introspect
+from safeload.contracts import csv_arrow
 from safeload.contracts.introspect import introspect_csv
 from safeload.contracts.model import parse_contract
 from safeload.contracts.files import load_contract
 from safeload.contracts.types import fast_filter, make_checker, parse_type
+from safeload.contracts.vector_filters import arrow_clear
 from safeload.errors import SourceError
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -38,6 +39,7 @@ def findings(schema):
         "columns": schema.column_names, "rows": schema.rows, "ragged": schema.ragged,
         "ragged_count": schema.ragged_count,
         "scans": {k: (v.nulls, v.invalid, v.examples) for k, v in schema.scans.items()},
+        "rules": [r.to_dict() for r in schema.rule_results],
     }
 
 
@@ -69,8 +71,8 @@ def both(path, contract, expect_engine="arrow", arrow_blocks=True):
 @pytest.fixture
 def small_blocks(monkeypatch):
     # many blocks, so block boundaries land everywhere (memory bound: 64 KiB)
-    monkeypatch.setattr(introspect, "ARROW_BLOCK_BYTES", 4096)
-    monkeypatch.setattr(introspect, "ARROW_MAX_BLOCK_BYTES", 65536)
+    monkeypatch.setattr(csv_arrow, "ARROW_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(csv_arrow, "ARROW_MAX_BLOCK_BYTES", 65536)
 
 
 @pytest.mark.parametrize("faults", [
@@ -189,7 +191,7 @@ def test_csv_corners(tmp_path, small_blocks, name, body, engine):
 
 @pytest.mark.parametrize(("raw", "engine"), [
     pytest.param(b"\xef\xbb\xbfk,v,n\na,b,1\n", "arrow", id="bom"),
-    pytest.param(b'"k","v","n"\na,b,1\n', "python", id="quoted-header"),
+    pytest.param(b'"k","v","n"\na,b,1\n', "arrow", id="quoted-header"),
     pytest.param(b"k,v,n\na,b\xff,1\n", "python", id="not-utf8"),
     pytest.param(b"k,v,n\n" + b"a,b,1\n" * 3000 + b"a,\xc3", "python", id="truncated-utf8-at-end"),
     pytest.param(b"k,v,n\na,\"" + b"x" * 70000 + b"\n", "python", id="quote-never-closed"),
@@ -229,9 +231,103 @@ def test_arrow_filter_never_clears_a_value_the_checker_refuses():
         flt = fast_filter(pg_type)
         if flt is None or flt[0] == "all":
             continue
-        ok = introspect.arrow_clear(values, flt)
+        ok = arrow_clear(values, flt)
         check = make_checker(pg_type)
         cleared = [v for v, k in zip(samples, ok.to_pylist()) if k]
         assert cleared, t  # the filter clears something, or the test proves nothing
         wrong = [v for v in cleared if check(v) is not None]
         assert not wrong, (t, wrong[:5])
+
+
+QUOTED = parse_contract({"dataset": "q", "columns": [
+    {"name": "id", "type": "bigint", "unique": True},
+    {"name": "note", "type": "text"},
+    {"name": "n", "type": "integer", "max": 100}]})
+
+
+@pytest.mark.parametrize("eol", [pytest.param("\n", id="lf"), pytest.param("\r\n", id="crlf")])
+def test_quoted_line_breaks_at_every_block_edge_keep_lines_exact(tmp_path, small_blocks, monkeypatch, eol):
+    # every 7th row holds a quoted note over two lines, so that with 4 KiB blocks the
+    # cut falls before, inside and after such a field; offending rows are named by the
+    # line their row ends on (as Python's csv module counts), whichever engine reads them
+    out, line, expect = ["id,note,n" + eol], 1, {"n": [], "id": [], "max": []}
+    for i in range(3000):
+        note = f'"line one{eol}line two, ""quoted"""' if i % 7 == 3 else "plain"
+        n = "x" if i % 97 == 0 else ("500" if i % 89 == 5 else str(i % 100))
+        key = 42 if i == 2500 else i
+        out.append(f"{key},{note},{n}{eol}")
+        line += 1 + (i % 7 == 3)
+        if n == "x":
+            expect["n"].append(line)
+        if n == "500":
+            expect["max"].append(line)
+        if i == 2500:
+            expect["id"].append(line)
+    path = tmp_path / "quoted.csv"
+    path.write_bytes("".join(out).encode())
+    cuts = []
+    monkeypatch.setattr(csv_arrow, "cut_outside_quotes",
+                        lambda buf, end, cut=csv_arrow.cut_outside_quotes: cuts.append((end, cut(buf, end))) or cuts[-1][1])
+    schema = introspect_csv(path, QUOTED, engine="arrow")
+    assert schema.scan_blocks["arrow"] > 10 and schema.scan_blocks["python"] == 0, schema.scan_blocks
+    # the read stopped inside a quoted field, and the block was cut at the line before it
+    assert any(cut < end for end, cut in cuts), cuts
+    found = both(path, QUOTED)
+    assert [e[0] for e in found["scans"]["n"][2]] == expect["n"][:5]
+    rules = {r["path"]: r for r in found["rules"]}
+    assert [e["line"] for e in rules["columns[2].max"]["examples"]] == expect["max"][:5]
+    assert rules["columns[2].max"]["offending"] == len(expect["max"])
+    assert [(e["line"], e["value"]) for e in rules["columns[0].unique"]["examples"]] == [(expect["id"][0], "42")]
+
+
+@pytest.mark.parametrize(("body", "arrow_splits_it"), [
+    pytest.param('a,"x""y",1\n', True, id="doubled-quote"),
+    pytest.param('a,"",1\n', True, id="empty-quoted-is-null"),
+    pytest.param('a,"x\r\ny",1\r\n', True, id="quoted-crlf"),
+    pytest.param('"a","b,c","1"\n', True, id="every-field-quoted"),
+    pytest.param('a,x"y,1\n', False, id="quote-inside-a-bare-field"),
+    pytest.param('a,"x" ,1\n', False, id="space-after-closing-quote"),
+    pytest.param('a,"x"y,1\n', False, id="text-after-closing-quote"),
+    pytest.param('a,"x\ry",1\n', False, id="quoted-lone-cr"),
+])
+def test_quoted_fields_read_alike(tmp_path, small_blocks, body, arrow_splits_it):
+    contract = parse_contract({"dataset": "t", "columns": [
+        {"name": "k", "type": "text"}, {"name": "v", "type": "varchar(3)"}, {"name": "n", "type": "integer"}]})
+    filler = "".join(f"r{i},abc,{i}\n" for i in range(600))
+    path = tmp_path / "q.csv"
+    path.write_bytes(("k,v,n\n" + filler + body + filler).encode("utf-8"))
+    result = both(path, contract)
+    schema = introspect_csv(path, contract, engine="arrow") if isinstance(result, dict) else None
+    if schema is not None and schema.scan_engine == "arrow":
+        assert (schema.scan_blocks["python"] == 0) is arrow_splits_it, schema.scan_blocks
+
+
+def test_a_duplicate_key_across_blocks_names_both_lines(tmp_path, small_blocks):
+    rows = [f"{i},2024-05-02,7,10.50,EUR,paid,2024-05-02T10:00:00+00:00" for i in range(1, 3001)]
+    rows[2500] = rows[10]  # line 2502 repeats the id of line 12, thousands of bytes and blocks apart
+    rows[2900] = rows[2899]  # and a neighbour: line 2902 repeats line 2901
+    path = tmp_path / "orders.csv"
+    path.write_text("order_id,order_date,customer_id,amount,currency,status,created_at\n" + "\n".join(rows) + "\n")
+    found = both(path, ORDERS)
+    [pk] = [r for r in found["rules"] if r["kind"] == "primary_key"]
+    assert pk["offending"] == 2
+    assert [(e["line"], e["value"], e["note"]) for e in pk["examples"]] == [
+        (2502, "11", "repeats line 12"), (2902, "2900", "repeats line 2901")]
+
+
+def test_an_error_while_checking_stops_the_reading_thread(tmp_path, small_blocks, monkeypatch):
+    import threading
+
+    from safeload.contracts.csv_scan import CsvScanState
+
+    import generate_orders
+
+    path = generate_orders.write(tmp_path, dt.date(2024, 5, 2), 3000, set())
+
+    def broken(self, table, lines, nul_free=False):
+        raise RuntimeError("checking failed")
+
+    monkeypatch.setattr(CsvScanState, "check_table", broken)
+    with pytest.raises(RuntimeError, match="checking failed"):
+        introspect_csv(path, ORDERS, engine="arrow")
+    assert not [t for t in threading.enumerate() if t.name == "safeload-csv-blocks"]

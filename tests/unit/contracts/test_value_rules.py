@@ -207,3 +207,83 @@ def test_jsonl_and_parquet_give_the_same_rule_findings(tmp_path):
     assert found[".jsonl"] == found[".parquet"] == [
         ("columns[0].primary_key", 1, (3,)), ("columns[1].max", 1, (3,)), ("columns[1].min", 1, (2,)),
         ("columns[2].allowed_values", 1, (3,)), ("columns[2].nullable", 1, (4,))]
+
+
+def _finder_run(blocks, monkeypatch=None, max_runs=None):
+    """Feed (keys, lines) blocks to a DuplicateFinder; the spill's size before finishing, and its result."""
+    import pyarrow as pa
+
+    if max_runs is not None:
+        monkeypatch.setattr(duplicates, "MAX_RUNS", max_runs)
+    finder = duplicates.DuplicateFinder(integer=True)
+    for keys, lines in blocks:
+        finder.add(pa.array(keys, pa.int64()), pa.array(lines, pa.int64()))
+    finder._sink.flush()
+    spilled = (finder._dir / "all.arrow").stat().st_size
+    return spilled, finder.finish()
+
+
+def test_keys_in_order_are_proven_unique_without_a_spill():
+    blocks = [(range(k * 1000, (k + 1) * 1000), range(2 + k * 1000, 2 + (k + 1) * 1000)) for k in range(20)]
+    spilled, result = _finder_run(blocks)
+    assert result == (0, [])
+    assert spilled < 1000  # the stream's header only: 20,000 keys held as one run
+
+
+@pytest.mark.parametrize("max_runs", [pytest.param(None, id="runs-in-memory"),
+                                      pytest.param(3, id="runs-spilled-when-too-many")])
+def test_a_key_out_of_order_after_runs_is_found_with_its_first_line(monkeypatch, max_runs):
+    # increasing keys with gaps (runs of 100) and a null or two (lines skip), then a key
+    # seen thousands of rows before: the runs are written out as rows and grouped
+    keys = [k + (k // 100) * 7 for k in range(5000)]
+    lines = [2 + i + (i > 3000) for i in range(5000)]
+    blocks = [(keys[s:s + 700], lines[s:s + 700]) for s in range(0, 5000, 700)]
+    blocks.append(([keys[1234], 10**9, keys[4999]], [6000, 6001, 6002]))
+    monkeypatch.setattr(duplicates, "_RUN_BATCH", 64)  # long runs are written out in several batches
+    _, (count, found) = _finder_run(blocks, monkeypatch, max_runs)
+    assert count == 2
+    assert found == [(6000, keys[1234], lines[1234]), (6002, keys[4999], lines[4999])]
+
+
+@pytest.mark.parametrize(("bound", "exclusive"), [
+    pytest.param(("max", 1000), False, id="max-at-a-power-of-ten"),
+    pytest.param(("max", 1000), True, id="exclusive-max-at-a-power-of-ten"),
+    pytest.param(("min", 0), False, id="min-zero"),
+    pytest.param(("min", 0), True, id="exclusive-min-zero"),
+    pytest.param(("min", -1000), True, id="exclusive-min-below-zero"),
+    pytest.param(("max", 99.99), False, id="max-inside-the-digits"),
+])
+@pytest.mark.parametrize("spread", [pytest.param(999, id="values-below-the-power"),
+                                    pytest.param(1000, id="values-reaching-it")])
+def test_bounds_decided_from_the_spelling_agree_with_every_value_read(tmp_path, bound, exclusive, spread):
+    # a block of numbers whose digits show they all meet a bound skips reading them: the
+    # count must still be the one every value read one by one gives, in both engines
+    import random
+    from decimal import Decimal
+
+    rnd = random.Random(spread)
+    values = [f"{rnd.choice(['', '-']) if bound[0] == 'min' else ''}{rnd.uniform(0, spread):.2f}" for _ in range(3000)]
+    values += ["0", "0.00", "-0.00", f"{spread}", "999.99", ".5"]
+    kind, b = bound
+    key = ("exclusiveMaximum" if kind == "max" else "exclusiveMinimum") if exclusive else \
+        ("maximum" if kind == "max" else "minimum")
+    contract = parse_contract({"dataset": "d", "columns": [{"name": "a", "type": "numeric(12,2)"}]})
+    from dataclasses import replace
+
+    from safeload.contracts.rules import Rule
+
+    rule = Rule("maximum" if kind == "max" else "minimum", ("a",), f"columns[0].{key}", arg=b, exclusive=exclusive)
+    contract = replace(contract, rules=(rule,))
+    p = tmp_path / "a.csv"
+    p.write_text("a\n" + "\n".join(values) + "\n")
+    d = Decimal(str(b))
+
+    def breaks(v: Decimal) -> bool:
+        if kind == "max":
+            return v >= d if exclusive else v > d
+        return v <= d if exclusive else v < d
+
+    want = sum(breaks(Decimal(v)) for v in values)
+    for engine in ("auto", "python"):
+        [result] = introspect_csv(p, contract, engine=engine).rule_results
+        assert result.offending == want, (engine, result.offending, want)

@@ -19,6 +19,8 @@ from safeload.lineage.naming import source_dataset, split_table, table_name
         pytest.param("s3://landing/orders/o.parquet", S3(bucket_name="landing", object_key="orders/o.parquet"),
                      id="s3"),
         pytest.param("gs://landing/orders/o.jsonl", GCS(bucket_name="landing", object_key="orders/o.jsonl"), id="gcs"),
+        pytest.param("s3://aws_lake@landing/orders/o.csv", S3(bucket_name="landing", object_key="orders/o.csv"),
+                     id="s3-with-airflow-connection"),
     ],
 )
 def test_sources_are_named_as_the_spec_names_them(source, spec):

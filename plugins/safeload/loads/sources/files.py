@@ -1,9 +1,12 @@
-"""A file as the source of a load: CSV (gzipped or not), JSON lines, Parquet.
+"""A file as the source of a load: CSV (gzipped or not), JSON lines, Parquet; local, or
+an object in object storage (:class:`~safeload.storage.StoredFile`).
 
 A CSV file's bytes go straight to ``COPY`` (the usual, fast path); every format can also
 be read row by row, with each row's line and raw text, for the checked path that
 quarantines what does not fit the target. Everything is streamed: memory stays flat
-whatever the file's size.
+whatever the file's size. An object is read in ranges and held to the version first
+read: one that changes, vanishes or ends short raises before the COPY ends, so the
+stage's transaction rolls back and nothing is loaded.
 """
 
 from __future__ import annotations
@@ -12,7 +15,10 @@ import csv
 import gzip
 import io
 import json
+import os
+import zlib
 from collections.abc import Iterator
+from contextlib import nullcontext
 from typing import Any
 
 from psycopg import sql
@@ -20,24 +26,26 @@ from psycopg import sql
 from safeload.contracts.introspect import CsvReader, detect_format, open_text
 from safeload.errors import SourceError
 from safeload.loads.sources.base import COPY_BLOCK, StraightCopy
+from safeload.storage import StoredFile, open_bytes, source_file
 
 
 class FileSource:
     """A file to load.
 
-    :param path: the file (``.csv``, ``.csv.gz``, ``.jsonl``, ``.jsonl.gz``, ``.ndjson``, ``.parquet``)
+    :param path: the file (``.csv``, ``.csv.gz``, ``.jsonl``, ``.jsonl.gz``, ``.ndjson``, ``.parquet``):
+        a local path, an fsspec URL (``s3://bucket/key``) or a :class:`~safeload.storage.StoredFile`
     :param fmt: ``csv``, ``jsonl`` or ``parquet``; None: told from the name
     """
 
     place = "line"
     empty_is_null = True  # a file has no NULL but the empty field
 
-    def __init__(self, path: str, fmt: str | None = None):
-        self.path = str(path)
-        self.fmt = fmt or detect_format(self.path)
+    def __init__(self, path: str | os.PathLike | StoredFile, fmt: str | None = None):
+        self.path: str | StoredFile = source_file(path)  # a URL: one StoredFile, so every read sees one version
+        self.fmt = fmt or detect_format(str(self.path))
 
     def __str__(self) -> str:
-        return self.path
+        return str(self.path)
 
     def open(self) -> FileSource:
         return self  # each read opens the file itself
@@ -70,9 +78,13 @@ class FileSource:
             return None
 
         def blocks() -> Iterator[bytes]:
-            with _open_binary(self.path) as fh:
-                while block := fh.read(COPY_BLOCK):
-                    yield block
+            with open_bytes(self.path) as fh:
+                try:
+                    while block := fh.read(COPY_BLOCK):
+                        yield block
+                except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+                    raise SourceError(f"{self}: the compressed file is truncated or corrupt ({e}); nothing was "
+                                      "loaded from it. Deliver the complete file again") from None
 
         return StraightCopy(blocks(), sql.SQL(" (format csv, header true)"), f"{self} has a header but no rows",
                             "an empty delivery", f"straight COPY of {self}", format="csv", header=True)
@@ -104,19 +116,18 @@ class FileSource:
         elif fmt == "parquet":
             import pyarrow.parquet as pq
 
-            pf = pq.ParquetFile(source)
-            line = 0
-            for batch in pf.iter_batches(batch_size=65536, columns=header):
-                for rec in batch.to_pylist():
-                    line += 1
-                    vals = [_json_text(rec.get(h)) for h in header]
-                    yield line, vals, json.dumps(rec, default=str)
+            # an object: ranges of it (footer, then each row group's column chunks), checked
+            # at the end to be the version first read
+            with source.open_random() if isinstance(source, StoredFile) else nullcontext(source) as fh:
+                pf = pq.ParquetFile(fh)
+                line = 0
+                for batch in pf.iter_batches(batch_size=65536, columns=header):
+                    for rec in batch.to_pylist():
+                        line += 1
+                        vals = [_json_text(rec.get(h)) for h in header]
+                        yield line, vals, json.dumps(rec, default=str)
         else:
             raise SourceError(f"format {fmt!r} is not supported")
-
-
-def _open_binary(path: str) -> io.BufferedIOBase:
-    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
 
 
 def _json_text(v: Any) -> str | None:

@@ -1,0 +1,79 @@
+"""The operators with an object as ``source``, under ``dag.test()``, against a real S3 API
+on 127.0.0.1 (moto's server mode) reached through an Airflow ``aws`` connection
+(``AIRFLOW_CONN_S3_TEST`` with an ``endpoint_url`` extra) named in the URL, as Airflow's
+``ObjectStoragePath`` takes it: wait (sensor, poke mode) >> contract check >> stage (held
+to the version the check read) >> publish, and the one-task overwrite given an
+``ObjectStoragePath`` (its path templated too); each publishes the rows and checksum the
+local file gives."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+
+import pendulum
+import pytest
+from dagrun import dag_from_file
+
+from safeload.loads.sql import partition_checksum
+
+ROOT = Path(__file__).resolve().parents[3]
+CONTRACT = str(ROOT / "include" / "contracts" / "orders.yaml")
+sys.path.insert(0, str(ROOT / "include"))
+
+DAG_FILE = """
+import pendulum
+from airflow.sdk import DAG, ObjectStoragePath
+
+from safeload.operators.contract import SchemaContractCheckOperator
+from safeload.operators.load import PartitionOverwriteOperator, PublishPartitionOperator, StagePartitionOperator
+from safeload.sensors.source import SourceReadySensor
+
+SOURCE = "s3://s3_test@{bucket}/orders/{{{{ ds }}}}.csv"
+
+with DAG("object_source_ops", schedule="@daily", start_date=pendulum.datetime(2024, 5, 1, tz="UTC"),
+         catchup=False) as dag:
+    wait = SourceReadySensor(task_id="wait", path=SOURCE, marker="{{path}}.done", poke_interval=1, timeout=60)
+    check = SchemaContractCheckOperator(task_id="check", contract={contract!r}, source=SOURCE, history_conn_id=None)
+    stage = StagePartitionOperator(task_id="stage", contract={contract!r}, source=SOURCE,
+                                   source_version="{{{{ ti.xcom_pull(task_ids='check')['source_version'] }}}}")
+    publish = PublishPartitionOperator(task_id="publish", contract={contract!r}, stage_task_id="stage")
+    overwrite = PartitionOverwriteOperator(
+        task_id="overwrite", contract={contract!r}, partition_value="2024-05-03",
+        source=ObjectStoragePath("s3://{bucket}/orders/{{{{ macros.ds_add(ds, 1) }}}}.csv", conn_id="s3_test"))
+    wait >> check >> stage >> publish >> overwrite
+"""
+
+
+@pytest.fixture
+def airflow_env(airflow_db, pg_uri, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", pg_uri)
+
+
+def test_operators_load_objects_like_local_files(pg, pg_uri, s3, airflow_env, tmp_path, monkeypatch):
+    import generate_orders
+
+    from tests.integration.loads.orders import loader
+
+    pg.execute((ROOT / "include" / "sql" / "orders.sql").read_text())
+    files = {}
+    for day in (dt.date(2024, 5, 2), dt.date(2024, 5, 3)):
+        files[day] = str(generate_orders.write(tmp_path / day.isoformat(), day, 300, set()))
+        s3.put(f"orders/{day}.csv", files[day])
+    s3.put("orders/2024-05-02.csv.done", b"")
+    # the local files' partitions, for the comparison, in a table of their own
+    pg.execute("create table public.local_orders (like public.orders including all)")
+    local = {}
+    for day, path in files.items():
+        loader(pg_uri, day.isoformat(), run_key=f"local-{day}", table="public.local_orders").run(path)
+        local[day] = partition_checksum(pg, "public.local_orders", "order_date", day.isoformat())
+
+    dag = dag_from_file(tmp_path, monkeypatch, "object_dag", DAG_FILE.format(bucket=s3.name, contract=CONTRACT))
+    dr = dag.test(logical_date=pendulum.datetime(2024, 5, 2, tz="UTC"))
+    assert dr.state == "success", {ti.task_id: ti.state for ti in dr.get_task_instances()}
+    for day in files:
+        assert partition_checksum(pg, "public.orders", "order_date", day.isoformat()) == local[day]
+    sources = [r[0] for r in pg.execute("select source from safeload.load_history where target = 'public.orders' "
+                                        "and status = 'published' order by id").fetchall()]
+    assert sources == [s3.airflow_url("orders/2024-05-02.csv"), s3.airflow_url("orders/2024-05-03.csv")]

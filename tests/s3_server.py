@@ -1,0 +1,125 @@
+"""A real S3 API on 127.0.0.1: moto's server mode (``moto_server``), in a child process.
+
+Not a mock of the client: boto3, s3fs and Airflow's ``ObjectStoragePath`` talk HTTP to
+it exactly as to S3 (range GETs, ``If-Match``, 404s). Started on a free port; every wait
+is bounded; :meth:`MotoS3.stop` ends the process it started and nothing else.
+
+.. code-block:: python
+
+    with MotoS3() as s3:
+        s3.client().create_bucket(Bucket="lake")
+        s3.storage_options()   # for StoredFile / fsspec URLs
+        s3.airflow_conn()      # the value of an AIRFLOW_CONN_* variable: an aws connection
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+START_SECONDS = 30.0  # moto imports most of botocore's service models on start
+KEY, SECRET, REGION = "testing", "testing", "us-east-1"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MotoS3:
+    """moto's S3 server, started by :meth:`start` and stopped by :meth:`stop`."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._proc: subprocess.Popen | None = None
+
+    def start(self) -> MotoS3:
+        exe = Path(sys.executable).parent / "moto_server"
+        self._proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(self.port)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + START_SECONDS
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1):
+                    return self
+            except OSError:
+                if self._proc.poll() is not None:
+                    raise RuntimeError(f"moto_server exited with {self._proc.returncode} on start") from None
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"moto_server did not answer within {START_SECONDS:.0f}s") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(timeout=10)
+        self._proc = None
+
+    def __enter__(self) -> MotoS3:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=KEY, aws_secret_access_key=SECRET,
+                            region_name=REGION)
+
+    def storage_options(self) -> dict[str, Any]:
+        """s3fs's options for this server (what ``--storage-options`` takes)."""
+        return {"endpoint_url": self.endpoint, "key": KEY, "secret": SECRET, "client_kwargs": {"region_name": REGION}}
+
+    def airflow_conn(self) -> str:
+        """An ``aws`` Airflow connection to this server, as an ``AIRFLOW_CONN_*`` value."""
+        return json.dumps({"conn_type": "aws", "login": KEY, "password": SECRET,
+                           "extra": {"endpoint_url": self.endpoint, "region_name": REGION}})
+
+
+class Bucket:
+    """One bucket of a :class:`MotoS3`, and the URLs of its objects.
+
+    :param conn_id: the Airflow connection (``AIRFLOW_CONN_<ID>``) that reaches the server
+    """
+
+    def __init__(self, server: MotoS3, name: str, conn_id: str):
+        self.server, self.name, self.conn_id = server, name, conn_id
+        self.client = server.client()
+        self.client.create_bucket(Bucket=name)
+
+    def put(self, key: str, data: bytes | str | Path) -> str:
+        """Upload bytes, or the file at a path; returns the object's plain URL."""
+        if isinstance(data, (str, Path)):
+            self.client.upload_file(str(data), self.name, key)
+        else:
+            self.client.put_object(Bucket=self.name, Key=key, Body=data)
+        return self.url(key)
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.name, Key=key)
+
+    def etag(self, key: str) -> str:
+        return self.client.head_object(Bucket=self.name, Key=key)["ETag"]
+
+    def url(self, key: str) -> str:
+        """``s3://bucket/key``: for fsspec with :meth:`MotoS3.storage_options`."""
+        return f"s3://{self.name}/{key}"
+
+    def airflow_url(self, key: str) -> str:
+        """``s3://conn_id@bucket/key``: Airflow's ``ObjectStoragePath`` with the connection in it."""
+        return f"s3://{self.conn_id}@{self.name}/{key}"
