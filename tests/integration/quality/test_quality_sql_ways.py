@@ -208,12 +208,22 @@ def test_a_failed_scan_cancels_the_distinct_count_beside_it(pg, pg_uri, monkeypa
                   begin
                     if current_setting('application_name') = 'distinct-side' then
                       perform pg_advisory_xact_lock_shared(4242);
-                    else  -- the scan: fail only once the distinct count is waiting (bounded)
+                    else  -- the scan: fail only once the distinct count is waiting
                       for i in 1..2000 loop
+                        -- the second connection is up: noted in a session-level advisory lock,
+                        -- which outlives the scan's failed transaction (a setting would not)
+                        if exists (select 1 from pg_stat_activity where application_name = 'distinct-side') then
+                          perform pg_try_advisory_lock(4343);
+                        end if;
                         exit when exists (select 1 from pg_locks where locktype = 'advisory' and objid = 4242
                                           and not granted)
-                               or not exists (select 1 from pg_stat_activity  -- gone: the checks one by one
-                                              where application_name = 'distinct-side');
+                               -- seen and gone: the checks run one by one on this connection
+                               or (exists (select 1 from pg_locks where locktype = 'advisory' and objid = 4343
+                                           and pid = pg_backend_pid())
+                                   and not exists (select 1 from pg_stat_activity
+                                                   where application_name = 'distinct-side'))
+                               -- at most 30 s per statement, whatever the number of rows
+                               or clock_timestamp() - statement_timestamp() > interval '30 s';
                         perform pg_sleep(0.01);
                       end loop;
                     end if;
