@@ -257,7 +257,11 @@ def diff(contract: Contract, source: SourceSchema, policy: str | None = None, ru
         # over-long values are caught row by row by the load (quarantine), not here
         lengthless = source.format == "parquet" and src.type is not None and src.type.name == "text" \
             and want.type.name in ("varchar", "char")
-        if src.type is not None and not lengthless:
+        # an ODCS integer/number with no format names no width: a source of any width holds it;
+        # an unbounded numeric holds every decimal (Parquet cannot declare an unbounded one)
+        taken = src.type is not None and (src.type.name in want.accepts or (
+            want.type.name == "numeric" and want.type.length is None and src.type.name == "numeric"))
+        if src.type is not None and not lengthless and not taken:
             how = compare(want.type, src.type)
             if how == "widened":
                 changes.append(Change("type_widened", name, COMPATIBLE,

@@ -245,6 +245,12 @@ def arrow_type_to_pg(arrow_type: Any) -> PgType:
         return PgType("timestamptz" if arrow_type.tz else "timestamp")
     if pa.types.is_dictionary(arrow_type):
         return arrow_type_to_pg(arrow_type.value_type)
+    if getattr(arrow_type, "extension_name", None) == "arrow.uuid":  # Parquet's UUID type
+        return PgType("uuid")
+    if pa.types.is_nested(arrow_type):  # struct, list, map: the load writes each value as JSON text
+        return PgType("jsonb")
+    if pa.types.is_time(arrow_type):
+        return PgType("time")
     name = str(arrow_type)
     if name in _ARROW_TO_PG:
         return parse_type(_ARROW_TO_PG[name])

@@ -55,6 +55,9 @@ class Column:
     :param pattern: a regular expression every value matches (PostgreSQL ``~`` syntax)
     :param mostly: the fraction of rows that must satisfy the column's value rules
         (None: every row)
+    :param accepts: names of other source types the contract takes as its own: an ODCS
+        ``integer`` or ``number`` with no format names no width, so a typed source (Parquet)
+        of any integer (or number) width holds it (decision 051)
     """
 
     name: str
@@ -68,6 +71,7 @@ class Column:
     max: Any = None
     pattern: str | None = None
     mostly: float | None = None
+    accepts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

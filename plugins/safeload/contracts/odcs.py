@@ -337,7 +337,28 @@ def _column(r: OdcsReader, prop: Any, path: str) -> tuple[Column, bool, list[Rul
     is_partition = bool(prop.get("partitioned")) or (position is not None and position >= 1)
     return Column(name=name, type=pg_type, nullable=nullable, primary_key=primary_key, unique=unique,
                   description=str(prop.get("description", "")), allowed_values=allowed, min=lo, max=hi,
-                  pattern=pattern), is_partition, rules
+                  pattern=pattern, accepts=_widths_taken(prop, logical, options, pg_type)), is_partition, rules
+
+
+#: source types an ODCS logical type with no ``format`` holds: it names no width (decision 051)
+_ANY_WIDTH = {"integer": ("smallint", "integer", "bigint"),
+              "number": ("smallint", "integer", "bigint", "numeric", "real", "double precision")}
+
+
+def _widths_taken(prop: dict[str, Any], logical: str | None, options: dict[str, Any], pg_type: PgType
+                  ) -> tuple[str, ...]:
+    """The source types the column takes besides its own: those of its logical type, when
+    neither a ``format`` nor a PostgreSQL ``physicalType`` fixes the width."""
+    if logical not in _ANY_WIDTH or options.get("format") is not None or pg_type.name not in _ANY_WIDTH[logical]:
+        return ()
+    physical = prop.get("physicalType")
+    if physical is not None:
+        try:
+            parse_type(_pg_spelling(physical))
+            return ()  # a PostgreSQL type: the contract says which
+        except TypeSyntaxError:
+            pass
+    return _ANY_WIDTH[logical]
 
 
 def _length_rules(r: OdcsReader, options: dict[str, Any], pg_type: PgType, where: str, path: str,
@@ -357,8 +378,7 @@ def _type(r: OdcsReader, prop: dict[str, Any], logical: str | None, options: dic
           path: str) -> PgType:
     physical = prop.get("physicalType")
     if physical is not None:
-        text = re.sub(r"\[(\d+)\]$", r"(\1)", str(physical).strip().lower())  # varchar[40], as some exporters write
-        text = _PG_SPELLINGS.get(text, text)
+        text = _pg_spelling(physical)
         try:
             return parse_type(text)
         except TypeSyntaxError:
@@ -379,6 +399,12 @@ def _type(r: OdcsReader, prop: dict[str, Any], logical: str | None, options: dic
         raise r.fail(where, "has neither 'physicalType' nor 'logicalType'; give the PostgreSQL type as "
                             "'physicalType: bigint' (or at least a logicalType)")
     return _logical_type(r, logical, options, where, path)
+
+
+def _pg_spelling(physical: Any) -> str:
+    """A physicalType as PostgreSQL spells it (``varchar[40]``, as some exporters write, is ``varchar(40)``)."""
+    text = re.sub(r"\[(\d+)\]$", r"(\1)", str(physical).strip().lower())
+    return _PG_SPELLINGS.get(text, text)
 
 
 def _logical_type(r: OdcsReader, logical: str, options: dict[str, Any], where: str, path: str) -> PgType:

@@ -156,6 +156,9 @@ def compare(old: PgType, new: PgType) -> str:
 
 # --------------------------------------------------------------------------- values
 
+#: a timestamp (without time zone) holds UTC wall time: a value marked UTC (``Z``, ``+00:00``) is
+#: that wall time, as ODCS's default format ``yyyy-MM-ddTHH:mm:ss.SSSZ`` writes it (decision 050)
+_UTC = dt.timedelta(0)
 _BOOL_TRUE = {"t", "true", "y", "yes", "on", "1"}
 _BOOL_FALSE = {"f", "false", "n", "no", "off", "0"}
 _INT_RE = re.compile(r"^\s*[+-]?\d+\s*$")
@@ -210,8 +213,10 @@ def check_value(value: str, pg_type: PgType) -> str | None:
             return None
         if name == "timestamp":
             ts = dt.datetime.fromisoformat(value.strip())
-            if ts.tzinfo is not None:
-                return f"{value!r} has a time zone but the column is timestamp (without time zone)"
+            if ts.tzinfo is not None and ts.utcoffset() != _UTC:
+                return (f"{value!r} has a time zone offset other than UTC but the column is timestamp (without "
+                        "time zone), which holds UTC wall time; send it in UTC (Z) or without an offset, or "
+                        "declare the column timestamptz")
             return None
         if name == "timestamptz":
             ts = dt.datetime.fromisoformat(value.strip())
@@ -293,7 +298,8 @@ def make_checker(pg_type: PgType):
                 value = parse(v)
             except ValueError:
                 return slow(v, pg_type)
-            if name != "date" and (value.tzinfo is not None) != want_tz or not _PG_ISO.match(v):
+            zoned = value.tzinfo is not None if name != "date" else want_tz
+            if zoned != want_tz and not (zoned and value.utcoffset() == _UTC) or not _PG_ISO.match(v):
                 return slow(v, pg_type)
             return None
 

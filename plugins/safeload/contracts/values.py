@@ -388,7 +388,16 @@ def _text(v: Any) -> str:
 def _as_string(col: Any) -> Any:
     import pyarrow as pa
 
-    return col if pa.types.is_string(col.type) or pa.types.is_large_string(col.type) else col.cast(pa.string())
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        return col
+    if pa.types.is_nested(col.type) or hasattr(col.type, "extension_name"):
+        # a struct or list (a jsonb column) as the JSON text the load writes; a uuid as its text
+        import json
+
+        return pa.array([None if v is None else v if isinstance(v, str) else
+                         json.dumps(v, sort_keys=True, default=str) if isinstance(v, (dict, list)) else str(v)
+                         for v in col.to_pylist()], pa.string())
+    return col.cast(pa.string())
 
 
 def match_columns(contract: Contract, source_columns: list[str]) -> dict[str, str]:
