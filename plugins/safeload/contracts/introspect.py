@@ -26,7 +26,7 @@ from safeload.contracts.naming import normalise
 from safeload.contracts.source import MAX_EXAMPLES, ColumnScan, SourceColumn, SourceSchema
 from safeload.contracts.types import PgType, make_checker, parse_type
 from safeload.errors import SourceError
-from safeload.storage import open_bytes, open_random
+from safeload.storage import is_url, open_bytes, open_random
 
 if TYPE_CHECKING:
     from safeload.contracts.model import Contract
@@ -37,6 +37,8 @@ __all__ = ["MAX_EXAMPLES", "MAX_FIELD", "ColumnScan", "CsvReader", "SourceColumn
 
 
 def detect_format(path: str) -> str:
+    if not is_url(path) and Path(path).is_dir():  # a landing folder given for its file
+        raise SourceError(f"{path}: is a directory, not a file; give the path of one source file")
     p = path.lower()
     if p.endswith((".csv", ".csv.gz")):
         return "csv"

@@ -70,6 +70,8 @@ CASES = [
     ("source-missing", lambda d: CONTRACT, lambda d: str(d / "none.csv"), [], r"none.csv: source file does not exist"),
     ("source-directory", lambda d: CONTRACT, lambda d: (d / "x.csv").mkdir() or str(d / "x.csv"), [],
      r"x.csv: is a directory, not a file; give the path"),
+    ("source-directory-no-extension", lambda d: CONTRACT, lambda d: (d / "landing").mkdir() or str(d / "landing"), [],
+     r"landing: is a directory, not a file; give the path"),
     ("unknown-extension", lambda d: CONTRACT, source_file("orders.xlsx", GOOD), [],
      r"orders.xlsx: cannot tell the format from the name .*--format csv\|parquet\|jsonl on the command line"),
     ("corrupt-gzip", lambda d: CONTRACT, source_file("o.csv.gz", gzip.compress(GOOD.encode() * 50)[:-30] + b"x" * 30),
