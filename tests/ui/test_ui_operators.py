@@ -4,12 +4,11 @@ the "safeload report" extra link is computed and kept when the task ends."""
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import psycopg
 import pytest
-
+from dagrun import dag_from_file
 from safeload.ui.links import report_path
 
 pytestmark = pytest.mark.integration
@@ -31,19 +30,8 @@ with DAG({dag_id!r}, schedule=None, start_date=dt.datetime(2025, 1, 1)) as dag:
 
 def _dag(tmp_path, monkeypatch, dag_id: str, source: Path, conn: str = "warehouse"):
     """A one-task DAG in a DAG folder of its own (dag.test() syncs the DAG's bundle)."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    folder = tmp_path / "dags"
-    folder.mkdir()
-    # a bundle of its own: dag.test() writes the DAGs of the bundle that holds the file
-    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps([{
-        "name": f"ui-{dag_id}", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-        "kwargs": {"path": str(folder), "refresh_interval": 0}}]))
-    (folder / f"{dag_id}.py").write_text(DAG_FILE.format(dag_id=dag_id, contract=str(CONTRACT), source=str(source),
-                                                         conn=conn))
-    bag = DagBag(dag_folder=str(folder))
-    assert not bag.import_errors, bag.import_errors
-    return bag.dags[dag_id]
+    return dag_from_file(tmp_path, monkeypatch, dag_id,
+                         DAG_FILE.format(dag_id=dag_id, contract=str(CONTRACT), source=str(source), conn=conn))
 
 
 def test_contract_check_keeps_its_report_and_links_to_it(pg_uri, airflow_db, tmp_path, monkeypatch):
@@ -114,8 +102,6 @@ def test_a_load_that_does_not_publish_leaves_its_day_in_the_history(case, lines,
     """Whatever stops the load, the day is in safeload.load_history once (the page lists days from it)."""
     import datetime as dt
 
-    from airflow.dag_processing.dagbag import DagBag
-
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", pg_uri)
     with psycopg.connect(pg_uri, autocommit=True) as conn:
         conn.execute((ROOT / "include/sql/orders.sql").read_text())
@@ -123,15 +109,9 @@ def test_a_load_that_does_not_publish_leaves_its_day_in_the_history(case, lines,
     if lines is not None:
         src.write_text("order_id,order_date,customer_id,amount,currency,status,created_at\n" + "\n".join(lines) + "\n")
     dag_id = f"ui_unpublished_{case.replace(' ', '_')}"
-    folder = tmp_path / "dags"
-    folder.mkdir()
-    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps([{
-        "name": f"ui-{dag_id}", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-        "kwargs": {"path": str(folder), "refresh_interval": 0}}]))
-    (folder / f"{dag_id}.py").write_text(LOAD_DAG_FILE.format(dag_id=dag_id, contract=str(CONTRACT), source=str(src)))
-    bag = DagBag(dag_folder=str(folder))
-    assert not bag.import_errors, bag.import_errors
-    dr = bag.dags[dag_id].test(logical_date=dt.datetime(2025, 5, 1, tzinfo=dt.timezone.utc))
+    dag = dag_from_file(tmp_path, monkeypatch, dag_id,
+                        LOAD_DAG_FILE.format(dag_id=dag_id, contract=str(CONTRACT), source=str(src)))
+    dr = dag.test(logical_date=dt.datetime(2025, 5, 1, tzinfo=dt.timezone.utc))
     assert dr.state == "failed"
     with psycopg.connect(pg_uri) as conn:
         rows = conn.execute("select target, partition_value, status, task_id, message from safeload.load_history"

@@ -53,6 +53,19 @@ class RuleResult:
     examples: list[tuple[int, str, str]] = field(default_factory=list)
     reason: str = ""
 
+    def settle(self, rows: int) -> None:
+        """Hold the rule's metric to its threshold, with ``offending`` counted over ``rows``."""
+        self.rows = rows
+        if self.rule.kind == "row_count":
+            self.offending = rows
+            self.observed = rows
+        elif self.rule.threshold.unit == "percent":
+            self.observed = round(100.0 * self.offending / rows, 6) if rows else 0.0
+        else:
+            self.observed = self.offending
+        if not self.rule.threshold.holds(self.observed):
+            self.status = "broken" if self.rule.severity == "error" else "warning"
+
     def to_dict(self, unit: str = "line") -> dict[str, Any]:
         d = {"path": self.rule.path, "rule": self.rule.describe(), "kind": self.rule.kind,
              "columns": list(self.rule.columns), "severity": self.rule.severity, "status": self.status}
@@ -532,23 +545,14 @@ class ValueCheck:
         """The results, in the contract's order of rules; spill files are removed."""
         total = self.rows if rows is None else rows
         try:
-            for i, rule, _cols, _ev in self._evals:
+            for i, _rule, _cols, _ev in self._evals:
                 result = self.results[i]
-                result.rows = total
                 if i in self._finders:
                     count, found = self._finders[i].finish()
                     result.offending = count
                     result.examples = [(ln, str(k).replace("\x1f", ", "), f"repeats line {first}")
                                        for ln, k, first in found]
-                if rule.kind == "row_count":
-                    result.offending = total
-                    result.observed = total
-                elif rule.threshold.unit == "percent":
-                    result.observed = round(100.0 * result.offending / total, 6) if total else 0.0
-                else:
-                    result.observed = result.offending
-                if not rule.threshold.holds(result.observed):
-                    result.status = "broken" if rule.severity == "error" else "warning"
+                result.settle(total)
         finally:
             self.close()
         return [self.results[i] for i in sorted(self.results)]

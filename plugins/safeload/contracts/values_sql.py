@@ -108,19 +108,10 @@ def check_rules_sql(conn: Any, relation: Any, source_columns: list[str], contrac
     row = conn.execute(sql.SQL("select {} from {}").format(sql.SQL(", ").join(exprs), relation), params).fetchone()
     total = int(row[0])
     for (result, cols), count in zip(counted, row[1:]):
-        rule = result.rule
-        result.rows = total
         result.offending = int(count)
-        if rule.kind == "row_count":
-            result.observed = total
-        elif rule.threshold.unit == "percent":
-            result.observed = round(100.0 * result.offending / total, 6) if total else 0.0
-        else:
-            result.observed = result.offending
-        if not rule.threshold.holds(result.observed):
-            result.status = "broken" if rule.severity == "error" else "warning"
-            if rule.kind != "row_count":
-                result.examples = _examples(conn, relation, rule, cols, contract)
+        result.settle(total)
+        if result.status != "passed" and result.rule.kind != "row_count":
+            result.examples = _examples(conn, relation, result.rule, cols, contract)
     return total, results
 
 

@@ -5,11 +5,11 @@ dag.test(): ``rule_policy="fail"`` stops the run naming the column and the line,
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 
 import psycopg
 import pytest
+from dagrun import dag_from_file
 
 pytestmark = pytest.mark.integration
 
@@ -30,18 +30,9 @@ with DAG({dag_id!r}, schedule=None, start_date=dt.datetime(2025, 1, 1)) as dag:
 
 
 def _run(tmp_path, monkeypatch, dag_id: str, source: Path, rule_policy: str):
-    from airflow.dag_processing.dagbag import DagBag
-
-    folder = tmp_path / "dags"
-    folder.mkdir()
-    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps([{
-        "name": f"rules-{dag_id}", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-        "kwargs": {"path": str(folder), "refresh_interval": 0}}]))
-    (folder / f"{dag_id}.py").write_text(DAG_FILE.format(dag_id=dag_id, contract=str(CONTRACT), source=str(source),
-                                                         rule_policy=rule_policy))
-    bag = DagBag(dag_folder=str(folder))
-    assert not bag.import_errors, bag.import_errors
-    return bag.dags[dag_id].test(logical_date=dt.datetime(2025, 5, 1, tzinfo=dt.timezone.utc))
+    text = DAG_FILE.format(dag_id=dag_id, contract=str(CONTRACT), source=str(source), rule_policy=rule_policy)
+    dag = dag_from_file(tmp_path, monkeypatch, dag_id, text)
+    return dag.test(logical_date=dt.datetime(2025, 5, 1, tzinfo=dt.timezone.utc))
 
 
 @pytest.mark.parametrize(("rule_policy", "state", "decision"), [
