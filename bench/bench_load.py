@@ -9,12 +9,13 @@ For each size (default 1M and 5M rows), on the same rows and the same server:
 * safeload: ``PartitionLoader.run`` (stage, audit, publish as one unit, as the CLI and
   ``PartitionOverwriteOperator`` run it) with the default ``publish_strategy='auto'``,
   each in a fresh process whose peak RSS is read from the kernel, replacing an already
-  published partition: a plain table (published by ``direct``: COPY into the target in
-  the publishing transaction), a natively partitioned one (``swap``), each also with
-  ``parallel=2`` (two COPY streams into staging; a plain table is then published by
-  DELETE + INSERT) and a natively partitioned one with ``parallel=4`` (memory in N), the
-  same with the primary key (order_id, order_date) on target and baseline, and a query
-  source into both;
+  published partition, with the default ``parallel='auto'`` unless the label says:
+  a plain table (published by ``direct``: COPY into the target in the publishing
+  transaction, one stream), a natively partitioned one (``swap``; two COPY streams into
+  staging at these sizes), the plain one with ``parallel=2`` (published by DELETE +
+  INSERT), the partitioned one in one stream and in four (memory in N), the same with
+  the primary key (order_id, order_date) on target and baseline, and a query source into
+  both;
 * ``PostgresHook.insert_rows`` (what users write today), on a 100k-row prefix of the file.
 
 Each load's time is split by what it spent it on (COPY, DELETE, INSERT ... SELECT, the
@@ -27,7 +28,8 @@ the baselines interleaved, and the table shows the median of the per-repeat rati
 
 ``--cli`` measures the way a user runs it instead: the ``safeload load`` command, end to
 end (process start to exit), against ``psql \\copy`` of the same file into an empty table,
-interleaved, median of the repeats, on both kinds of target, in one stream and two.
+interleaved, median of the repeats, on both kinds of target, with the default streams
+(``auto``), and in one stream and two where the default is the other.
 
 ``--server`` picks the server: ``embedded`` (default: the development server of
 safeload.dev.embedded, fsync off), a PostgreSQL bin directory (a fresh server is
@@ -121,7 +123,7 @@ if source_uri != "-":
     source = QuerySource.from_conninfo(source_uri, source)
 ld = PartitionLoader(lambda: Connection.connect(uri, cursor_factory=Cursor), table=table,
                      partition_column="order_date", partition_value="2024-05-01", run_key=key,
-                     publish_strategy=strategy, parallel=int(parallel))
+                     publish_strategy=strategy, parallel=parallel if parallel == "auto" else int(parallel))
 t0 = time.perf_counter()
 r = ld.run(source)
 t1 = time.perf_counter()
@@ -195,7 +197,7 @@ def raw_pipe(uri: str, source_uri: str, query: str) -> float:
     return dt
 
 
-def safeload_run(uri: str, source: str, key: str, table: str, strategy: str, parallel: int,
+def safeload_run(uri: str, source: str, key: str, table: str, strategy: str, parallel: int | str,
                  source_uri: str = "-") -> dict:
     out = subprocess.run([sys.executable, "-c", CHILD, uri, source, table, key, strategy, source_uri, str(parallel)],
                          capture_output=True, text=True, timeout=3600)
@@ -236,21 +238,23 @@ def insert_rows(uri: str, path: Path, n: int) -> float:
 
 # (label, source kind, target table, COPY streams, how it must publish): the default strategy,
 # auto, except where the label says "staged" (delete_insert: what auto did on a plain table
-# before direct, and still does where the stage and publish are separate tasks)
+# before direct, and still does where the stage and publish are separate tasks). Streams
+# "auto" is the default (decision 046): at these sizes two streams into a natively
+# partitioned target, one straight into a plain table, one for a query source.
 CASES = [
-    ("file  plain", "file", "public.bench_orders", 1, "direct"),
+    ("file  plain", "file", "public.bench_orders", "auto", "direct"),
     ("file  plain  staged", "file", "public.bench_orders", 1, "delete_insert"),
-    ("file  native", "file", "public.bench_orders_native", 1, "swap"),
+    ("file  native x2 (auto)", "file", "public.bench_orders_native", "auto", "swap"),
+    ("file  native x1", "file", "public.bench_orders_native", 1, "swap"),
     ("file  plain  x2", "file", "public.bench_orders", 2, "delete_insert"),
-    ("file  native x2", "file", "public.bench_orders_native", 2, "swap"),
     ("file  native x4", "file", "public.bench_orders_native", 4, "swap"),
     # the same with the primary key (order_id, order_date) on the target, and on raw COPY's
     # table: COPY maintains the index row by row, the swap builds it on staging in one sort
-    ("file  plain  + key", "keyed", "public.bench_orders_key", 1, "direct"),
+    ("file  plain  + key", "keyed", "public.bench_orders_key", "auto", "direct"),
     ("file  plain  + key staged", "keyed", "public.bench_orders_key", 1, "delete_insert"),
-    ("file  native + key", "keyed", "public.bench_orders_native_key", 1, "swap"),
-    ("query plain", "query", "public.bench_orders", 1, "direct"),
-    ("query native", "query", "public.bench_orders_native", 1, "swap"),
+    ("file  native + key (auto)", "keyed", "public.bench_orders_native_key", "auto", "swap"),
+    ("query plain", "query", "public.bench_orders", "auto", "direct"),
+    ("query native", "query", "public.bench_orders_native", "auto", "swap"),
 ]
 QUERY = "select * from public.orders"
 PIECES = ["copy", "delete", "insert", "checksum", "analyze", "indexes", "swap DDL", "old rows count", "commit",
@@ -361,8 +365,10 @@ def report(results, repeats: int, hook_rows: int, hook_s: float) -> None:
 
 # ----------------------------------------------------------------------------- --cli
 
-CLI_CASES = [("plain", "h_plain", 1), ("native", "h_native", 1), ("plain x2", "h_plain", 2),
-             ("native x2", "h_native", 2)]
+#: (label, target, --parallel): None is the default (auto, decision 046: two streams into a
+#: natively partitioned target at these sizes, one straight into a plain table)
+CLI_CASES = [("plain", "h_plain", None), ("native (auto: x2)", "h_native", None), ("native x1", "h_native", 1),
+             ("plain x2", "h_plain", 2)]
 
 
 def end_to_end(uri: str, tmp: Path, sizes: list[int], repeats: int, psql: str, cli: str | None = None,
@@ -375,7 +381,7 @@ def end_to_end(uri: str, tmp: Path, sizes: list[int], repeats: int, psql: str, c
     import psycopg
 
     cli = cli or str(Path(sys.executable).parent / "safeload")
-    cases = [c for c in CLI_CASES if c[2] <= max_streams]
+    cases = [c for c in CLI_CASES if c[2] is None or 1 < max_streams and c[2] <= max_streams]
     out = []
     for n in sizes:
         path = tmp / f"orders_{n}.csv"
@@ -385,11 +391,11 @@ def end_to_end(uri: str, tmp: Path, sizes: list[int], repeats: int, psql: str, c
             conn.execute(DDL.format(name="h_plain"))
             conn.execute(DDL.format(name="h_native") + " partition by range (order_date)")
 
-        def load(table: str, streams: int) -> float:
+        def load(table: str, streams: int | None) -> float:
             t0 = time.perf_counter()
             subprocess.run([*cli.split(), "load", "--conn", uri, "--table", f"public.{table}", "--partition", DAY,
                             "--partition-column", "order_date", "--source", str(path),
-                            *(["--parallel", str(streams)] if streams > 1 else [])],
+                            *(["--parallel", str(streams)] if streams else [])],
                            check=True, capture_output=True, timeout=3600)
             return time.perf_counter() - t0
 

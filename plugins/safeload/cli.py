@@ -82,9 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
                            "partition (rows written once; readers wait at most 200 ms per lock attempt); direct: "
                            "DELETE and COPY into the target in one transaction (rows written once, no staging); "
                            "delete_insert: DELETE + INSERT from staging (rows written twice; never blocks readers)")
-    load.add_argument("--parallel", type=_streams, default=1, metavar="N",
+    load.add_argument("--parallel", type=_streams, default="auto", metavar="N",
                       help="COPY a CSV source in N streams at once (cut at record boundaries) into staging, then "
-                           "publish it in one transaction (default 1; see docs/decisions/042-parallel-streams.md)")
+                           "publish it in one transaction; auto (default): 2 for a CSV file of 2 MiB or more that "
+                           "is staged, else 1 (docs/decisions/042-parallel-streams.md, 046-parallel-by-default.md)")
     load.add_argument("--run-key", help="names this load in the history (default: a new random key)")
     load.add_argument("--json", action="store_true", help="print the result as JSON")
     load.set_defaults(func=_load)
@@ -216,14 +217,16 @@ def _load(args) -> int:
     return EXIT_OK
 
 
-def _streams(text: str) -> int:
-    """``--parallel``: a whole number of streams, 1 or more."""
+def _streams(text: str) -> int | str:
+    """``--parallel``: a whole number of streams, 1 or more, or ``auto``."""
+    if text == "auto":
+        return text
     try:
         n = int(text)
     except ValueError:
         n = 0
     if n < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of streams (1, 2, ...)")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of streams (1, 2, ...) nor auto")
     return n
 
 

@@ -69,7 +69,7 @@ from safeload.loads.results import Audit, PublishResult, StageResult
 from safeload.loads.sources.base import COPY_BLOCK, Source
 from safeload.loads.sources.files import FileSource
 from safeload.loads.sources.query import QuerySource
-from safeload.loads.spec import LoadSpec
+from safeload.loads.spec import AUTO_STREAMS, LoadSpec
 from safeload.loads.staging import registry
 from safeload.loads.staging.quarantine import Quarantine, save_quarantine
 from safeload.loads.staging.stage import StageJob, stage_once, stage_streams
@@ -128,7 +128,9 @@ class PartitionLoader:
         the target inside the publishing transaction, rows written once. See
         docs/decisions/002, 015 and 040 (:mod:`safeload.loads.publish`).
     :param parallel: COPY streams filling staging at once (a CSV source, cut at record
-        boundaries); 1 (default): one stream. See docs/decisions/042-parallel-streams.md
+        boundaries); ``auto`` (default): two for a CSV file of 2 MiB or more that is
+        staged, else one (a plain table loaded as one unit goes straight in, by one
+        stream). See docs/decisions/042-parallel-streams.md and 046-parallel-by-default.md
 
     .. code-block:: python
 
@@ -160,7 +162,7 @@ class PartitionLoader:
         audit: dict[str, Any] | None = None,
         stale_staging_after: str = "12 hours",
         publish_strategy: str = "auto",
-        parallel: int = 1,
+        parallel: int | str = AUTO_STREAMS,
     ):
         self.connect = connect
         self.table = table
@@ -175,8 +177,8 @@ class PartitionLoader:
         self.audit = audit or {}
         self.stale_staging_after = stale_staging_after
         self.publish_strategy = check_strategy(publish_strategy)
-        if not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1:
-            raise ValueError(f"parallel={parallel!r}: give the number of COPY streams, 1 or more")
+        if parallel != AUTO_STREAMS and (not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1):
+            raise ValueError(f"parallel={parallel!r}: give the number of COPY streams, 1 or more, or 'auto'")
         self.parallel = parallel
         self._started = time.time()
 
@@ -272,7 +274,7 @@ class PartitionLoader:
         job = StageJob(load, info, name, opened.source, opened.header, opened.mapping, opened.label,
                        as_partition=choose(conn, load, info, opened.mapping).staging.as_partition)
         done = None
-        if load.parallel > 1:
+        if load.parallel != 1:
             done = stage_streams(conn, self.connection, job, opened.quarantine, load.parallel)
         filled, staged = done or stage_once(conn, job, opened.quarantine, self.connection)
         result = StageResult(info.name, load.partition_value, name, load.run_key, opened.label, filled.rows_source,

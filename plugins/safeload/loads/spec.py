@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+#: ``parallel=`` for "as many COPY streams as pays" (docs/decisions/046-parallel-by-default.md)
+AUTO_STREAMS = "auto"
+
 
 @dataclass(frozen=True)
 class LoadSpec:
@@ -21,7 +24,8 @@ class LoadSpec:
     say what each means; ``started`` is when the loader was made (the history's
     ``started_at``); ``one_unit`` says the load is staged, audited and published by one
     call (:meth:`~safeload.loads.loader.PartitionLoader.run`), so that it may skip
-    staging (:mod:`safeload.loads.publish.direct`).
+    staging (:mod:`safeload.loads.publish.direct`). ``parallel`` is a number of COPY
+    streams or :data:`AUTO_STREAMS` (:func:`safeload.loads.staging.stage.streams_for`).
     """
 
     table: str
@@ -37,5 +41,5 @@ class LoadSpec:
     stale_staging_after: str = "12 hours"
     publish_strategy: str = "auto"
     started: float = 0.0
-    parallel: int = 1
+    parallel: int | str = "auto"
     one_unit: bool = False

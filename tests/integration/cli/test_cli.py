@@ -102,19 +102,21 @@ def test_load_in_parallel_streams_publishes_what_one_stream_does(pg, pg_uri, day
     src = day(rows=3000)
     args = ["load", "--conn", pg_uri, "--table", "public.orders", "--partition", "2024-05-02", "--source", src,
             "--partition-column", "order_date", "--json"]
-    one = safeload(*args)
+    one = safeload(*args, "--parallel", "1")
     two = safeload(*args, "--parallel", "2")
-    assert one.returncode == two.returncode == 0, one.stderr + two.stderr
-    one, two = json.loads(one.stdout), json.loads(two.stdout)
+    auto = safeload(*args, "--parallel", "auto")  # the default: a small file, one stream
+    assert one.returncode == two.returncode == auto.returncode == 0, one.stderr + two.stderr + auto.stderr
+    one, two, auto = json.loads(one.stdout), json.loads(two.stdout), json.loads(auto.stdout)
     assert (one["rows"], one["checksum"]) == (two["rows"], two["checksum"]) == (3000, one["checksum"])
     assert two["published_by"] == ("swap" if table == "native" else "delete_insert")
+    assert (auto["checksum"], auto["published_by"]) == (one["checksum"], one["published_by"])
 
 
 @pytest.mark.parametrize("streams", ["0", "-1", "two"])
 def test_a_number_of_streams_that_is_not_one_or_more_is_a_usage_error(streams, tmp_path):
     proc = safeload("load", "--conn", "postgresql://x@127.0.0.1:1/db", "--table", "public.orders", "--partition",
                     "2024-05-02", "--source", str(tmp_path / "a.csv"), "--parallel", streams)
-    assert proc.returncode == 2 and "is not a number of streams" in proc.stderr
+    assert proc.returncode == 2 and "is not a number of streams (1, 2, ...) nor auto" in proc.stderr
 
 
 

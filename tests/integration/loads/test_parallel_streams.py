@@ -1,7 +1,8 @@
 """Staging filled by several COPY streams at once (``parallel=``): the same rows and checksum
 as one stream, quoted line feeds kept in their record, a bad row still quarantined with
 its line (the stage goes back to one stream), an unfinished staging table never
-published, and what a stopped stage leaves dropped by the next one."""
+published, and what a stopped stage leaves dropped by the next one; ``auto`` (the
+default) splits a large CSV file that is staged in two."""
 
 from __future__ import annotations
 
@@ -11,8 +12,12 @@ import pytest
 
 from safeload.errors import LoadRefusedError
 from safeload.loads import sql as q
+from psycopg import sql
+
+from safeload.loads.sources.base import StraightCopy
 from safeload.loads.sql import partition_checksum
 from safeload.loads.staging import registry
+from safeload.loads.staging.stage import AUTO_COUNT, streams_for
 
 from tests.integration.loads.orders import DAY, NATIVE, NATIVE_NOTE, PLAIN, PLAIN_NOTE, counts, loader, write_csv
 
@@ -113,7 +118,61 @@ def test_an_empty_source_is_refused_by_the_streams_too(pg, pg_uri, tmp_path):
     assert pg.execute("select count(*) from pg_tables where schemaname = %s", (q.STAGING_SCHEMA,)).fetchone() == (0,)
 
 
-@pytest.mark.parametrize("bad", [0, 1.5, -2, True])
+@pytest.mark.parametrize("bad", [0, 1.5, -2, True, "two"])
 def test_a_number_of_streams_that_is_not_one_or_more_is_refused(pg_uri, bad):
-    with pytest.raises(ValueError, match="number of COPY streams"):
+    with pytest.raises(ValueError, match="number of COPY streams, 1 or more, or 'auto'"):
         loader(pg_uri, parallel=bad)
+
+
+def streams_in(pg, staging_table):
+    """How many transactions wrote the staging table's rows (one per COPY stream)."""
+    return pg.execute(f"select count(distinct xmin::text) from safeload_staging.{staging_table}").fetchone()[0]
+
+
+@pytest.mark.parametrize("target", ["plain", "native"])
+def test_auto_stages_a_csv_file_of_a_copy_block_per_stream_in_two_streams(pg, pg_uri, tmp_path, monkeypatch,
+                                                                          target):
+    """``parallel='auto'`` (the default): a staged CSV file of at least a COPY block per
+    stream goes in two streams, a smaller one in one; asked for by number, as asked."""
+    block = 4096
+    monkeypatch.setattr("safeload.loads.staging.stage.COPY_BLOCK", block)
+    pg.execute(PLAIN if target == "plain" else NATIVE)
+    big = write_csv(tmp_path / "big.csv", DAY, 5000)  # pieces are 64 KiB at least: three of them
+    small = write_csv(tmp_path / "small.csv", DAY, 100)
+    assert (tmp_path / "small.csv").stat().st_size < AUTO_COUNT * block <= (tmp_path / "big.csv").stat().st_size
+    staged = loader(pg_uri, run_key="big").stage(big)
+    assert (staged.rows_loaded, streams_in(pg, staged.staging_table)) == (5000, 2)
+    r = loader(pg_uri, run_key="big").publish(staged)
+    assert (r.rows, r.published_by) == (5000, "swap" if target == "native" else "delete_insert")
+    staged = loader(pg_uri, run_key="small").stage(small)
+    assert (staged.rows_loaded, streams_in(pg, staged.staging_table)) == (100, 1)
+    staged = loader(pg_uri, run_key="one", parallel=1).stage(big)
+    assert streams_in(pg, staged.staging_table) == 1
+
+
+def test_auto_loads_a_plain_table_straight_in_and_a_partitioned_one_in_two_streams(pg, pg_uri, tmp_path,
+                                                                                   monkeypatch):
+    """Run as one unit, ``auto`` takes a plain table's rows straight in by one stream
+    (direct: faster than two streams into staging and a second write), and stages a
+    natively partitioned target's in two."""
+    monkeypatch.setattr("safeload.loads.staging.stage.COPY_BLOCK", 4096)
+    src = write_csv(tmp_path / "big.csv", DAY, 5000)
+    for ddl, how, sessions in ((PLAIN, "direct", 1), (NATIVE, "swap", 1 + 2 + 1 + 1)):
+        pg.execute("drop table if exists public.orders")
+        pg.execute(ddl)
+        ld = loader(pg_uri, run_key=how)
+        opened, connect = [], ld.connect
+        ld.connect = lambda connect=connect: opened.append(1) or connect()
+        r = ld.run(src)
+        # direct: the load's one session; swap: the stage's, one per stream, the one building
+        # statistics beside the checksum, and the publish's
+        assert (r.rows, r.published_by, len(opened)) == (5000, how, sessions)
+        assert counts(pg) == {DAY: 5000}
+
+
+@pytest.mark.parametrize("size, streams", [(None, 1), (0, 1), (AUTO_COUNT * (1 << 20) - 1, 1),
+                                           (AUTO_COUNT * (1 << 20), AUTO_COUNT), (1 << 40, AUTO_COUNT)])
+def test_auto_counts_streams_by_the_source_size(size, streams):
+    straight = StraightCopy(iter(()), sql.SQL(""), "", "", "", format="csv", header=True, size=size)
+    assert streams_for("auto", straight) == streams
+    assert streams_for(3, straight) == 3

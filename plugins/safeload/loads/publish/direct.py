@@ -15,9 +15,9 @@ What it costs instead (docs/decisions/040-direct-publish.md): the locks a publis
 the whole COPY, not only for an INSERT ... SELECT; a second load of the same partition
 waits for it, up to ``lock_timeout``. Where the stage and the publish are separate tasks,
 the source has columns the target lacks, the partition column is not in the source,
-parallel streams fill staging, or columns are added (schema evolution would hold ACCESS
-EXCLUSIVE on the table for the whole COPY), the load is staged and published by
-DELETE + INSERT instead.
+parallel streams asked for by number fill staging, or columns are added (schema
+evolution would hold ACCESS EXCLUSIVE on the table for the whole COPY), the load is
+staged and published by DELETE + INSERT instead.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from safeload.loads.partitions import LOOK_UP, lock_partition
 from safeload.loads.publish.strategy import Blocker, PublishJob, PublishStrategy, Staging, Written
 from safeload.loads.results import Audit, PublishResult
 from safeload.loads.sources.base import Source
-from safeload.loads.spec import LoadSpec
+from safeload.loads.spec import AUTO_STREAMS, LoadSpec
 from safeload.loads.staging.fill import fill
 from safeload.loads.staging.quarantine import Quarantine, check_thresholds, save_quarantine
 from safeload.loads.targets import add_columns, check_partition_column, read_target
@@ -56,8 +56,10 @@ class Direct(PublishStrategy):
     @classmethod
     def applies(cls, load: LoadSpec) -> bool:
         # not where the stage, the audit and the publish are separate steps, nor for
-        # parallel COPY streams (separate sessions: they fill staging)
-        return load.one_unit and load.parallel <= 1
+        # parallel COPY streams asked for by number (separate sessions: they fill staging);
+        # ``auto`` goes straight in, by one stream: faster than two into staging, then
+        # copied again (docs/decisions/046-parallel-by-default.md)
+        return load.one_unit and load.parallel in (1, AUTO_STREAMS)
 
     def blocker(self, conn: psycopg.Connection, info: q.TargetInfo, *, partition: bool = False,
                 old: Any = LOOK_UP, mapping: dict[str, str | None] | None = None) -> Blocker | None:

@@ -24,6 +24,8 @@ class StraightCopy:
         None: only ``options`` say. Known, the loader can add options of its own (FREEZE,
         ON_ERROR) and, for ``csv``, split the bytes at record boundaries into parallel streams
     :param header: the bytes begin with a header line (``options`` say ``header true``)
+    :param size: how many bytes the source holds, where known before reading (a file's
+        size on disk, an object's in the store; compressed, for a gzipped file)
     """
 
     blocks: Iterator[bytes]
@@ -33,6 +35,7 @@ class StraightCopy:
     what: str
     format: str | None = None
     header: bool = False
+    size: int | None = None
 
 
 class Source(Protocol):

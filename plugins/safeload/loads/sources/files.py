@@ -87,7 +87,17 @@ class FileSource:
                                       "loaded from it. Deliver the complete file again") from None
 
         return StraightCopy(blocks(), sql.SQL(" (format csv, header true)"), f"{self} has a header but no rows",
-                            "an empty delivery", f"straight COPY of {self}", format="csv", header=True)
+                            "an empty delivery", f"straight COPY of {self}", format="csv", header=True,
+                            size=self.size())
+
+    def size(self) -> int | None:
+        """The file's bytes (compressed, for a gzipped one); None when the store does not say."""
+        if isinstance(self.path, StoredFile):
+            return self.path.identity().size
+        try:
+            return os.path.getsize(self.path)
+        except OSError:
+            return None  # opening it says what is wrong, in the words every read uses
 
     def rows(self, header: list[str]) -> Iterator[tuple[int, list[Any], str]]:
         """(line, values as text, raw text) for each row of the file, streamed."""

@@ -31,8 +31,8 @@ from psycopg import sql
 
 from safeload.errors import LoadRefusedError
 from safeload.loads import sql as q
-from safeload.loads.sources.base import COPY_BLOCK, Source
-from safeload.loads.spec import LoadSpec
+from safeload.loads.sources.base import COPY_BLOCK, Source, StraightCopy
+from safeload.loads.spec import AUTO_STREAMS, LoadSpec
 from safeload.loads.staging import registry
 from safeload.loads.staging.fill import Filled, copy_options, fill
 from safeload.loads.staging.quarantine import Quarantine, check_thresholds, save_quarantine
@@ -41,6 +41,10 @@ from safeload.loads.staging.streams import copy_streams
 from safeload.loads.staging.table import checksum, create_staging, extra_column, prepare_as_partition
 
 log = logging.getLogger(__name__)
+
+#: ``parallel="auto"``: the COPY streams of a CSV source large enough to split (measured in
+#: docs/decisions/046-parallel-by-default.md: two pay from a few MiB on, on two cores)
+AUTO_COUNT = 2
 
 #: what a stream's refusal of a value looks like: the one-stream stage then quarantines it
 DATA_ERRORS = (psycopg.errors.DataError, psycopg.errors.IntegrityError, psycopg.errors.BadCopyFileFormat,
@@ -100,21 +104,42 @@ def _fill_once(conn: psycopg.Connection, job: StageJob, quarantine: Quarantine) 
                 quarantine, create=lambda: job.create(conn))
 
 
-def stage_streams(conn: psycopg.Connection, connect: Callable[[], psycopg.Connection], job: StageJob,
-                  quarantine: Quarantine, streams: int) -> tuple[Filled, registry.Staged] | None:
-    """Fill staging with ``streams`` COPY streams at once, then audit and register it.
+def streams_for(asked: int | str, straight: StraightCopy) -> int:
+    """How many COPY streams fill staging from ``straight`` (a CSV source) when ``asked``
+    for that many, or for :data:`AUTO_STREAMS`: :data:`AUTO_COUNT` once the source holds
+    at least a COPY block per stream, else one (docs/decisions/046-parallel-by-default.md)."""
+    if asked != AUTO_STREAMS:
+        return int(asked)
+    if straight.size is None or straight.size < AUTO_COUNT * COPY_BLOCK:
+        return 1
+    return AUTO_COUNT
 
-    None when the source cannot be split at record boundaries (not CSV) or a stream
-    refused a value: nothing is left behind, and the caller stages by one stream.
+
+def stage_streams(conn: psycopg.Connection, connect: Callable[[], psycopg.Connection], job: StageJob,
+                  quarantine: Quarantine, streams: int | str) -> tuple[Filled, registry.Staged] | None:
+    """Fill staging with ``streams`` COPY streams at once (a number, or
+    :data:`AUTO_STREAMS`: :func:`streams_for`), then audit and register it.
+
+    None when the source cannot be split at record boundaries (not CSV), ``auto`` settles
+    on one stream, or a stream refused a value: nothing is left behind, and the caller
+    stages by one stream.
     """
     load = job.load
     straight = job.source.straight()
     if straight is None or straight.format != "csv":
         if straight is not None:
             straight.blocks.close()
-        log.info("%s cannot be split into parallel COPY streams (only CSV files can); loading it in one stream",
-                 job.label)
+        if streams != AUTO_STREAMS:
+            log.info("%s cannot be split into parallel COPY streams (only CSV files can); loading it in one stream",
+                     job.label)
         return None
+    asked, streams = streams, streams_for(streams, straight)
+    if streams <= 1:
+        straight.blocks.close()
+        return None
+    if asked == AUTO_STREAMS:
+        log.info("%s: %.1f MiB of CSV, staged in %s COPY streams at once (parallel='auto'; parallel=1 loads it in "
+                 "one)", job.label, (straight.size or 0) / (1 << 20), streams)
     try:
         with conn.transaction():
             q.set_lock_timeout(conn, load.lock_timeout)
