@@ -83,9 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "DELETE and COPY into the target in one transaction (rows written once, no staging); "
                            "delete_insert: DELETE + INSERT from staging (rows written twice; never blocks readers)")
     load.add_argument("--parallel", type=_streams, default="auto", metavar="N",
-                      help="COPY a CSV source in N streams at once (cut at record boundaries) into staging, then "
-                           "publish it in one transaction; auto (default): 2 for a CSV file of 2 MiB or more that "
-                           "is staged, else 1 (docs/decisions/042-parallel-streams.md, 046-parallel-by-default.md)")
+                      help="COPY a CSV source in N streams at once (cut at record boundaries), published in one "
+                           "transaction; auto (default): 2 for a CSV file of 2 MiB or more, else 1 (docs/decisions/"
+                           "042, 046, 047)")
     load.add_argument("--run-key", help="names this load in the history (default: a new random key)")
     load.add_argument("--json", action="store_true", help="print the result as JSON")
     load.set_defaults(func=_load)

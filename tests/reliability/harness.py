@@ -15,7 +15,8 @@ named *phases* as the load passes them, and can stop at one of them:
   audit of what the streams loaded, and the registry row completed);
 * ``publish:after-delete``, ``publish:after-insert`` (delete_insert),
   ``publish:after-detach``, ``publish:after-attach`` (swap) and ``publish:after-delete``,
-  ``publish:after-copy`` (direct: the rows COPYed into the target, not committed): inside
+  ``publish:after-copy`` (direct: the rows COPYed into the target, not committed; in two
+  streams also ``publish:after-insert``, the helper's rows from the side table): inside
   the publish transaction, between its statements;
 * ``publish:before-commit`` / ``publish:after-commit``: around the publish's COMMIT.
 
@@ -67,6 +68,9 @@ MODES = {
     "direct": ("auto", PLAIN, 1),  # auto on a plain table, loaded as one unit: no staging
     "swap, 2 streams": ("swap", NATIVE, 2),
     "delete_insert, 2 streams": ("delete_insert", PLAIN, 2),
+    # a plain table in two streams, as one unit: a helper COPYs into a side table beside
+    # the publishing transaction's DELETE and COPY, which then INSERTs the helper's rows
+    "direct, 2 streams": ("auto", PLAIN, 2),
 }
 DAY = "2024-05-02"
 NEIGHBOUR = "2024-05-01"

@@ -7,7 +7,8 @@ INSERT or DETACH and ATTACH, between a direct load's DELETE and COPY and its COM
 each parallel stream's COMMIT and the audit of the streams, around the publish COMMIT; see
 harness.py) or a random delay after start (anywhere, including before or after the
 interesting parts). The loads run in each of harness.MODES: DELETE + INSERT, swap, direct
-(a plain table, no staging), and staging filled by two parallel streams. After each kill:
+(a plain table, no staging), staging filled by two parallel streams, and a direct load in
+two streams (a helper fills a side table beside the publishing transaction). After each kill:
 
 * the published partition is exactly the old version or the new one (count and checksum),
   and the old one whenever the kill came before the publish's COMMIT;
@@ -42,6 +43,10 @@ PHASES = {
     "direct": ["publish:after-delete", "copy", "publish:after-copy"] + COMMIT,
     "swap, 2 streams": STREAMS + ["publish:after-detach", "publish:after-attach"] + COMMIT,
     "delete_insert, 2 streams": STREAMS + ["publish:after-delete", "publish:after-insert"] + COMMIT,
+    # the side table reserved, the helper's COPY and COMMIT, the transaction's DELETE, COPY
+    # and INSERT of the helper's rows
+    "direct, 2 streams": ["reserve:after-commit", "copy", "stream:before-commit", "stream:after-commit",
+                          "publish:after-delete", "publish:after-copy", "publish:after-insert"] + COMMIT,
 }
 # a kill at any named phase but this one leaves the old partition: the publish had not committed
 AFTER_PUBLISH_COMMIT = "publish:after-commit"

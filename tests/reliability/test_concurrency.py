@@ -25,9 +25,9 @@ def _deadlocks(conn) -> int:
 def _rounds() -> list[tuple[int, str]]:
     """(writers, mode of harness.MODES): direct writers take turns on the partition's lock
     for their whole load, the others for their publish."""
-    fast = [(2, "delete_insert"), (4, "swap"), (3, "direct"), (2, "swap, 2 streams")]
+    fast = [(2, "delete_insert"), (4, "swap"), (3, "direct"), (2, "swap, 2 streams"), (3, "direct, 2 streams")]
     full = [(w, s) for _ in range(3) for w in (2, 4, 8) for s in ("delete_insert", "swap", "direct",
-                                                                    "swap, 2 streams")]
+                                                                    "swap, 2 streams", "direct, 2 streams")]
     return full if trials(fast=0, full=1) else fast
 
 

@@ -19,7 +19,8 @@ survives and publishes), inside the publish transaction, just before its COMMIT,
 racing its COMMIT, and just after it. A direct load (a plain table, no staging) is
 stopped mid-COPY into the target, after its DELETE and after its COPY; a stage in two
 parallel streams after its staging table was reserved, after a stream's COMMIT and before
-the streams' audit commits.
+the streams' audit commits; a direct load in two streams after its side table was
+reserved, after the helper's COMMIT, and after the transaction's COPY and INSERT.
 
 fsync is off in safeload.dev.embedded. That loses data only when the *operating
 system* crashes (pages still in the OS cache). A PostgreSQL crash, which is what an
@@ -52,6 +53,8 @@ POINTS = {
     "direct": ["publish:after-delete", "copy", "publish:after-copy", *PUBLISH],
     "swap, 2 streams": ["reserve:after-commit", "copy", "stream:after-commit", "complete:before-commit",
                         "complete:after-commit", "publish:after-attach", *PUBLISH],
+    "direct, 2 streams": ["reserve:after-commit", "copy", "stream:after-commit", "publish:after-copy",
+                          "publish:after-insert", *PUBLISH],
 }
 
 
@@ -85,7 +88,8 @@ def _plan(rng: random.Random, n: int) -> list[tuple[str, str]]:
     every = [(m, p) for m, points in POINTS.items() for p in points]
     rng.shuffle(every)
     first = [("delete_insert", "copy"), ("swap", "commit-race"), ("direct", rng.choice(POINTS["direct"])),
-             ("swap, 2 streams", rng.choice(POINTS["swap, 2 streams"]))]
+             ("swap, 2 streams", rng.choice(POINTS["swap, 2 streams"])),
+             ("direct, 2 streams", rng.choice(POINTS["direct, 2 streams"]))]
     rest = [x for x in every if x not in first]
     out = first + rest
     while len(out) < n:  # repeats, in a new order
@@ -100,7 +104,7 @@ def test_immediate_stop_mid_load_then_restart(own_server, tmp_path):
     from safeload.dev import embedded
 
     pgdata, port, uri = own_server
-    n = trials(fast=4, full=40)
+    n = trials(fast=5, full=40)
     rng = random.Random(f"{SEED}/server-crash")
     print(f"seed {SEED} (SAFELOAD_RELIABILITY_SEED={SEED} replays these crash points)")
     sources = {"A": h.write_csv(tmp_path / "a.csv", h.DAY, 150_000),

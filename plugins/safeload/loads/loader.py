@@ -127,10 +127,10 @@ class PartitionLoader:
         a load run as one unit (:meth:`run`) is published by ``direct``: COPY straight into
         the target inside the publishing transaction, rows written once. See
         docs/decisions/002, 015 and 040 (:mod:`safeload.loads.publish`).
-    :param parallel: COPY streams filling staging at once (a CSV source, cut at record
-        boundaries); ``auto`` (default): two for a CSV file of 2 MiB or more that is
-        staged, else one (a plain table loaded as one unit goes straight in, by one
-        stream). See docs/decisions/042-parallel-streams.md and 046-parallel-by-default.md
+    :param parallel: COPY streams at once (a CSV source, cut at record boundaries): into
+        staging, or, for a plain table loaded as one unit, the publishing transaction's own
+        and helpers' beside it; ``auto`` (default): two for a CSV file of 2 MiB or more,
+        else one. See docs/decisions/042, 046 and 047
 
     .. code-block:: python
 
@@ -225,7 +225,7 @@ class PartitionLoader:
                 with publish_refusals(load, opened.info):
                     return load_direct(opened.conn, load, opened.info, opened.source, opened.header,
                                        opened.mapping, opened.quarantine, opened.label, audit=audit_hook,
-                                       serialise=self._serialise_publish)
+                                       serialise=self._serialise_publish, connect=self.connection)
             staged = self._stage(opened)
         if audit_hook is not None:
             audit_hook(Audit(table=f"{STAGING_SCHEMA}.{staged.staging_table}", where=None, target=staged.target,

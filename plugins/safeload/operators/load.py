@@ -327,10 +327,9 @@ class PartitionOverwriteOperator(_PartitionOperator):
         once) or ``delete_insert`` (rows written twice; never blocks a reader). See
         docs/decisions/002-write-audit-publish.md and 040-direct-publish.md.
     :param parallel: COPY a CSV source in this many streams at once (cut at record
-        boundaries) into staging, published in one transaction (a plain table is then
-        published by ``delete_insert``). ``auto`` (default): 2 for a CSV file of 2 MiB or
-        more that is staged, else 1; a plain table then takes the rows straight in
-        (``direct``). See docs/decisions/042-parallel-streams.md and 046-parallel-by-default.md
+        boundaries), published in one transaction: into staging, or into a plain table by
+        the publishing transaction and helpers beside it (``direct``). ``auto`` (default):
+        2 for a CSV file of 2 MiB or more, else 1. See docs/decisions/042, 046 and 047
     :param quality_suite: a GX suite JSON to run on staging before publishing (optional)
     :param quality_engine: ``sql`` (default) or ``gx``
     """

@@ -108,7 +108,7 @@ def test_load_in_parallel_streams_publishes_what_one_stream_does(pg, pg_uri, day
     assert one.returncode == two.returncode == auto.returncode == 0, one.stderr + two.stderr + auto.stderr
     one, two, auto = json.loads(one.stdout), json.loads(two.stdout), json.loads(auto.stdout)
     assert (one["rows"], one["checksum"]) == (two["rows"], two["checksum"]) == (3000, one["checksum"])
-    assert two["published_by"] == ("swap" if table == "native" else "delete_insert")
+    assert two["published_by"] == ("swap" if table == "native" else "direct")
     assert (auto["checksum"], auto["published_by"]) == (one["checksum"], one["published_by"])
 
 

@@ -131,7 +131,7 @@ def test_an_audit_that_cannot_check_inside_the_transaction_gets_a_staging_table(
     assert tables[0][0].startswith("safeload_staging.") and tables[0][1:] == (None, None, 10)
 
 
-@pytest.mark.parametrize("case", ["extra column", "no partition column", "evolve", "parallel"])
+@pytest.mark.parametrize("case", ["extra column", "no partition column", "evolve"])
 def test_where_direct_does_not_fit_the_load_is_staged(pg, pg_uri, tmp_path, case):
     pg.execute(PLAIN)
     kw = {}
@@ -142,8 +142,6 @@ def test_where_direct_does_not_fit_the_load_is_staged(pg, pg_uri, tmp_path, case
     elif case == "evolve":  # ALTER TABLE in the publish would lock readers out for the whole COPY
         src = write_rows(tmp_path / "a.csv", [[1, DAY, "1.00", "x"]], header=("order_id", "order_date", "amount", "new"))
         kw["add_columns"] = [("new", "text")]
-    else:
-        src, kw["parallel"] = write_csv(tmp_path / "a.csv", DAY, 10), 2
     r = loader(pg_uri, **kw).run(src)
     assert r.published_by == "delete_insert"
 

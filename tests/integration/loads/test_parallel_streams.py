@@ -2,7 +2,7 @@
 as one stream, quoted line feeds kept in their record, a bad row still quarantined with
 its line (the stage goes back to one stream), an unfinished staging table never
 published, and what a stopped stage leaves dropped by the next one; ``auto`` (the
-default) splits a large CSV file that is staged in two."""
+default) splits a large CSV file in two."""
 
 from __future__ import annotations
 
@@ -150,22 +150,21 @@ def test_auto_stages_a_csv_file_of_a_copy_block_per_stream_in_two_streams(pg, pg
     assert streams_in(pg, staged.staging_table) == 1
 
 
-def test_auto_loads_a_plain_table_straight_in_and_a_partitioned_one_in_two_streams(pg, pg_uri, tmp_path,
-                                                                                   monkeypatch):
-    """Run as one unit, ``auto`` takes a plain table's rows straight in by one stream
-    (direct: faster than two streams into staging and a second write), and stages a
-    natively partitioned target's in two."""
+def test_auto_loads_a_large_file_in_two_streams_into_either_kind_of_target(pg, pg_uri, tmp_path, monkeypatch):
+    """Run as one unit, ``auto`` loads a plain table's rows straight in, with a helper
+    stream beside the publishing transaction (decision 047), and stages a natively
+    partitioned target's in two streams."""
     monkeypatch.setattr("safeload.loads.staging.stage.COPY_BLOCK", 4096)
     src = write_csv(tmp_path / "big.csv", DAY, 5000)
-    for ddl, how, sessions in ((PLAIN, "direct", 1), (NATIVE, "swap", 1 + 2 + 1 + 1)):
+    # direct: the load's session and the helper's; swap: the stage's, one per stream, the
+    # one building statistics beside the checksum, and the publish's
+    for ddl, how, sessions in ((PLAIN, "direct", 1 + 1), (NATIVE, "swap", 1 + 2 + 1 + 1)):
         pg.execute("drop table if exists public.orders")
         pg.execute(ddl)
         ld = loader(pg_uri, run_key=how)
         opened, connect = [], ld.connect
         ld.connect = lambda connect=connect: opened.append(1) or connect()
         r = ld.run(src)
-        # direct: the load's one session; swap: the stage's, one per stream, the one building
-        # statistics beside the checksum, and the publish's
         assert (r.rows, r.published_by, len(opened)) == (5000, how, sessions)
         assert counts(pg) == {DAY: 5000}
 

@@ -14,10 +14,14 @@ What it costs instead (docs/decisions/040-direct-publish.md): the locks a publis
 (the advisory lock, ROW EXCLUSIVE on the target, the old rows' row locks) are held for
 the whole COPY, not only for an INSERT ... SELECT; a second load of the same partition
 waits for it, up to ``lock_timeout``. Where the stage and the publish are separate tasks,
-the source has columns the target lacks, the partition column is not in the source,
-parallel streams asked for by number fill staging, or columns are added (schema
-evolution would hold ACCESS EXCLUSIVE on the table for the whole COPY), the load is
-staged and published by DELETE + INSERT instead.
+the source has columns the target lacks, the partition column is not in the source, or
+columns are added (schema evolution would hold ACCESS EXCLUSIVE on the table for the
+whole COPY), the load is staged and published by DELETE + INSERT instead.
+
+In several streams (by default for a CSV file of 2 MiB or more: ``parallel=``), helper
+sessions COPY part of the file into a side table while the transaction DELETEs and
+COPYs the rest; the transaction then copies the helpers' rows in
+(:mod:`safeload.loads.publish.shared`, docs/decisions/047-direct-in-streams.md).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
@@ -38,8 +42,9 @@ from safeload.loads.partitions import LOOK_UP, lock_partition
 from safeload.loads.publish.strategy import Blocker, PublishJob, PublishStrategy, Staging, Written
 from safeload.loads.results import Audit, PublishResult
 from safeload.loads.sources.base import Source
-from safeload.loads.spec import AUTO_STREAMS, LoadSpec
-from safeload.loads.staging.fill import fill
+from safeload.loads.publish.shared import OneStream, SharedFill, shared_streams
+from safeload.loads.spec import LoadSpec
+from safeload.loads.staging.fill import Filled, fill
 from safeload.loads.staging.quarantine import Quarantine, check_thresholds, save_quarantine
 from safeload.loads.targets import add_columns, check_partition_column, read_target
 
@@ -55,11 +60,9 @@ class Direct(PublishStrategy):
 
     @classmethod
     def applies(cls, load: LoadSpec) -> bool:
-        # not where the stage, the audit and the publish are separate steps, nor for
-        # parallel COPY streams asked for by number (separate sessions: they fill staging);
-        # ``auto`` goes straight in, by one stream: faster than two into staging, then
-        # copied again (docs/decisions/046-parallel-by-default.md)
-        return load.one_unit and load.parallel in (1, AUTO_STREAMS)
+        # not where the stage, the audit and the publish are separate steps; in several
+        # streams, the helpers' rows reach the target through a side table (.shared)
+        return load.one_unit
 
     def blocker(self, conn: psycopg.Connection, info: q.TargetInfo, *, partition: bool = False,
                 old: Any = LOOK_UP, mapping: dict[str, str | None] | None = None) -> Blocker | None:
@@ -84,9 +87,19 @@ class Direct(PublishStrategy):
         return None  # never a candidate for a staging table (accepts() is False)
 
 
+class FillRows(Protocol):
+    """How the publishing transaction gets the source's rows into the target: it calls
+    ``delete()`` (the partition's old rows) when it is ready, loads the rows, and returns
+    the rows replaced, what it loaded, and the audit scan's row count and checksum."""
+
+    def __call__(self, conn: psycopg.Connection, now: q.TargetInfo, scan: sql.Composable,
+                 delete: Callable[[], int]) -> tuple[int, Filled, tuple[int, str]]: ...
+
+
 def load_direct(conn: psycopg.Connection, load: LoadSpec, info: q.TargetInfo, source: Source, header: list[str],
                 mapping: dict[str, str | None], quarantine: Quarantine, label: str, *,
-                audit: Callable[[Audit], None] | None = None, serialise: bool = True) -> PublishResult:
+                audit: Callable[[Audit], None] | None = None, serialise: bool = True,
+                connect: Callable[[], psycopg.Connection] | None = None) -> PublishResult:
     """Replace the partition of the plain table ``info`` with ``source``'s rows in one
     transaction (see the module docstring); returns what was published.
 
@@ -94,24 +107,22 @@ def load_direct(conn: psycopg.Connection, load: LoadSpec, info: q.TargetInfo, so
         rows as the transaction sees them (:class:`Audit` with its connection); raising
         rolls the load back
     :param serialise: take the partition's advisory lock (only a test showing why turns it off)
+    :param connect: opens the helper streams' sessions (``load.parallel``); None: one stream
     """
-    t0 = time.time()
-    where = q.partition_where(load.partition_column, load.partition_value)
-    with conn.transaction():
-        q.set_lock_timeout(conn, load.lock_timeout)
-        if serialise:
-            lock_partition(conn, info, load.partition_value)
-        now = read_target(conn, load)  # DDL may have changed it since it was read
-        added = add_columns(conn, now, [list(c) for c in load.add_columns])  # asked for by name only
-        if added:
-            now = read_target(conn, load)
-        check_partition_column(load, now)
-        if now.partitioned or any(now.column(c) is None for c in mapping.values() if c):
-            raise LoadRefusedError(f"{info.name} changed while the load started (re-created, or a column dropped); "
-                                   "nothing was loaded and the partition is unchanged. Load it again")
-        replaced = conn.execute(sql.SQL("delete from {} where {}").format(now.ident, where)).rowcount
+    streams = shared_streams(load, source) if connect is not None else None
+    if streams is not None:
+        shared = SharedFill(conn, connect, load, info, label, header, mapping, *streams)
+        try:
+            return _replace(conn, load, info, mapping, quarantine, label, shared, audit=audit, serialise=serialise)
+        except OneStream as e:
+            log.info("%s: %s; loading it again in one stream, with quarantine", label, e)
+        finally:
+            shared.close()
+
+    def one_stream(conn: psycopg.Connection, now: q.TargetInfo, scan: sql.Composable,
+                   delete: Callable[[], int]) -> tuple[int, Filled, tuple[int, str]]:
+        replaced = delete()
         scanned: list[tuple[int, str]] = []
-        scan = q.checksum_sql(now.ident, [(c.name, c.type) for c in now.columns], where)
 
         def own_rows(rows: int) -> bool:
             """The audit scan: the partition's rows as this transaction sees them are the ones
@@ -126,7 +137,36 @@ def load_direct(conn: psycopg.Connection, load: LoadSpec, info: q.TargetInfo, so
                     f"{label}: a row's {load.partition_column} looked like {load.partition_value!r} to the row "
                     f"check but is not, as PostgreSQL compares it (spaces or spelling); nothing was loaded and "
                     f"{info.name} partition {load.partition_value} is unchanged. Fix the value at the source")
-        rows, digest = scanned[-1]
+        return replaced, filled, scanned[-1]
+
+    return _replace(conn, load, info, mapping, quarantine, label, one_stream, audit=audit, serialise=serialise)
+
+
+def _replace(conn: psycopg.Connection, load: LoadSpec, info: q.TargetInfo, mapping: dict[str, str | None],
+             quarantine: Quarantine, label: str, fill_rows: FillRows, *, audit: Callable[[Audit], None] | None,
+             serialise: bool) -> PublishResult:
+    """The publishing transaction: the partition's lock, the target read again, its old
+    rows replaced by ``fill_rows``, the counts, the gate, the history, COMMIT."""
+    t0 = time.time()
+    where = q.partition_where(load.partition_column, load.partition_value)
+    with conn.transaction():
+        q.set_lock_timeout(conn, load.lock_timeout)
+        if serialise:
+            lock_partition(conn, info, load.partition_value)
+        now = read_target(conn, load)  # DDL may have changed it since it was read
+        added = add_columns(conn, now, [list(c) for c in load.add_columns])  # asked for by name only
+        if added:
+            now = read_target(conn, load)
+        check_partition_column(load, now)
+        if now.partitioned or any(now.column(c) is None for c in mapping.values() if c):
+            raise LoadRefusedError(f"{info.name} changed while the load started (re-created, or a column dropped); "
+                                   "nothing was loaded and the partition is unchanged. Load it again")
+        scan = q.checksum_sql(now.ident, [(c.name, c.type) for c in now.columns], where)
+
+        def delete() -> int:
+            return conn.execute(sql.SQL("delete from {} where {}").format(now.ident, where)).rowcount
+
+        replaced, filled, (rows, digest) = fill_rows(conn, now, scan, delete)
         bad = quarantine.count
         if filled.rows_source != filled.rows_loaded + bad:  # the invariant every load keeps
             raise AssertionError(f"row accounting broke: {filled.rows_source} != {filled.rows_loaded} + {bad}")
@@ -144,4 +184,3 @@ def load_direct(conn: psycopg.Connection, load: LoadSpec, info: q.TargetInfo, so
              info.name, load.partition_value, rows, label, replaced, bad, filled.path)
     return PublishResult(info.name, load.partition_value, rows, replaced, bad, filled.rows_source, digest,
                          history_id, added, round(time.time() - t0, 3), published_by=Direct.name)
-

@@ -103,6 +103,14 @@ def claim(conn: psycopg.Connection, load: LoadSpec, info: q.TargetInfo, staging:
     return Staged(*reg)
 
 
+def discard(conn: psycopg.Connection, name: str) -> None:
+    """Drop an unfinished staging table and its reserved registry row, in a transaction of
+    their own."""
+    with conn.transaction():
+        conn.execute(sql.SQL("drop table if exists {}").format(q.staging_ident(name)))
+        conn.execute("delete from safeload.staging where staging_table = %s and checksum = %s", (name, UNFINISHED))
+
+
 def forget(conn: psycopg.Connection, staging: str, *, drop: bool) -> None:
     """Delete the staging table's registry row, and the table itself when ``drop`` (a swap
     has made it the partition: then it is not dropped)."""

@@ -257,10 +257,7 @@ def _discard(conn: psycopg.Connection, job: StageJob) -> None:
     """Drop an unfinished staging table and its reserved registry row (best effort: the
     next stage drops them anyway)."""
     try:
-        with conn.transaction():
-            conn.execute(sql.SQL("drop table if exists {}").format(q.staging_ident(job.name)))
-            conn.execute("delete from safeload.staging where staging_table = %s and checksum = %s",
-                         (job.name, registry.UNFINISHED))
+        registry.discard(conn, job.name)
     except psycopg.Error as e:
         log.warning("could not drop the unfinished staging table %s (%s); the next stage drops it", job.name,
                     str(e).splitlines()[0] if str(e) else type(e).__name__)

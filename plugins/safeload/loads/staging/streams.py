@@ -23,10 +23,10 @@ import psycopg
 from psycopg import sql
 
 #: how long a blocked hand-over waits before looking again whether a stream failed
-_POLL_S = 0.2
+POLL_S = 0.2
 
 
-class _Stopped(Exception):
+class Stopped(Exception):
     """Another stream failed: this one abandons its COPY (rolled back)."""
 
 
@@ -57,20 +57,20 @@ def copy_streams(connections: list[psycopg.Connection], copy_sql: sql.Composable
                 with cur.copy(copy_sql) as copy:
                     while True:
                         try:
-                            block = todo.get(timeout=_POLL_S)
+                            block = todo.get(timeout=POLL_S)
                         except queue.Empty:
                             if stop.is_set():
-                                raise _Stopped from None
+                                raise Stopped from None
                             continue
                         if block is None:
                             break
                         if stop.is_set():
-                            raise _Stopped
+                            raise Stopped
                         copy.write(block)
                     if stop.is_set():
-                        raise _Stopped  # roll back rather than commit beside a failed stream
+                        raise Stopped  # roll back rather than commit beside a failed stream
                 rows[i] = cur.rowcount
-        except _Stopped:
+        except Stopped:
             pass
         except BaseException as e:  # noqa: BLE001 - re-raised by the caller's thread
             errors.append(e)
@@ -81,14 +81,14 @@ def copy_streams(connections: list[psycopg.Connection], copy_sql: sql.Composable
         w.start()
     try:
         for k, block in enumerate(blocks):
-            if not _hand_over(queues[k % n], block, stop):
+            if not hand_over(queues[k % n], block, stop):
                 break
     except BaseException as e:
         errors.insert(0, e)  # the source failed (unreadable, truncated): that is the error to report
         stop.set()
     finally:
         for todo in queues:  # one end marker per stream (after a failure, the streams stop by themselves)
-            _hand_over(todo, None, stop)
+            hand_over(todo, None, stop)
         for w in writers:
             w.join()
     if errors:
@@ -96,11 +96,11 @@ def copy_streams(connections: list[psycopg.Connection], copy_sql: sql.Composable
     return rows
 
 
-def _hand_over(todo: queue.Queue, block: bytes | None, stop: threading.Event) -> bool:
+def hand_over(todo: queue.Queue, block: bytes | None, stop: threading.Event) -> bool:
     """Put ``block`` in the queue, waiting while it is full; False once a stream has failed."""
     while not stop.is_set():
         try:
-            todo.put(block, timeout=_POLL_S)
+            todo.put(block, timeout=POLL_S)
             return True
         except queue.Full:
             continue
