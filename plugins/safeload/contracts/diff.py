@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from safeload.contracts.naming import normalise
-from safeload.contracts.types import compare
+from safeload.contracts.types import TEXT_CARRIES, compare
 
 if TYPE_CHECKING:
     from safeload.contracts.introspect import SourceSchema
@@ -257,11 +257,14 @@ def diff(contract: Contract, source: SourceSchema, policy: str | None = None, ru
         # over-long values are caught row by row by the load (quarantine), not here
         lengthless = source.format == "parquet" and src.type is not None and src.type.name == "text" \
             and want.type.name in ("varchar", "char")
+        # a Parquet string carrying UUIDs: each value was checked by the scan (invalid_values below)
+        carried = source.format == "parquet" and src.type is not None and src.type.name == "text" \
+            and want.type.name in TEXT_CARRIES
         # an ODCS integer/number with no format names no width: a source of any width holds it;
         # an unbounded numeric holds every decimal (Parquet cannot declare an unbounded one)
         taken = src.type is not None and (src.type.name in want.accepts or (
             want.type.name == "numeric" and want.type.length is None and src.type.name == "numeric"))
-        if src.type is not None and not lengthless and not taken:
+        if src.type is not None and not lengthless and not carried and not taken:
             how = compare(want.type, src.type)
             if how == "widened":
                 changes.append(Change("type_widened", name, COMPATIBLE,
@@ -285,7 +288,7 @@ def diff(contract: Contract, source: SourceSchema, policy: str | None = None, ru
                                   "the source column allows NULL (none seen yet), the contract says NOT NULL",
                                   "add NOT NULL to the source column; a NULL arriving would break the contract"))
         if scan is not None and scan.invalid:
-            where = "; ".join(f"line {ln}: {reason}" for ln, _value, reason in scan.examples)
+            where = "; ".join(f"{source.row_unit} {ln}: {reason}" for ln, _value, reason in scan.examples)
             changes.append(Change("invalid_values", name, BREAKING,
                                   f"{scan.invalid} value(s) do not fit {want.type} ({where})",
                                   "fix the values upstream; rows like these are quarantined by the load"))

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from safeload.contracts.csv_scan import BATCH_ROWS, MAX_FIELD, CsvScanState, RuleBatches, as_text, line_numbers
 from safeload.contracts.naming import normalise
 from safeload.contracts.source import MAX_EXAMPLES, ColumnScan, SourceColumn, SourceSchema
-from safeload.contracts.types import PgType, make_checker, parse_type
+from safeload.contracts.types import TEXT_CARRIES, PgType, check_value, fast_filter, make_checker, parse_type
 from safeload.errors import SourceError
 from safeload.storage import is_url, open_bytes, open_random
 
@@ -283,6 +283,7 @@ def introspect_parquet(path: str | Path, contract: Contract | None = None) -> So
                 nulls += stats.null_count
         schema.scans[c.name] = ColumnScan(nulls=nulls)
     schema.row_unit = "row"
+    _check_carried(pf, schema, contract, p)
     values = RuleBatches(contract)
     check = values.start(schema.column_names, text=False) if values.wanted else None
     if check is not None and check.active:
@@ -296,6 +297,39 @@ def introspect_parquet(path: str | Path, contract: Contract | None = None) -> So
             raise SourceError(f"{p}: a data page cannot be read ({e}); deliver the complete file again") from None
     schema.rule_results = values.finish(pf.metadata.num_rows)
     return schema
+
+
+def _check_carried(pf: Any, schema: SourceSchema, contract: Contract | None, where: Any) -> None:
+    """Check every value of the Parquet string columns that carry a contract type of
+    :data:`TEXT_CARRIES` (a UUID as text); the misfits are counted with their rows in the
+    column's scan, as a CSV scan counts a text file's (``invalid_values``)."""
+    if contract is None:
+        return
+    wants = {normalise(c.name): c.type for c in contract.columns if c.type.name in TEXT_CARRIES}
+    carried = {c.name: wants[normalise(c.name)] for c in schema.columns
+               if c.type is not None and c.type.name == "text" and normalise(c.name) in wants}
+    if not carried:
+        return
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    row = 1
+    try:
+        for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=list(carried)):
+            for name, want in carried.items():
+                values = batch.column(name)
+                _kind, pattern = fast_filter(want)
+                bad = pc.invert(pc.fill_null(pc.match_substring_regex(values, pattern), True))
+                found = pc.sum(bad).as_py() or 0
+                if found:
+                    scan = schema.scans[name]
+                    scan.invalid += found
+                    for i in pc.indices_nonzero(bad).to_pylist()[:max(0, MAX_EXAMPLES - len(scan.examples))]:
+                        value = values[i].as_py()
+                        scan.examples.append((row + i, value, check_value(value, want) or f"{value!r} is not a {want}"))
+            row += batch.num_rows
+    except (OSError, pa.ArrowException) as e:
+        raise SourceError(f"{where}: a data page cannot be read ({e}); deliver the complete file again") from None
 
 
 def introspect_postgres(conn: Any, relation: str, schema_name: str = "public",

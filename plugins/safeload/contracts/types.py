@@ -168,6 +168,11 @@ _UUID_RE = re.compile(r"^\{?[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}
 _PG_ISO = re.compile(r"^\s*\d{4}-?\d{2}-?\d{2}(?:[Tt ]|\s*$)")
 
 
+#: contract types that a typed source's (Parquet's) string column may carry, each value
+#: checked on the way: most writers put a UUID in a string, Parquet's own UUID type is rare
+TEXT_CARRIES = ("uuid",)
+
+
 def check_value(value: str, pg_type: PgType) -> str | None:
     """Check that a text value (as read from CSV) casts to ``pg_type`` like PostgreSQL would.
 

@@ -87,6 +87,31 @@ def test_a_postgresql_physical_type_still_fixes_the_width(tmp_path):
     assert [(c.kind, c.column) for c in report.breaking] == [("type_narrowed", "n")]
 
 
+def test_a_parquet_string_column_carries_a_uuid_each_value_checked_with_its_row(tmp_path):
+    """Most writers put a UUID in a Parquet string: a uuid contract column takes it, and a
+    value that is not a UUID is refused naming its row, as a CSV file's would be."""
+    import uuid
+
+    import pyarrow as pa
+
+    contract = _contract({"name": "id", "logicalType": "integer"}, {"name": "ref", "physicalType": "uuid"})
+    refs = [str(uuid.uuid4()) for _ in range(5)] + [None, "{" + str(uuid.uuid4()) + "}", uuid.uuid4().hex]
+    report = check_source(contract, _parquet(tmp_path, {"id": (list(range(8)), pa.int64()),
+                                                         "ref": (refs, pa.string())}))
+    assert report.passed and report.changes == [], report.summary()
+    refs[2], refs[6] = "not-a-uuid", "1234"
+    report = check_source(contract, _parquet(tmp_path, {"id": (list(range(8)), pa.int64()),
+                                                         "ref": (refs, pa.string())}))
+    (change,) = report.breaking
+    assert (change.kind, change.column) == ("invalid_values", "ref"), report.summary()
+    assert "2 value(s) do not fit uuid (row 3: 'not-a-uuid' is not a uuid; row 7: '1234' is not a uuid)" \
+        in change.detail
+    # a string column against another contract type is still a change of type
+    report = check_source(contract, _parquet(tmp_path, {"id": ([str(i) for i in range(8)], pa.string()),
+                                                         "ref": (refs, pa.string())}))
+    assert ("type_narrowed", "id") in [(c.kind, c.column) for c in report.breaking]
+
+
 def test_parquet_structs_lists_uuids_and_times_are_read_and_a_key_over_a_struct_is_checked(tmp_path):
     import uuid
 
