@@ -19,7 +19,7 @@ from safeload.loads.sql import partition_checksum
 from safeload.loads.staging import registry
 from safeload.metadata import ensure_metadata
 
-from tests.integration.loads.orders import DAY, OTHER_DAY, PLAIN, counts, loader, write_csv
+from tests.integration.loads.orders import DAY, NATIVE, OTHER_DAY, PLAIN, counts, loader, write_csv
 
 SPLIT = re.compile(r"(\d+) rows in (\d+) COPY streams \((\d+) straight into \S+, ([\d, ]+) beside it\)")
 
@@ -150,3 +150,25 @@ def test_a_side_table_left_by_a_killed_try_is_dropped_by_the_retry(pg, pg_uri, t
                "values (%s, 'public.orders', %s, 'r', 0, 0, 0, %s, 'a.csv', '[]')", (side, DAY, registry.UNFINISHED))
     r = loader(pg_uri, run_key="r", parallel=2).run(src)
     assert (r.rows, counts(pg)) == (5000, {DAY: 5000}) and nothing_left(pg)
+
+
+@pytest.mark.parametrize("target", ["plain", "native"])
+def test_a_server_out_of_sessions_for_the_streams_loads_in_one(pg, pg_uri, tmp_path, small_blocks, caplog, target):
+    """``max_connections`` reached when the streams' sessions are opened: the load goes on
+    in one stream (a warning says so) instead of failing."""
+    pg.execute(PLAIN if target == "plain" else NATIVE)
+    ld = loader(pg_uri, run_key="full", parallel=2)
+    calls, connect = [], ld.connect
+
+    def refusing():
+        calls.append(1)
+        if len(calls) == 2:  # the first stream's session: the server is full
+            raise psycopg.OperationalError("FATAL:  sorry, too many clients already")
+        return connect()
+
+    ld.connect = refusing
+    with caplog.at_level(logging.WARNING, logger="safeload.loads.staging.streams"):
+        r = ld.run(write_csv(tmp_path / "a.csv", DAY, 5000))
+    assert (r.rows, r.published_by) == (5000, "direct" if target == "plain" else "swap")
+    assert counts(pg) == {DAY: 5000} and nothing_left(pg)
+    assert any("could not open" in m and "too many clients" in m and "in one stream" in m for m in caplog.messages)

@@ -110,13 +110,15 @@ def load_direct(conn: psycopg.Connection, load: LoadSpec, info: q.TargetInfo, so
     :param connect: opens the helper streams' sessions (``load.parallel``); None: one stream
     """
     streams = shared_streams(load, source) if connect is not None else None
-    if streams is not None:
-        shared = SharedFill(conn, connect, load, info, label, header, mapping, *streams)
-        try:
+    shared = None
+    try:
+        if streams is not None:
+            shared = SharedFill(conn, connect, load, info, label, header, mapping, *streams)
             return _replace(conn, load, info, mapping, quarantine, label, shared, audit=audit, serialise=serialise)
-        except OneStream as e:
-            log.info("%s: %s; loading it again in one stream, with quarantine", label, e)
-        finally:
+    except OneStream as e:
+        log.info("%s: %s; loading it in one stream, with quarantine", label, e)
+    finally:
+        if shared is not None:
             shared.close()
 
     def one_stream(conn: psycopg.Connection, now: q.TargetInfo, scan: sql.Composable,

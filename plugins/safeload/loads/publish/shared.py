@@ -36,6 +36,7 @@ from safeload.loads.staging import registry
 from safeload.loads.staging.fill import Filled, copy_options
 from safeload.loads.staging.shared import SharedCopy
 from safeload.loads.staging.split import record_blocks
+from safeload.loads.staging.streams import open_sessions
 from safeload.loads.staging.stage import DATA_ERRORS, streams_for
 from safeload.loads.staging.table import create_staging
 from safeload.metadata import STAGING_SCHEMA
@@ -71,23 +72,28 @@ class SharedFill:
     def __init__(self, conn: psycopg.Connection, connect: Callable[[], psycopg.Connection], load: LoadSpec,
                  info: q.TargetInfo, label: str, header: list[str], mapping: dict[str, str | None],
                  straight: StraightCopy, streams: int):
-        self.conn, self.connect, self.load, self.info, self.label = conn, connect, load, info, label
+        self.conn, self.load, self.info, self.label = conn, load, info, label
         self.straight, self.streams = straight, streams
         self.side = q.staging_name(info.name, load.partition_value, load.run_key)
         self.columns = sql.SQL(", ").join(sql.Identifier(mapping[h]) for h in header)
         self.options = copy_options(replace(straight, header=False))
-        with conn.transaction():  # committed before the streams start: their sessions must see it
-            q.set_lock_timeout(conn, load.lock_timeout)
-            create_staging(conn, load, info, self.side, header, mapping, as_partition=False)
-            registry.reserve(conn, load, info, self.side, label)
+        self.helpers = open_sessions(connect, streams - 1, label)
+        if self.helpers is None:
+            straight.blocks.close()
+            raise OneStream("no session for a helper stream")
+        try:
+            with conn.transaction():  # committed before the streams start: their sessions must see it
+                q.set_lock_timeout(conn, load.lock_timeout)
+                create_staging(conn, load, info, self.side, header, mapping, as_partition=False)
+                registry.reserve(conn, load, info, self.side, label)
+        except BaseException:
+            self.close()
+            raise
 
     def __call__(self, conn: psycopg.Connection, now: q.TargetInfo, scan: sql.Composable,
                  delete: Callable[[], int]) -> tuple[int, Filled, tuple[int, str]]:
-        load, side = self.load, q.staging_ident(self.side)
-        helpers: list[psycopg.Connection] = []
+        load, side, helpers = self.load, q.staging_ident(self.side), self.helpers or []
         try:
-            for _ in range(self.streams - 1):
-                helpers.append(self.connect())
             # pieces of COPY_BLOCK / N: the pieces waiting in the queue add up to the same few
             # blocks whatever N is (as for streams into staging)
             pieces = record_blocks(self.straight.blocks, skip_header=self.straight.header,
@@ -105,7 +111,7 @@ class SharedFill:
             raise OneStream(f"a stream refused a value ({str(e).splitlines()[0]})") from None
         finally:
             self.straight.blocks.close()
-            for c in helpers:
+            for c in helpers:  # done with them: not held through the INSERT and the audit
                 c.close()
         inserted = conn.execute(sql.SQL("insert into {} ({}) select {} from {}").format(
             now.ident, self.columns, self.columns, side)).rowcount
@@ -126,7 +132,10 @@ class SharedFill:
         return replaced, Filled("copy", rows, rows), audited
 
     def close(self) -> None:
-        """Drop the side table if the publishing transaction did not (it rolled back)."""
+        """Close the helpers' sessions, and drop the side table if the publishing transaction
+        did not (it rolled back)."""
+        for c in self.helpers or []:
+            c.close()
         try:
             registry.discard(self.conn, self.side)
         except psycopg.Error as e:

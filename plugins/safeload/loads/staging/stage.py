@@ -37,7 +37,7 @@ from safeload.loads.staging import registry
 from safeload.loads.staging.fill import Filled, copy_options, fill
 from safeload.loads.staging.quarantine import Quarantine, check_thresholds, save_quarantine
 from safeload.loads.staging.split import record_blocks
-from safeload.loads.staging.streams import copy_streams
+from safeload.loads.staging.streams import copy_streams, open_sessions
 from safeload.loads.staging.table import checksum, create_staging, extra_column, prepare_as_partition
 
 log = logging.getLogger(__name__)
@@ -121,10 +121,9 @@ def stage_streams(conn: psycopg.Connection, connect: Callable[[], psycopg.Connec
     :data:`AUTO_STREAMS`: :func:`streams_for`), then audit and register it.
 
     None when the source cannot be split at record boundaries (not CSV), ``auto`` settles
-    on one stream, or a stream refused a value: nothing is left behind, and the caller
-    stages by one stream.
+    on one stream, the server refuses the streams' sessions, or a stream refused a value:
+    nothing is left behind, and the caller stages by one stream.
     """
-    load = job.load
     straight = job.source.straight()
     if straight is None or straight.format != "csv":
         if straight is not None:
@@ -137,9 +136,25 @@ def stage_streams(conn: psycopg.Connection, connect: Callable[[], psycopg.Connec
     if streams <= 1:
         straight.blocks.close()
         return None
+    conns = open_sessions(connect, streams, job.label)
+    if conns is None:
+        straight.blocks.close()
+        return None
     if asked == AUTO_STREAMS:
         log.info("%s: %.1f MiB of CSV, staged in %s COPY streams at once (parallel='auto'; parallel=1 loads it in "
                  "one)", job.label, (straight.size or 0) / (1 << 20), streams)
+    try:
+        return _stage_streams(conn, connect, conns, job, quarantine, straight)
+    finally:
+        for c in conns:
+            c.close()
+
+
+def _stage_streams(conn: psycopg.Connection, connect: Callable[[], psycopg.Connection],
+                   conns: list[psycopg.Connection], job: StageJob, quarantine: Quarantine,
+                   straight: StraightCopy) -> tuple[Filled, registry.Staged] | None:
+    """:func:`stage_streams` once its streams' sessions (``conns``) are open."""
+    load, streams = job.load, len(conns)
     try:
         with conn.transaction():
             q.set_lock_timeout(conn, load.lock_timeout)
@@ -154,7 +169,7 @@ def stage_streams(conn: psycopg.Connection, connect: Callable[[], psycopg.Connec
             # connections' buffers) add up to the same few blocks whatever N is
             pieces = record_blocks(straight.blocks, skip_header=straight.header,
                                    size=max(COPY_BLOCK // streams, 1 << 16))
-            rows = _copy(connect, streams, copy_sql, pieces, load.lock_timeout)
+            rows = copy_streams(conns, copy_sql, pieces, prepare=lambda c: q.set_lock_timeout(c, load.lock_timeout))
         except DATA_ERRORS as e:
             log.info("%s: a stream refused a value (%s); loading it again in one stream, with quarantine",
                      job.label, str(e).splitlines()[0])
@@ -162,6 +177,8 @@ def stage_streams(conn: psycopg.Connection, connect: Callable[[], psycopg.Connec
             return None
         finally:
             straight.blocks.close()
+            for c in conns:  # done with them: not held through the audit
+                c.close()
         filled = Filled("copy", sum(rows), sum(rows))
         if not filled.rows_loaded and not load.allow_empty:
             raise LoadRefusedError(f"{straight.empty}: refusing to replace partition {load.partition_value} of "
@@ -172,18 +189,6 @@ def stage_streams(conn: psycopg.Connection, connect: Callable[[], psycopg.Connec
     except BaseException:
         _discard(conn, job)  # what the streams committed is never published: drop it now
         raise
-
-
-def _copy(connect: Callable[[], psycopg.Connection], streams: int, copy_sql: sql.Composable, blocks,
-          lock_timeout: str) -> list[int]:
-    conns: list[psycopg.Connection] = []
-    try:
-        for _ in range(streams):
-            conns.append(connect())
-        return copy_streams(conns, copy_sql, blocks, prepare=lambda c: q.set_lock_timeout(c, lock_timeout))
-    finally:
-        for c in conns:
-            c.close()
 
 
 def _finish(conn: psycopg.Connection, job: StageJob, filled: Filled, quarantine: Quarantine, *,

@@ -15,12 +15,15 @@ unfinished (its registry row says so) and drops it.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable, Iterable
 
 import psycopg
 from psycopg import sql
+
+log = logging.getLogger(__name__)
 
 #: how long a blocked hand-over waits before looking again whether a stream failed
 POLL_S = 0.2
@@ -94,6 +97,23 @@ def copy_streams(connections: list[psycopg.Connection], copy_sql: sql.Composable
     if errors:
         raise errors[0]
     return rows
+
+
+def open_sessions(connect: Callable[[], psycopg.Connection], n: int, label: str) -> list[psycopg.Connection] | None:
+    """``n`` new sessions for COPY streams; None (and a warning) when the server refuses
+    one (``max_connections`` reached, a pool exhausted): the caller then loads in one
+    stream, as it would have without them."""
+    conns: list[psycopg.Connection] = []
+    try:
+        for _ in range(n):
+            conns.append(connect())
+    except psycopg.OperationalError as e:
+        for c in conns:
+            c.close()
+        log.warning("%s: could not open %s more session(s) for parallel COPY streams (%s); loading it in one "
+                    "stream", label, n, str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+        return None
+    return conns
 
 
 def hand_over(todo: queue.Queue, block: bytes | None, stop: threading.Event) -> bool:
