@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="auto (default): swap where the target is natively partitioned and a swap is safe, "
                            "direct into a plain table, else delete_insert; swap: the staged table becomes the "
                            "partition (rows written once; readers wait at most 200 ms per lock attempt); direct: "
-                           "DELETE and COPY into the target in one transaction (rows written once, no staging); "
+                           "DELETE and COPY into the target in one transaction (rows written once, no staging; a helper "
+                           "stream's rows pass through an UNLOGGED side table); "
                            "delete_insert: DELETE + INSERT from staging (rows written twice; never blocks readers)")
     load.add_argument("--parallel", type=_streams, default="auto", metavar="N",
                       help="COPY a CSV source in N streams at once (cut at record boundaries), published in one "
