@@ -112,6 +112,20 @@ def test_delete_insert_as_least_privileged_role(pg, pg_uri, roles, tmp_path, met
     assert owners == ({"postgres"} if metadata == "precreated" else {roles["loader"]})
 
 
+@pytest.mark.parametrize("streams", [1, 2])
+def test_a_direct_load_as_least_privileged_role(pg, pg_uri, roles, tmp_path, streams):
+    """A plain table loaded as one unit: straight into the target, and in two streams with a
+    helper's side table in safeload_staging, on the same grants as a staged load."""
+    _make_target(pg, PLAIN, roles["owner"])
+    pg.execute(DDL)
+    roles["grant"]("metadata-precreated", "target-delete-insert")
+    for attempt in range(2):  # a re-run replaces, as the same role
+        r = _loader(roles["uri"], "2024-05-02", parallel=streams).run(
+            write_csv(tmp_path / "a.csv", "2024-05-02", 3000))
+        assert (r.rows, r.rows_replaced, r.published_by) == (3000, 3000 * attempt, "direct")
+    assert pg.execute("select count(*) from pg_tables where schemaname = 'safeload_staging'").fetchone() == (0,)
+
+
 @pytest.mark.parametrize("strategy", ["delete_insert", "swap"])
 def test_native_partitions_swap_and_evolve_need_owner_membership(pg, pg_uri, roles, tmp_path, strategy):
     _make_target(pg, NATIVE, roles["owner"])
