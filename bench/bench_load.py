@@ -28,7 +28,7 @@ the baselines interleaved, and the table shows the median of the per-repeat rati
 ``--cli`` measures the way a user runs it instead: the ``safeload load`` command, end to
 end (process start to exit), against ``psql \\copy`` of the same file into an empty table,
 interleaved, median of the repeats, on both kinds of target, with the default streams
-(``auto``), and in one stream and two where the default is the other.
+(``auto``), in one stream and in two, and a plain table's new day (an empty table).
 
 ``--server`` picks the server: ``embedded`` (default: the development server of
 safeload.dev.embedded, fsync off), a PostgreSQL bin directory (a fresh server is
@@ -366,9 +366,10 @@ def report(results, repeats: int, hook_rows: int, hook_s: float) -> None:
 # ----------------------------------------------------------------------------- --cli
 
 #: (label, target, --parallel): None is the default (auto, decisions 046, 047: two streams
-#: at these sizes)
-CLI_CASES = [("plain (auto: x2)", "h_plain", None), ("plain x1", "h_plain", 1), ("native (auto: x2)", "h_native", None),
-             ("native x1", "h_native", 1)]
+#: from 2 MiB of CSV on); each load replaces the day, but h_new's is a new day: the table is
+#: created empty before each of its loads (as psql's is), so its DELETE finds nothing
+CLI_CASES = [("plain (auto)", "h_plain", None), ("plain x1", "h_plain", 1), ("plain, new day", "h_new", None),
+             ("native (auto)", "h_native", None), ("native x1", "h_native", 1), ("native x2", "h_native", 2)]
 
 
 def end_to_end(uri: str, tmp: Path, sizes: list[int], repeats: int, psql: str, cli: str | None = None,
@@ -387,11 +388,15 @@ def end_to_end(uri: str, tmp: Path, sizes: list[int], repeats: int, psql: str, c
         path = tmp / f"orders_{n}.csv"
         make_csv(path, n)
         with psycopg.connect(uri, autocommit=True) as conn:
-            conn.execute("drop table if exists h_plain, h_native, h_raw cascade")
+            conn.execute("drop table if exists h_plain, h_native, h_new, h_raw cascade")
             conn.execute(DDL.format(name="h_plain"))
             conn.execute(DDL.format(name="h_native") + " partition by range (order_date)")
 
         def load(table: str, streams: int | None) -> float:
+            if table == "h_new":
+                with psycopg.connect(uri, autocommit=True) as conn:
+                    conn.execute("drop table if exists h_new")
+                    conn.execute(DDL.format(name="h_new"))
             t0 = time.perf_counter()
             subprocess.run([*cli.split(), "load", "--conn", uri, "--table", f"public.{table}", "--partition", DAY,
                             "--partition-column", "order_date", "--source", str(path),

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import random
 import re
 import uuid
 from dataclasses import dataclass, field

@@ -25,7 +25,6 @@ import datetime as dt
 import importlib
 import json
 import pkgutil
-import sys
 import typing
 from enum import Enum
 from pathlib import Path

@@ -64,7 +64,7 @@ from safeload.loads.publish.choice import (
 )
 from safeload.loads.publish.direct import load_direct
 from safeload.loads.publish.refusals import publish_refusals
-from safeload.loads.publish.strategy import PublishJob
+from safeload.loads.publish.strategy import PublishJob, PublishStrategy
 from safeload.loads.results import Audit, PublishResult, StageResult
 from safeload.loads.sources.base import COPY_BLOCK, Source
 from safeload.loads.sources.files import FileSource
@@ -221,12 +221,13 @@ class PartitionLoader:
         """
         load = replace(self.spec(), one_unit=audit_hook is None or audit_in_transaction)
         with self._opened(load, source, fmt) as opened:
-            if choose(opened.conn, load, opened.info, opened.mapping).staging.direct:
+            strategy = choose(opened.conn, load, opened.info, opened.mapping)
+            if strategy.staging.direct:
                 with publish_refusals(load, opened.info):
                     return load_direct(opened.conn, load, opened.info, opened.source, opened.header,
                                        opened.mapping, opened.quarantine, opened.label, audit=audit_hook,
                                        serialise=self._serialise_publish, connect=self.connection)
-            staged = self._stage(opened)
+            staged = self._stage(opened, strategy)
         if audit_hook is not None:
             audit_hook(Audit(table=f"{STAGING_SCHEMA}.{staged.staging_table}", where=None, target=staged.target,
                              partition_value=staged.partition_value, rows=staged.rows_loaded, staged=staged))
@@ -267,12 +268,14 @@ class PartitionLoader:
                 quarantine.close()
                 source.close()
 
-    def _stage(self, opened: Opened) -> StageResult:
-        """Fill and audit a staging table (one stream, or ``parallel`` streams)."""
+    def _stage(self, opened: Opened, strategy: PublishStrategy | None = None) -> StageResult:
+        """Fill and audit a staging table (one stream, or ``parallel`` streams) for
+        ``strategy`` (None: the one :func:`choose` picks)."""
         conn, load, info = opened.conn, opened.load, opened.info
         name = q.staging_name(info.name, load.partition_value, load.run_key)
+        strategy = strategy or choose(conn, load, info, opened.mapping)
         job = StageJob(load, info, name, opened.source, opened.header, opened.mapping, opened.label,
-                       as_partition=choose(conn, load, info, opened.mapping).staging.as_partition)
+                       as_partition=strategy.staging.as_partition)
         done = None
         if load.parallel != 1:
             done = stage_streams(conn, self.connection, job, opened.quarantine, load.parallel)

@@ -41,5 +41,5 @@ class LoadSpec:
     stale_staging_after: str = "12 hours"
     publish_strategy: str = "auto"
     started: float = 0.0
-    parallel: int | str = "auto"
+    parallel: int | str = AUTO_STREAMS
     one_unit: bool = False

@@ -42,9 +42,10 @@ from safeload.loads.partitions import LOOK_UP, lock_partition
 from safeload.loads.publish.strategy import Blocker, PublishJob, PublishStrategy, Staging, Written
 from safeload.loads.results import Audit, PublishResult
 from safeload.loads.sources.base import Source
-from safeload.loads.publish.shared import OneStream, SharedFill, shared_streams
+from safeload.loads.publish.shared import OneStream, SharedFill
 from safeload.loads.spec import LoadSpec
 from safeload.loads.staging.fill import Filled, fill
+from safeload.loads.staging.stage import split_source
 from safeload.loads.staging.quarantine import Quarantine, check_thresholds, save_quarantine
 from safeload.loads.targets import add_columns, check_partition_column, read_target
 
@@ -109,7 +110,7 @@ def load_direct(conn: psycopg.Connection, load: LoadSpec, info: q.TargetInfo, so
     :param serialise: take the partition's advisory lock (only a test showing why turns it off)
     :param connect: opens the helper streams' sessions (``load.parallel``); None: one stream
     """
-    streams = shared_streams(load, source) if connect is not None else None
+    streams = split_source(source, load.parallel, label) if connect is not None else None
     shared = None
     try:
         if streams is not None:

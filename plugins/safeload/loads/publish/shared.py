@@ -4,7 +4,7 @@ helper sessions COPY one CSV file at once.
 One session parses and writes every row on one core, and a plain table's load adds the
 DELETE of the old day before its COPY, in the same transaction. With N streams
 (``parallel=``; by default two for a CSV file of 2 MiB or more,
-:func:`~safeload.loads.staging.stage.streams_for`), N - 1 helper sessions COPY pieces of
+:func:`~safeload.loads.staging.stage.split_source`), N - 1 helper sessions COPY pieces of
 the file into an UNLOGGED side table while the publishing transaction DELETEs the old
 rows and then COPYs the pieces the helpers have not taken
 (:class:`~safeload.loads.staging.shared.SharedCopy`); once the helpers have committed, the
@@ -30,14 +30,14 @@ from psycopg import sql
 
 from safeload.errors import LoadRefusedError
 from safeload.loads import sql as q
-from safeload.loads.sources.base import COPY_BLOCK, Source, StraightCopy
+from safeload.loads.sources.base import COPY_BLOCK, StraightCopy
 from safeload.loads.spec import LoadSpec
 from safeload.loads.staging import registry
 from safeload.loads.staging.fill import Filled, copy_options
 from safeload.loads.staging.shared import SharedCopy
 from safeload.loads.staging.split import record_blocks
 from safeload.loads.staging.streams import open_sessions
-from safeload.loads.staging.stage import DATA_ERRORS, streams_for
+from safeload.loads.staging.stage import DATA_ERRORS
 from safeload.loads.staging.table import create_staging
 from safeload.metadata import STAGING_SCHEMA
 
@@ -47,21 +47,6 @@ log = logging.getLogger(__name__)
 class OneStream(Exception):
     """The streams stopped on something one stream handles (a value refused, a row outside
     the partition): load the source again in one stream."""
-
-
-def shared_streams(load: LoadSpec, source: Source) -> tuple[StraightCopy, int] | None:
-    """The source's straight COPY and the number of streams to split it into, or None when
-    it loads in one stream (not a CSV file, one stream asked for, or ``auto`` on a small file)."""
-    if load.parallel == 1:
-        return None
-    straight = source.straight()
-    if straight is None:
-        return None
-    streams = streams_for(load.parallel, straight) if straight.format == "csv" else 1
-    if streams <= 1:
-        straight.blocks.close()
-        return None
-    return straight, streams
 
 
 class SharedFill:
@@ -136,8 +121,4 @@ class SharedFill:
         did not (it rolled back)."""
         for c in self.helpers or []:
             c.close()
-        try:
-            registry.discard(self.conn, self.side)
-        except psycopg.Error as e:
-            log.warning("could not drop the side table %s.%s (%s); the next load of the partition drops it",
-                        STAGING_SCHEMA, self.side, str(e).splitlines()[0] if str(e) else type(e).__name__)
+        registry.discard(self.conn, self.side)

@@ -12,6 +12,7 @@ The next stage of a partition drops what crashed or abandoned runs left behind.
 from __future__ import annotations
 
 import json
+import logging
 from typing import NamedTuple
 
 import psycopg
@@ -21,6 +22,8 @@ from safeload.errors import LoadRefusedError
 from safeload.loads import sql as q
 from safeload.metadata import STAGING_SCHEMA
 from safeload.loads.spec import LoadSpec
+
+log = logging.getLogger(__name__)
 
 
 class Staged(NamedTuple):
@@ -105,10 +108,16 @@ def claim(conn: psycopg.Connection, load: LoadSpec, info: q.TargetInfo, staging:
 
 def discard(conn: psycopg.Connection, name: str) -> None:
     """Drop an unfinished staging table and its reserved registry row, in a transaction of
-    their own."""
-    with conn.transaction():
-        conn.execute(sql.SQL("drop table if exists {}").format(q.staging_ident(name)))
-        conn.execute("delete from safeload.staging where staging_table = %s and checksum = %s", (name, UNFINISHED))
+    their own; best effort (a warning when the server refuses): the next stage of the
+    partition drops them anyway."""
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("drop table if exists {}").format(q.staging_ident(name)))
+            conn.execute("delete from safeload.staging where staging_table = %s and checksum = %s",
+                         (name, UNFINISHED))
+    except psycopg.Error as e:
+        log.warning("could not drop the unfinished staging table %s.%s (%s); the next stage of the partition "
+                    "drops it", STAGING_SCHEMA, name, str(e).splitlines()[0] if str(e) else type(e).__name__)
 
 
 def forget(conn: psycopg.Connection, staging: str, *, drop: bool) -> None:

@@ -95,7 +95,7 @@ def stage_once(conn: psycopg.Connection, job: StageJob, quarantine: Quarantine,
             registry.reserve(conn, job.load, job.info, job.name, job.label)
         return filled, _finish(conn, job, filled, quarantine, connect=connect)
     except BaseException:
-        _discard(conn, job)  # never published: drop it now
+        registry.discard(conn, job.name)  # never published: drop it now
         raise
 
 
@@ -115,27 +115,40 @@ def streams_for(asked: int | str, straight: StraightCopy) -> int:
     return AUTO_COUNT
 
 
-def stage_streams(conn: psycopg.Connection, connect: Callable[[], psycopg.Connection], job: StageJob,
-                  quarantine: Quarantine, streams: int | str) -> tuple[Filled, registry.Staged] | None:
-    """Fill staging with ``streams`` COPY streams at once (a number, or
-    :data:`AUTO_STREAMS`: :func:`streams_for`), then audit and register it.
-
-    None when the source cannot be split at record boundaries (not CSV), ``auto`` settles
-    on one stream, the server refuses the streams' sessions, or a stream refused a value:
-    nothing is left behind, and the caller stages by one stream.
-    """
-    straight = job.source.straight()
+def split_source(source: Source, asked: int | str, label: str) -> tuple[StraightCopy, int] | None:
+    """The source's straight COPY and the number of streams to split it into (``asked``: a
+    number, or :data:`AUTO_STREAMS`: :func:`streams_for`); None when it loads in one stream
+    (one asked for, not a CSV file, or ``auto`` on a small one)."""
+    if asked == 1:
+        return None
+    straight = source.straight()
     if straight is None or straight.format != "csv":
         if straight is not None:
             straight.blocks.close()
-        if streams != AUTO_STREAMS:
+        if asked != AUTO_STREAMS:
             log.info("%s cannot be split into parallel COPY streams (only CSV files can); loading it in one stream",
-                     job.label)
+                     label)
         return None
-    asked, streams = streams, streams_for(streams, straight)
+    streams = streams_for(asked, straight)
     if streams <= 1:
         straight.blocks.close()
         return None
+    return straight, streams
+
+
+def stage_streams(conn: psycopg.Connection, connect: Callable[[], psycopg.Connection], job: StageJob,
+                  quarantine: Quarantine, asked: int | str) -> tuple[Filled, registry.Staged] | None:
+    """Fill staging with the COPY streams ``asked`` for (:func:`split_source`) at once, then
+    audit and register it.
+
+    None when the source loads in one stream (:func:`split_source`), the server refuses
+    the streams' sessions, or a stream refused a value: nothing is left behind, and the
+    caller stages by one stream.
+    """
+    split = split_source(job.source, asked, job.label)
+    if split is None:
+        return None
+    straight, streams = split
     conns = open_sessions(connect, streams, job.label)
     if conns is None:
         straight.blocks.close()
@@ -173,7 +186,7 @@ def _stage_streams(conn: psycopg.Connection, connect: Callable[[], psycopg.Conne
         except DATA_ERRORS as e:
             log.info("%s: a stream refused a value (%s); loading it again in one stream, with quarantine",
                      job.label, str(e).splitlines()[0])
-            _discard(conn, job)
+            registry.discard(conn, job.name)
             return None
         finally:
             straight.blocks.close()
@@ -187,7 +200,7 @@ def _stage_streams(conn: psycopg.Connection, connect: Callable[[], psycopg.Conne
                  ", ".join(str(r) for r in rows))
         return filled, _finish(conn, job, filled, quarantine, connect=connect)
     except BaseException:
-        _discard(conn, job)  # what the streams committed is never published: drop it now
+        registry.discard(conn, job.name)  # what the streams committed is never published: drop it now
         raise
 
 
@@ -256,13 +269,3 @@ def _beside(connect: Callable[[], psycopg.Connection], other_work: Callable[[psy
     if failed:
         raise failed[0]
     return result
-
-
-def _discard(conn: psycopg.Connection, job: StageJob) -> None:
-    """Drop an unfinished staging table and its reserved registry row (best effort: the
-    next stage drops them anyway)."""
-    try:
-        registry.discard(conn, job.name)
-    except psycopg.Error as e:
-        log.warning("could not drop the unfinished staging table %s (%s); the next stage drops it", job.name,
-                    str(e).splitlines()[0] if str(e) else type(e).__name__)
