@@ -3,7 +3,8 @@
 target for the stage's whole COPY.
 PostgreSQL's own ``LIKE`` is the specification: for each source table below, the table
 ``create_like`` makes and the one ``LIKE`` makes must be the same in the catalogue, column
-by column and constraint by constraint.
+by column and constraint by constraint. Staging is made without autovacuum, which a
+swapped-in partition gets back.
 """
 
 from __future__ import annotations
@@ -162,3 +163,22 @@ def test_a_target_typed_in_a_schema_the_loader_cannot_use_still_stages(pg, tmp_p
         assert "usage on schema types" in str(e).lower(), e
         return
     assert r.rows == 3
+
+
+@pytest.mark.parametrize("ddl", [PLAIN, NATIVE], ids=["plain", "native"])
+def test_staging_is_not_autovacuumed_and_a_swapped_in_partition_is(pg, pg_uri, tmp_path, ddl):
+    """A worker vacuuming staging would hold a lock the publish's DROP or ATTACH waits for:
+    staging is made without autovacuum, and a partition swapped in from it gets it back."""
+    pg.execute(ddl)
+    ld = PartitionLoader(lambda: psycopg.connect(pg_uri), table="public.orders", partition_column="order_date",
+                         partition_value=DAY, run_key="vac", parallel=1)
+    staged = ld.stage(write_csv(tmp_path / "a.csv", DAY, 100))
+    options = "select reloptions from pg_class where oid = %s::regclass"
+    assert pg.execute(options, (f"safeload_staging.{staged.staging_table}",)).fetchone() == (
+        ["autovacuum_enabled=false"],)
+    r = ld.publish(staged)
+    assert r.published_by == ("swap" if ddl == NATIVE else "delete_insert")
+    if ddl == NATIVE:
+        part = pg.execute("select inhrelid::regclass::text from pg_inherits "
+                          "where inhparent = 'public.orders'::regclass").fetchone()[0]
+        assert pg.execute(options, (part,)).fetchone() == (None,)

@@ -163,6 +163,8 @@ class Swap(PublishStrategy):
             # this publish waited for its lock
             self._no_swap(info, f"the target's definition changed since the stage ({e.diag.message_primary})")
             return None
+        # a partition now: autovacuum looks after it again (staging is created without it)
+        conn.execute(sql.SQL("alter table {} reset (autovacuum_enabled)").format(stg))
         key = info.column(info.partition_key or "")
         if key is None or key.type not in ("timestamp without time zone", "timestamp with time zone"):
             # the partition's bound now says what the pin said: drop it (PostgreSQL 18 refuses

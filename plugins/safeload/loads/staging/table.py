@@ -89,6 +89,11 @@ def create_staging(conn: psycopg.Connection, load: LoadSpec, info: q.TargetInfo,
         conn.execute(sql.SQL("create {}table {} (like {} including defaults including generated "
                              "including constraints)").format(sql.SQL("" if as_partition else "unlogged "), ident,
                                                               info.ident))
+    # No autovacuum on staging: the load audits and analyzes it itself, and a worker
+    # vacuuming it would hold a lock that the publish's DROP or ATTACH of it waits for,
+    # until deadlock_timeout cancels the worker or a shorter lock_timeout fails the publish.
+    # A swapped-in partition gets autovacuum back in the swap (publish/swap.py).
+    conn.execute(sql.SQL("alter table {} set (autovacuum_enabled = false)").format(ident))
     for col, pg_type in load.add_columns:
         conn.execute(sql.SQL("alter table {} add column if not exists {} {}").format(
             ident, sql.Identifier(col), sql.SQL(pg_type)))
