@@ -36,6 +36,9 @@ DAG = "orders_daily"
 CLEAN, REFUSED = "2024-05-01", "2024-05-04"
 STORM_DAYS = [f"2024-06-{d:02d}" for d in range(1, 6)]
 ROWS = 500
+#: the clean day's rows: a 2.9 MB file, which the stage task COPYs in two streams (helper
+#: threads and sessions inside the worker's task process; parallel="auto", decision 046)
+BIG = 40_000
 # What `make test` runs of the story on each executor; `make e2e` runs every test on both.
 FAST = {
     "local": {"login", "sample_data", "waiting", "sensor_log", "rerun", "page", "alert_file"},
@@ -173,19 +176,22 @@ def test_unpaused_reference_dags_run_on_the_sample_data(stack):
 
 def test_a_day_waiting_for_its_file_holds_up_no_other_day(stack):
     """Unpausing creates the run of the last finished day; its file never comes. Days
-    triggered by hand run and finish while that sensor waits (deferred)."""
+    triggered by hand run and finish while that sensor waits (deferred); the clean day's
+    file is staged in two COPY streams by the worker's task process."""
     stack.part("waiting")
     scheduled = stack.unpause_with_no_file_for_its_day()
     wait_until("the scheduled run's sensor deferred to the triggerer",
                lambda: stack.api.states(DAG, scheduled["dag_run_id"]).get("wait_for_source") == "deferred",
                180, 2, stack.deployment.diagnose)
-    for day in (CLEAN, REFUSED):
-        generate_orders.write(stack.landing, dt.date.fromisoformat(day), ROWS, set())
+    generate_orders.write(stack.landing, dt.date.fromisoformat(CLEAN), BIG, set())
+    generate_orders.write(stack.landing, dt.date.fromisoformat(REFUSED), ROWS, set())
     runs = [stack.trigger("first", CLEAN), stack.trigger("good", REFUSED)]
     assert stack.wait(runs) == {r: "success" for r in runs}
     assert stack.api.run(DAG, scheduled["dag_run_id"])["state"] == "running"
     assert stack.api.states(DAG, scheduled["dag_run_id"])["wait_for_source"] == "deferred"
-    assert stack.history(CLEAN) == [("published", ROWS)]
+    assert stack.history(CLEAN) == [("published", BIG)]
+    stage = stack.api.log(DAG, runs[0], "stage")
+    assert f"{BIG} rows in 2 parallel COPY streams" in stage, stage[-3000:]
 
 
 def test_a_storm_across_two_workers_is_one_message_and_one_thread(stack):
@@ -253,7 +259,7 @@ def test_a_rerun_publishes_the_same_partition_and_a_refused_day_leaves_its_own_a
     tasks = stack.api.states(DAG, runs[1])
     assert tasks["audit_staging"] == "failed" and tasks["publish"] == "upstream_failed", tasks
     assert {day: stack.checksum(day) for day in (CLEAN, REFUSED)} == before
-    assert stack.history(CLEAN) == [("published", ROWS), ("published", ROWS)]
+    assert stack.history(CLEAN) == [("published", BIG), ("published", BIG)]
     assert stack.history(REFUSED)[0] == ("published", ROWS)
 
 
