@@ -25,6 +25,10 @@ os.environ.setdefault("AIRFLOW_HOME", str(_AIRFLOW_HOME))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
 os.environ.setdefault("SAFELOAD_HOME", str(ROOT))
+# gcsfs asks a gRPC API no emulator serves unless this is off (tests/gcs_server.py), and
+# Google's libraries look for a metadata server (off 127.0.0.1) unless told it is not there
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+os.environ.setdefault("NO_GCE_CHECK", "true")
 
 
 @pytest.fixture(scope="session")
@@ -122,6 +126,31 @@ def s3(s3_server, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
     monkeypatch.setenv("AIRFLOW_CONN_S3_TEST", s3_server.airflow_conn())
     return Bucket(s3_server, f"lake-{uuid.uuid4().hex[:12]}", "s3_test")
+
+
+@pytest.fixture(scope="session")
+def gcs_server():
+    """A real GCS JSON API on 127.0.0.1 (gcp-storage-emulator, tests/gcs_server.py), started once."""
+    from gcs_server import GcsEmulator
+
+    with GcsEmulator() as server:
+        yield server
+
+
+@pytest.fixture
+def gcs(gcs_server):
+    """A new bucket on the local GCS server."""
+    import uuid
+
+    from gcs_server import GcsBucket
+
+    return GcsBucket(gcs_server, f"lake-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(params=["s3", "gcs"])
+def store(request):
+    """A new bucket on each local object store in turn: S3 (moto) and GCS (the emulator)."""
+    return request.getfixturevalue(request.param)
 
 
 def pytest_collection_modifyitems(items):

@@ -113,7 +113,8 @@ class Bucket:
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.name, Key=key)
 
-    def etag(self, key: str) -> str:
+    def version(self, key: str) -> str:
+        """The object's ETag: what a load pins and ``source_version`` names."""
         return self.client.head_object(Bucket=self.name, Key=key)["ETag"]
 
     def url(self, key: str) -> str:

@@ -50,12 +50,17 @@ def stored_source(source: object, *, version: str | None = None) -> str | Stored
 
     :param version: the version (ETag, generation) the object must be, e.g. the one the
         contract check read; another one refuses the read
+
+    A URL whose scheme no installed provider gives Airflow a filesystem for (``gs://``
+    without the google provider) is read through fsspec's own filesystem for it (gcsfs,
+    with its own credentials) when it names no connection; naming one, it is refused.
     """
     import os
 
     from airflow.sdk import ObjectStoragePath
 
-    from safeload.storage import StoredFile, is_url
+    from safeload.errors import SourceError
+    from safeload.storage import StoredFile, display_url, is_url
 
     if isinstance(source, StoredFile):
         return source
@@ -64,4 +69,14 @@ def stored_source(source: object, *, version: str | None = None) -> str | Stored
     text = os.fspath(source) if isinstance(source, os.PathLike) else str(source)
     if not is_url(text):
         return text
-    return StoredFile(ObjectStoragePath(text), expect_version=version)
+    path = ObjectStoragePath(text)
+    try:
+        path.fs
+    except ValueError as e:  # "No filesystem registered for scheme gs": its provider is not installed
+        if path.conn_id:
+            raise SourceError(f"{display_url(text)}: names the Airflow connection {path.conn_id!r}, but Airflow has "
+                              f"no filesystem for {path.protocol}:// ({e}); install the provider of that store "
+                              "(apache-airflow-providers-google for gs://, -microsoft-azure for abfs://), or "
+                              "leave the connection out to use the filesystem library's own credentials") from None
+        return StoredFile(text, expect_version=version)
+    return StoredFile(path, expect_version=version)

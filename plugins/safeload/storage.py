@@ -68,7 +68,8 @@ class Identity:
     @classmethod
     def from_info(cls, name: str, info: dict[str, Any]) -> Identity:
         """From an fsspec ``info()`` dict (s3fs, gcsfs, adlfs and the local filesystem's keys)."""
-        version = next((str(info[k]) for k in ("ETag", "etag", "generation", "VersionId", "version_id")
+        # GCS: the generation, which only a new upload changes (its etag also changes with metadata)
+        version = next((str(info[k]) for k in ("generation", "ETag", "etag", "VersionId", "version_id")
                         if info.get(k) not in (None, "", "null")), None)
         if version is None and info.get("mtime") is not None:  # a local file: rewritten in place or replaced
             version = f"mtime {info['mtime']}, inode {info.get('ino')}"

@@ -4,7 +4,10 @@ on 127.0.0.1 (moto's server mode) reached through an Airflow ``aws`` connection
 ``ObjectStoragePath`` takes it: wait (sensor, poke mode) >> contract check >> stage (held
 to the version the check read) >> publish, and the one-task overwrite given an
 ``ObjectStoragePath`` (its path templated too); each publishes the rows and checksum the
-local file gives."""
+local file gives. Then the same chain on ``gs://`` URLs against a real GCS JSON API
+(gcp-storage-emulator): no installed provider gives Airflow a filesystem for ``gs://``,
+so a URL without a connection is read through gcsfs with its own credentials, and one
+that names a connection is refused with the fix."""
 
 from __future__ import annotations
 
@@ -46,6 +49,27 @@ with DAG("object_source_ops", schedule="@daily", start_date=pendulum.datetime(20
 """
 
 
+GCS_DAG_FILE = """
+import pendulum
+from airflow.sdk import DAG
+
+from safeload.operators.contract import SchemaContractCheckOperator
+from safeload.operators.load import PublishPartitionOperator, StagePartitionOperator
+from safeload.sensors.source import SourceReadySensor
+
+SOURCE = "gs://{bucket}/orders/{{{{ ds }}}}.csv"
+
+with DAG("gcs_source_ops", schedule="@daily", start_date=pendulum.datetime(2024, 5, 1, tz="UTC"),
+         catchup=False) as dag:
+    wait = SourceReadySensor(task_id="wait", path=SOURCE, marker="{{path}}.done", poke_interval=1, timeout=60)
+    check = SchemaContractCheckOperator(task_id="check", contract={contract!r}, source=SOURCE, history_conn_id=None)
+    stage = StagePartitionOperator(task_id="stage", contract={contract!r}, source=SOURCE,
+                                   source_version="{{{{ ti.xcom_pull(task_ids='check')['source_version'] }}}}")
+    publish = PublishPartitionOperator(task_id="publish", contract={contract!r}, stage_task_id="stage")
+    wait >> check >> stage >> publish
+"""
+
+
 @pytest.fixture
 def airflow_env(airflow_db, pg_uri, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", pg_uri)
@@ -77,3 +101,34 @@ def test_operators_load_objects_like_local_files(pg, pg_uri, s3, airflow_env, tm
     sources = [r[0] for r in pg.execute("select source from safeload.load_history where target = 'public.orders' "
                                         "and status = 'published' order by id").fetchall()]
     assert sources == [s3.airflow_url("orders/2024-05-02.csv"), s3.airflow_url("orders/2024-05-03.csv")]
+
+
+def test_operators_load_gcs_objects_through_gcsfs_without_a_provider(pg, pg_uri, gcs, airflow_env, tmp_path,
+                                                                     monkeypatch):
+    """gcsfs finds the emulator by ``STORAGE_EMULATOR_HOST`` and, with no Google credentials
+    here (tests/conftest.py sets ``NO_GCE_CHECK``: no metadata server is asked), reads anonymously."""
+    import generate_orders
+
+    from safeload.errors import SourceError
+    from safeload.hooks import stored_source
+    from tests.integration.loads.orders import loader
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.server.endpoint)
+    pg.execute((ROOT / "include" / "sql" / "orders.sql").read_text())
+    day = dt.date(2024, 5, 2)
+    path = str(generate_orders.write(tmp_path / "local", day, 300, set()))
+    gcs.put(f"orders/{day}.csv", path)
+    gcs.put(f"orders/{day}.csv.done", b"")
+    pg.execute("create table public.local_orders (like public.orders including all)")
+    loader(pg_uri, day.isoformat(), run_key="local", table="public.local_orders").run(path)
+
+    dag = dag_from_file(tmp_path, monkeypatch, "gcs_dag", GCS_DAG_FILE.format(bucket=gcs.name, contract=CONTRACT))
+    dr = dag.test(logical_date=pendulum.datetime(2024, 5, 2, tz="UTC"))
+    assert dr.state == "success", {ti.task_id: ti.state for ti in dr.get_task_instances()}
+    assert (partition_checksum(pg, "public.orders", "order_date", day.isoformat())
+            == partition_checksum(pg, "public.local_orders", "order_date", day.isoformat()))
+    assert pg.execute("select source from safeload.load_history where target = 'public.orders' and status = "
+                      "'published'").fetchall() == [(gcs.url(f"orders/{day}.csv"),)]
+    with pytest.raises(SourceError, match=r"names the Airflow connection 'gcp_lake', but Airflow has no filesystem "
+                                          r"for gs://.*apache-airflow-providers-google"):
+        stored_source(f"gs://gcp_lake@{gcs.name}/orders/{day}.csv")

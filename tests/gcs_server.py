@@ -1,0 +1,120 @@
+"""A real Google Cloud Storage JSON API on 127.0.0.1: ``gcp-storage-emulator`` in a child process.
+
+Not a mock of the client: gcsfs talks HTTP to it as to GCS (object metadata with
+``generation``, ranged media downloads, 404s). Started on a free port, in memory; every
+wait is bounded; :meth:`GcsEmulator.stop` ends the process it started and nothing else.
+
+gcsfs's experimental zonal and hierarchical-namespace support (on by default since
+2026.x) first asks the gRPC storage-control API what kind each bucket is, which no
+emulator serves: it waits out its deadline on every call. Tests switch it off with
+``GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false`` (tests/conftest.py sets it before gcsfs is
+imported), which leaves the JSON API path that standard buckets take anyway.
+
+.. code-block:: python
+
+    with GcsEmulator() as gcs:
+        bucket = GcsBucket(gcs, "lake")
+        bucket.put("orders/2024-05-01.csv", path)   # gs://lake/orders/2024-05-01.csv
+        gcs.storage_options()                       # for StoredFile / fsspec URLs
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from s3_server import _free_port
+
+START_SECONDS = 30.0
+PROJECT = "safeload-tests"
+
+
+class GcsEmulator:
+    """gcp-storage-emulator, started by :meth:`start` and stopped by :meth:`stop`."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._proc: subprocess.Popen | None = None
+
+    def start(self) -> GcsEmulator:
+        exe = Path(sys.executable).parent / "gcp-storage-emulator"
+        self._proc = subprocess.Popen([str(exe), "start", "--host", "127.0.0.1", "--port", str(self.port),
+                                       "--in-memory"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + START_SECONDS
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.endpoint}/storage/v1/b?project={PROJECT}", timeout=1):
+                    return self
+            except OSError:
+                if self._proc.poll() is not None:
+                    raise RuntimeError(f"gcp-storage-emulator exited with {self._proc.returncode} on start") from None
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"gcp-storage-emulator did not answer within {START_SECONDS:.0f}s") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(timeout=10)
+        self._proc = None
+
+    def __enter__(self) -> GcsEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def storage_options(self) -> dict[str, Any]:
+        """gcsfs's options for this server (what ``--storage-options`` takes): no credentials."""
+        return {"endpoint_url": self.endpoint, "token": "anon", "project": PROJECT}
+
+    def filesystem(self) -> Any:
+        import gcsfs
+
+        return gcsfs.GCSFileSystem(skip_instance_cache=True, **self.storage_options())
+
+
+class GcsBucket:
+    """One bucket of a :class:`GcsEmulator`, and the URLs of its objects; written through
+    gcsfs (a producer's upload), read by the code under test through its own filesystem."""
+
+    def __init__(self, server: GcsEmulator, name: str):
+        self.server, self.name = server, name
+        body = json.dumps({"name": name}).encode()
+        req = urllib.request.Request(f"{server.endpoint}/storage/v1/b?project={PROJECT}", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10):
+            pass
+        self.fs = server.filesystem()
+
+    def put(self, key: str, data: bytes | str | Path) -> str:
+        """Upload bytes, or the file at a path; returns the object's URL."""
+        if isinstance(data, (str, Path)):
+            data = Path(data).read_bytes()
+        self.fs.pipe_file(f"{self.name}/{key}", data)
+        return self.url(key)
+
+    def delete(self, key: str) -> None:
+        self.fs.rm_file(f"{self.name}/{key}")
+
+    def version(self, key: str) -> str:
+        """The object's generation: what a load pins and ``source_version`` names."""
+        path = f"{self.name}/{key}"
+        self.fs.invalidate_cache(path)
+        return str(self.fs.info(path)["generation"])
+
+    def url(self, key: str) -> str:
+        """``gs://bucket/key``: for fsspec with :meth:`GcsEmulator.storage_options`."""
+        return f"gs://{self.name}/{key}"
