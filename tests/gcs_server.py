@@ -2,7 +2,7 @@
 
 Not a mock of the client: gcsfs talks HTTP to it as to GCS (object metadata with
 ``generation``, ranged media downloads, 404s). Started on a free port, in memory; every
-wait is bounded; :meth:`GcsEmulator.stop` ends the process it started and nothing else.
+wait is bounded (tests/local_server.py).
 
 gcsfs's experimental zonal and hierarchical-namespace support (on by default since
 2026.x) first asks the gRPC storage-control API what kind each bucket is, which no
@@ -21,60 +21,27 @@ imported), which leaves the JSON API path that standard buckets take anyway.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from s3_server import _free_port
+from local_server import ChildServer
 
-START_SECONDS = 30.0
 PROJECT = "safeload-tests"
 
 
-class GcsEmulator:
-    """gcp-storage-emulator, started by :meth:`start` and stopped by :meth:`stop`."""
+class GcsEmulator(ChildServer):
+    """gcp-storage-emulator, in memory."""
 
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self._proc: subprocess.Popen | None = None
+    name = "gcp-storage-emulator"
 
-    def start(self) -> GcsEmulator:
-        exe = Path(sys.executable).parent / "gcp-storage-emulator"
-        self._proc = subprocess.Popen([str(exe), "start", "--host", "127.0.0.1", "--port", str(self.port),
-                                       "--in-memory"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.endpoint}/storage/v1/b?project={PROJECT}", timeout=1):
-                    return self
-            except OSError:
-                if self._proc.poll() is not None:
-                    raise RuntimeError(f"gcp-storage-emulator exited with {self._proc.returncode} on start") from None
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"gcp-storage-emulator did not answer within {START_SECONDS:.0f}s") from None
-                time.sleep(0.1)
+    def command(self) -> list[str]:
+        return [str(Path(sys.executable).parent / "gcp-storage-emulator"), "start", "--host", "127.0.0.1",
+                "--port", str(self.port), "--in-memory"]
 
-    def stop(self) -> None:
-        if self._proc is None:
-            return
-        self._proc.terminate()
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait(timeout=10)
-        self._proc = None
-
-    def __enter__(self) -> GcsEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def ready_url(self) -> str:
+        return f"{self.endpoint}/storage/v1/b?project={PROJECT}"
 
     def storage_options(self) -> dict[str, Any]:
         """gcsfs's options for this server (what ``--storage-options`` takes): no credentials."""

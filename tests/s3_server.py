@@ -15,65 +15,26 @@ is bounded; :meth:`MotoS3.stop` ends the process it started and nothing else.
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-START_SECONDS = 30.0  # moto imports most of botocore's service models on start
+from local_server import ChildServer
+
 KEY, SECRET, REGION = "testing", "testing", "us-east-1"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class MotoS3(ChildServer):
+    """moto's S3 server."""
 
+    name = "moto_server"
+    start_seconds = 30.0  # moto imports most of botocore's service models on start
 
-class MotoS3:
-    """moto's S3 server, started by :meth:`start` and stopped by :meth:`stop`."""
+    def command(self) -> list[str]:
+        return [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)]
 
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self._proc: subprocess.Popen | None = None
-
-    def start(self) -> MotoS3:
-        exe = Path(sys.executable).parent / "moto_server"
-        self._proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(self.port)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1):
-                    return self
-            except OSError:
-                if self._proc.poll() is not None:
-                    raise RuntimeError(f"moto_server exited with {self._proc.returncode} on start") from None
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"moto_server did not answer within {START_SECONDS:.0f}s") from None
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self._proc is None:
-            return
-        self._proc.terminate()
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait(timeout=10)
-        self._proc = None
-
-    def __enter__(self) -> MotoS3:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def ready_url(self) -> str:
+        return f"{self.endpoint}/moto-api/"
 
     def client(self) -> Any:
         import boto3

@@ -25,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[3]
 CONTRACT = str(ROOT / "include" / "contracts" / "orders.yaml")
 sys.path.insert(0, str(ROOT / "include"))
 
+#: wait >> check >> stage (held to the version the check read) >> publish, on ``source``
+#: (``{{ ds }}`` in it), and ``more`` after them
 DAG_FILE = """
 import pendulum
 from airflow.sdk import DAG, ObjectStoragePath
@@ -33,33 +35,9 @@ from safeload.operators.contract import SchemaContractCheckOperator
 from safeload.operators.load import PartitionOverwriteOperator, PublishPartitionOperator, StagePartitionOperator
 from safeload.sensors.source import SourceReadySensor
 
-SOURCE = "s3://s3_test@{bucket}/orders/{{{{ ds }}}}.csv"
+SOURCE = "{source}"
 
-with DAG("object_source_ops", schedule="@daily", start_date=pendulum.datetime(2024, 5, 1, tz="UTC"),
-         catchup=False) as dag:
-    wait = SourceReadySensor(task_id="wait", path=SOURCE, marker="{{path}}.done", poke_interval=1, timeout=60)
-    check = SchemaContractCheckOperator(task_id="check", contract={contract!r}, source=SOURCE, history_conn_id=None)
-    stage = StagePartitionOperator(task_id="stage", contract={contract!r}, source=SOURCE,
-                                   source_version="{{{{ ti.xcom_pull(task_ids='check')['source_version'] }}}}")
-    publish = PublishPartitionOperator(task_id="publish", contract={contract!r}, stage_task_id="stage")
-    overwrite = PartitionOverwriteOperator(
-        task_id="overwrite", contract={contract!r}, partition_value="2024-05-03",
-        source=ObjectStoragePath("s3://{bucket}/orders/{{{{ macros.ds_add(ds, 1) }}}}.csv", conn_id="s3_test"))
-    wait >> check >> stage >> publish >> overwrite
-"""
-
-
-GCS_DAG_FILE = """
-import pendulum
-from airflow.sdk import DAG
-
-from safeload.operators.contract import SchemaContractCheckOperator
-from safeload.operators.load import PublishPartitionOperator, StagePartitionOperator
-from safeload.sensors.source import SourceReadySensor
-
-SOURCE = "gs://{bucket}/orders/{{{{ ds }}}}.csv"
-
-with DAG("gcs_source_ops", schedule="@daily", start_date=pendulum.datetime(2024, 5, 1, tz="UTC"),
+with DAG("{dag_id}", schedule="@daily", start_date=pendulum.datetime(2024, 5, 1, tz="UTC"),
          catchup=False) as dag:
     wait = SourceReadySensor(task_id="wait", path=SOURCE, marker="{{path}}.done", poke_interval=1, timeout=60)
     check = SchemaContractCheckOperator(task_id="check", contract={contract!r}, source=SOURCE, history_conn_id=None)
@@ -67,6 +45,13 @@ with DAG("gcs_source_ops", schedule="@daily", start_date=pendulum.datetime(2024,
                                    source_version="{{{{ ti.xcom_pull(task_ids='check')['source_version'] }}}}")
     publish = PublishPartitionOperator(task_id="publish", contract={contract!r}, stage_task_id="stage")
     wait >> check >> stage >> publish
+{more}"""
+
+#: the S3 DAG's last task: the one-task overwrite given an ObjectStoragePath
+OVERWRITE = """    overwrite = PartitionOverwriteOperator(
+        task_id="overwrite", contract={contract!r}, partition_value="2024-05-03",
+        source=ObjectStoragePath("s3://{bucket}/orders/{{{{ macros.ds_add(ds, 1) }}}}.csv", conn_id="s3_test"))
+    publish >> overwrite
 """
 
 
@@ -93,7 +78,9 @@ def test_operators_load_objects_like_local_files(pg, pg_uri, s3, airflow_env, tm
         loader(pg_uri, day.isoformat(), run_key=f"local-{day}", table="public.local_orders").run(path)
         local[day] = partition_checksum(pg, "public.local_orders", "order_date", day.isoformat())
 
-    dag = dag_from_file(tmp_path, monkeypatch, "object_dag", DAG_FILE.format(bucket=s3.name, contract=CONTRACT))
+    dag = dag_from_file(tmp_path, monkeypatch, "object_dag", DAG_FILE.format(
+        dag_id="object_source_ops", source=f"s3://s3_test@{s3.name}/orders/{{{{ ds }}}}.csv", contract=CONTRACT,
+        more=OVERWRITE.format(bucket=s3.name, contract=CONTRACT)))
     dr = dag.test(logical_date=pendulum.datetime(2024, 5, 2, tz="UTC"))
     assert dr.state == "success", {ti.task_id: ti.state for ti in dr.get_task_instances()}
     for day in files:
@@ -122,7 +109,8 @@ def test_operators_load_gcs_objects_through_gcsfs_without_a_provider(pg, pg_uri,
     pg.execute("create table public.local_orders (like public.orders including all)")
     loader(pg_uri, day.isoformat(), run_key="local", table="public.local_orders").run(path)
 
-    dag = dag_from_file(tmp_path, monkeypatch, "gcs_dag", GCS_DAG_FILE.format(bucket=gcs.name, contract=CONTRACT))
+    dag = dag_from_file(tmp_path, monkeypatch, "gcs_dag", DAG_FILE.format(
+        dag_id="gcs_source_ops", source=f"gs://{gcs.name}/orders/{{{{ ds }}}}.csv", contract=CONTRACT, more=""))
     dr = dag.test(logical_date=pendulum.datetime(2024, 5, 2, tz="UTC"))
     assert dr.state == "success", {ti.task_id: ti.state for ti in dr.get_task_instances()}
     assert (partition_checksum(pg, "public.orders", "order_date", day.isoformat())
