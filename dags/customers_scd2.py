@@ -86,7 +86,8 @@ with DAG(
     wait = SourceReadySensor(task_id="wait_for_snapshot", path=SOURCE, marker="{path}.done", poke_interval=60,
                              timeout=6 * 3600, mode="reschedule")
     # value rules are reported here; the gate on staging enforces them
-    check = SchemaContractCheckOperator(task_id="check_contract", contract=CONTRACT, source=SOURCE, rule_policy="warn")
+    check = SchemaContractCheckOperator(task_id="check_contract", contract=CONTRACT, source=SOURCE, rule_policy="warn",
+                                        partition_value="{{ ds }}")
     stage = StagePartitionOperator(task_id="stage", contract=CONTRACT, source=SOURCE, partition_value="{{ ds }}")
     audit = QualityGateOperator(task_id="audit_staging", stage_task_id="stage", contract=CONTRACT,
                                 volume_check={"last_n": 14, "k": 4.0, "severity": "warning"})

@@ -46,7 +46,9 @@ partition of `public.orders` in one transaction. A summary goes to Slack.
   inside the publish transaction, so readers never see the column without the day's rows).
   The contract's value rules (unique ids, amount bounds, allowed currencies) are checked in
   the same pass and reported as warnings (`rule_policy="warn"`): here the gate on staging
-  enforces them, after the quarantine has taken the rows that do not parse.
+  enforces them, after the quarantine has taken the rows that do not parse. A day the check
+  stops is listed as refused on the safeload page (`partition_value`), beside the days that
+  loaded: the morning after, the missing day is in the list, not absent from it.
 * *Write-audit-publish.* Bad data is found in staging, where it harms nobody; the
   published partition changes only after the gate passes, atomically, in one transaction
   serialised per partition by an advisory lock: the audited staging table is swapped in
@@ -110,7 +112,8 @@ with DAG(
     # value rules (duplicate ids, amounts out of bounds) are reported here and enforced by the
     # gate on staging, after the quarantine took the malformed rows: see doc_md
     check = SchemaContractCheckOperator(task_id="check_contract", contract=CONTRACT, source=SOURCE,
-                                        policy="{{ params.schema_policy or '' }}", rule_policy="warn")
+                                        policy="{{ params.schema_policy or '' }}", rule_policy="warn",
+                                        partition_value="{{ ds }}")
     stage = StagePartitionOperator(
         task_id="stage", contract=CONTRACT, source=SOURCE, partition_value="{{ ds }}", max_bad_fraction=0.005,
         max_bad_rows=None, schema_policy="{{ params.schema_policy or '' }}",

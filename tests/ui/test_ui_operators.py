@@ -24,14 +24,14 @@ from safeload.operators.contract import SchemaContractCheckOperator
 
 with DAG({dag_id!r}, schedule=None, start_date=dt.datetime(2025, 1, 1)) as dag:
     SchemaContractCheckOperator(task_id="check_orders", contract={contract!r}, source={source!r},
-                                history_conn_id={conn!r})
+                                history_conn_id={conn!r}, partition_value={partition!r}, retries=0)
 """
 
 
-def _dag(tmp_path, monkeypatch, dag_id: str, source: Path, conn: str = "warehouse"):
+def _dag(tmp_path, monkeypatch, dag_id: str, source: Path, conn: str = "warehouse", partition: str | None = None):
     """A one-task DAG in a DAG folder of its own (dag.test() syncs the DAG's bundle)."""
-    return dag_from_file(tmp_path, monkeypatch, dag_id,
-                         DAG_FILE.format(dag_id=dag_id, contract=str(CONTRACT), source=str(source), conn=conn))
+    return dag_from_file(tmp_path, monkeypatch, dag_id, DAG_FILE.format(
+        dag_id=dag_id, contract=str(CONTRACT), source=str(source), conn=conn, partition=partition))
 
 
 def test_contract_check_keeps_its_report_and_links_to_it(pg_uri, airflow_db, tmp_path, monkeypatch):
@@ -79,6 +79,37 @@ def test_contract_check_without_a_warehouse_still_decides(airflow_db, tmp_path, 
                    "1,2025-05-01,7,10.00,EUR,paid,2025-05-01T10:00:00Z\n")
     dag = _dag(tmp_path, monkeypatch, "ui_contract_no_history", src, conn="no_such_connection")
     assert dag.test(logical_date=dt.datetime(2025, 5, 1, tzinfo=dt.timezone.utc)).state == "success"
+
+
+@pytest.mark.parametrize("partition", [pytest.param("{{ ds }}", id="its-day"), pytest.param(None, id="no-day")])
+def test_a_failed_contract_check_leaves_its_day_in_the_history(partition, pg_uri, airflow_db, tmp_path, monkeypatch):
+    """A check that stops the day before a row moves (breaking drift) writes it as refused
+    where the page lists days, when the check says which day it speaks for."""
+    import datetime as dt
+
+    from safeload.ui import queries
+
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", pg_uri)
+    src = tmp_path / "orders.csv"  # the producer dropped the amount column: breaking
+    src.write_text("order_id,order_date,customer_id,currency,status,created_at\n"
+                   "1,2025-05-01,7,EUR,paid,2025-05-01T10:00:00Z\n")
+    dag_id = f"ui_contract_refused_{'day' if partition else 'window'}"
+    dr = _dag(tmp_path, monkeypatch, dag_id, src, partition=partition).test(
+        logical_date=dt.datetime(2025, 5, 1, tzinfo=dt.timezone.utc))
+    assert dr.state == "failed"
+    with psycopg.connect(pg_uri) as conn:
+        rows = conn.execute("select target, partition_value, status, dag_id, run_id, task_id, source, message "
+                            "from safeload.load_history").fetchall()
+        listed = queries.recent_partitions(conn, "public.orders")
+        checks = conn.execute("select passed from safeload.contract_checks").fetchall()
+    assert checks == [(False,)]  # the report is kept either way
+    if partition is None:
+        assert rows == [] and listed == []
+        return
+    assert [r[:7] for r in rows] == [("public.orders", "2025-05-01", "refused", dag_id, dr.run_id, "check_orders",
+                                      str(src))]
+    assert "check_orders:" in rows[0][7] and "amount" in rows[0][7], rows[0][7]
+    assert listed == ["2025-05-01"]
 
 
 LOAD_DAG_FILE = """

@@ -49,6 +49,10 @@ class SchemaContractCheckOperator(ContractCheckLineage, BaseOperator):
     :param history_conn_id: warehouse connection whose ``safeload.contract_checks`` keeps
         the report (the drift events of the safeload page, docs/ui.md); None keeps nothing.
         Only contracts that name ``target.table`` are kept.
+    :param partition_value: the partition of the contract's ``target.table`` this check
+        speaks for (templated, e.g. ``"{{ ds }}"``): a failed check also writes that day to
+        ``safeload.load_history`` as ``refused``, so the page lists the day it stopped with
+        the others. None (default): the check is not one partition's (a window of rows).
 
     Returns (XCom) the report: ``decision``, ``passed``, ``changes`` (broken rules among
     them, with their lines), ``rules`` (every rule and its status), ``rules_count``,
@@ -56,7 +60,8 @@ class SchemaContractCheckOperator(ContractCheckLineage, BaseOperator):
     generation: give it to the load's ``source_version`` to load exactly what was checked).
     """
 
-    template_fields: Sequence[str] = ("contract", "source", "source_table", "source_query", "policy", "rule_policy")
+    template_fields: Sequence[str] = ("contract", "source", "source_table", "source_query", "policy", "rule_policy",
+                                      "partition_value")
     ui_color = "#e8f4fd"
     operator_extra_links = (SafeloadReportLink(),)
 
@@ -72,6 +77,7 @@ class SchemaContractCheckOperator(ContractCheckLineage, BaseOperator):
         policy: str | None = None,
         rule_policy: str = "fail",
         history_conn_id: str | None = "warehouse",
+        partition_value: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -84,6 +90,7 @@ class SchemaContractCheckOperator(ContractCheckLineage, BaseOperator):
         self.policy = policy
         self.rule_policy = rule_policy
         self.history_conn_id = history_conn_id
+        self.partition_value = partition_value
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
@@ -129,6 +136,7 @@ class SchemaContractCheckOperator(ContractCheckLineage, BaseOperator):
         if not report.passed:
             # the report still reaches XCom, so the summary and alerts can show it
             context["ti"].xcom_push(key="return_value", value=result)
+            self._record_refused(context, contract, summary, source)
             raise AirflowFailException(summary)
         (self.log.warning if report.changes else self.log.info)("%s", summary)
         return result
@@ -149,3 +157,24 @@ class SchemaContractCheckOperator(ContractCheckLineage, BaseOperator):
         except Exception as e:  # noqa: BLE001 - see the docstring
             self.log.warning("contract check report not kept in safeload.contract_checks of connection %r (%s); "
                              "set history_conn_id=None to stop keeping it", self.history_conn_id, e)
+
+    def _record_refused(self, context: Context, contract: Any, summary: str, source: Any) -> None:
+        """The partition this check stopped, as a ``refused`` day in ``safeload.load_history``
+        (best effort: :func:`~safeload.loads.outcomes.record_unpublished` never raises)."""
+        if not self.history_conn_id or self.partition_value in (None, "") or not getattr(contract, "table", None):
+            return
+        from safeload.contracts.history import target_name
+        from safeload.hooks import warehouse_conninfo
+        from safeload.loads.outcomes import record_unpublished
+
+        ti = context["ti"]
+        try:
+            conninfo, target = warehouse_conninfo(self.history_conn_id), target_name(contract.table)
+        except Exception as e:  # noqa: BLE001 - the check's own outcome stands
+            self.log.warning("refused day not written to safeload.load_history (%s)", e)
+            return
+        record_unpublished(conninfo, target=target, partition_value=str(self.partition_value),
+                           status="refused", message=f"{ti.task_id}: {summary}",
+                           audit={"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id,
+                                  "try_number": ti.try_number},
+                           source=None if source is None else str(source))
