@@ -1,7 +1,8 @@
-"""Peak memory of a contract check and a load whose source is an object in S3, by the object's size.
+"""Peak memory of a contract check and a load whose source is an object in S3 or GCS, by the object's size.
 
-A real S3 API on 127.0.0.1 (moto's server mode, as the tests use) holds orders CSV objects
-of two sizes; for each, in a fresh process (imports included, peak RSS its own):
+A real S3 API and a real GCS JSON API on 127.0.0.1 (moto's server mode and
+gcp-storage-emulator, as the tests use) hold orders CSV objects of two sizes; for each,
+in a fresh process (imports included, peak RSS its own):
 
 - ``safeload contract check`` of the object (every value rule of the orders contract), and
 - ``safeload load`` of the object into a natively partitioned ``public.orders`` (embedded
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -56,27 +58,35 @@ def main() -> int:
     sizes = (20, 60) if args.quick else (100, 300)
 
     import psycopg
+    from gcs_server import GcsBucket, GcsEmulator
     from s3_server import MotoS3
 
     from safeload.dev import embedded
 
+    # gcsfs against an emulator: no gRPC bucket probe, no metadata server (tests/gcs_server.py)
+    os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    os.environ.setdefault("NO_GCE_CHECK", "true")
     work = Path(tempfile.mkdtemp(prefix="safeload-bench-object-"))
     cli = [sys.executable, "-m", "safeload.cli"]
+    stores = ("s3", "gcs")
     rows_out = []
     try:
         uri = embedded.start(work / "pg")
-        with MotoS3() as s3:
+        with MotoS3() as s3, GcsEmulator() as gcs_server:
             client = s3.client()
             client.create_bucket(Bucket="lake")
-            options = json.dumps(s3.storage_options())
+            gcs = GcsBucket(gcs_server, "lake")
+            options = {"s3": json.dumps(s3.storage_options()), "gcs": json.dumps(gcs_server.storage_options())}
             for mb in sizes:
                 path = work / f"orders-{mb}.csv"
                 n = make_csv(path, mb)
                 client.upload_file(str(path), "lake", path.name)
-                url = f"s3://lake/{path.name}"
+                urls = {"s3": f"s3://lake/{path.name}", "gcs": gcs.put(path.name, path)}
                 for step in ("check", "load"):
                     figures = {}
-                    for where, source in (("local", [str(path)]), ("s3", [url, "--storage-options", options])):
+                    sources = [("local", [str(path)])] + [(k, [urls[k], "--storage-options", options[k]])
+                                                          for k in stores]
+                    for where, source in sources:
                         with psycopg.connect(uri, autocommit=True) as conn:
                             conn.execute("drop schema if exists public cascade; drop schema if exists safeload "
                                          "cascade; drop schema if exists safeload_staging cascade; create schema "
@@ -88,23 +98,27 @@ def main() -> int:
                             cmd = [*cli, "load", "--conn", uri, "--table", "public.orders", "--partition",
                                    "2024-05-01", "--partition-column", "order_date", "--source", *source]
                         figures[where] = timed(*cmd)
-                    rows_out.append((mb, n, step, figures["local"], figures["s3"]))
+                    rows_out.append((mb, n, step, figures))
                 path.unlink()
                 client.delete_object(Bucket="lake", Key=path.name)
+                gcs.delete(path.name)
     finally:
         embedded.stop(work / "pg", mode="immediate")
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"{'object':>8} {'rows':>10} {'step':>6} {'local s':>8} {'s3 s':>8} {'x local':>8} "
-          f"{'local RSS MB':>13} {'s3 RSS MB':>10}")
-    for mb, n, step, local, s3 in rows_out:
-        print(f"{mb:>6}MB {n:>10} {step:>6} {local['seconds']:>8.1f} {s3['seconds']:>8.1f} "
-              f"{s3['seconds'] / local['seconds']:>8.2f} {local['rss_mb']:>13.0f} {s3['rss_mb']:>10.0f}")
+    print(f"{'object':>8} {'rows':>10} {'step':>6} {'local s':>8} " +
+          " ".join(f"{k + ' s':>7} {'x local':>7}" for k in stores) + f" {'local RSS MB':>13} " +
+          " ".join(f"{k + ' RSS MB':>11}" for k in stores))
+    for mb, n, step, f in rows_out:
+        print(f"{mb:>6}MB {n:>10} {step:>6} {f['local']['seconds']:>8.1f} " +
+              " ".join(f"{f[k]['seconds']:>7.1f} {f[k]['seconds'] / f['local']['seconds']:>7.2f}" for k in stores) +
+              f" {f['local']['rss_mb']:>13.0f} " + " ".join(f"{f[k]['rss_mb']:>11.0f}" for k in stores))
     for step in ("check", "load"):
         small, large = [r for r in rows_out if r[2] == step]
-        print(f"{step}: s3 peak RSS {small[4]['rss_mb']:.0f} MB at {small[0]} MB, {large[4]['rss_mb']:.0f} MB at "
-              f"{large[0]} MB ({large[4]['rss_mb'] - small[4]['rss_mb']:+.0f} MB for "
-              f"{large[0] - small[0]} MB more object)")
+        for k in stores:
+            print(f"{step}: {k} peak RSS {small[3][k]['rss_mb']:.0f} MB at {small[0]} MB, {large[3][k]['rss_mb']:.0f} "
+                  f"MB at {large[0]} MB ({large[3][k]['rss_mb'] - small[3][k]['rss_mb']:+.0f} MB for "
+                  f"{large[0] - small[0]} MB more object)")
     return 0
 
 
