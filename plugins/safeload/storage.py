@@ -295,6 +295,9 @@ class _CheckedStream(io.RawIOBase):
             self._ended = True
             size = self._ident.size
             if size is not None and self._done != size:
+                # a store that reads ranges of whatever is there now (GCS) ends short when the
+                # object was replaced by a shorter one: say so, rather than "cut short"
+                self._stored.verify("while it was read")
                 raise SourceChangedError(
                     f"{self._stored.name}: the read ended after {self._done} of its {size} bytes (the object was cut "
                     "short, or the transfer was); nothing was loaded from it. Retry, or deliver it again")

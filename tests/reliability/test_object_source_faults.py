@@ -1,9 +1,10 @@
 """An object source that is truncated, replaced or vanishes while a load streams it.
 
 Each trial stages a 12 MB CSV object (12 blocks of the straight COPY) from a real S3 API
-on 127.0.0.1 (moto's server mode), or from a ``file://`` URL, and hits it after a seeded
-block: the object replaced by another version of the same size, replaced by a prefix of
-itself, deleted, or (``file://``) truncated in place, which S3 cannot do to an object.
+or a real GCS JSON API on 127.0.0.1 (moto's server mode, gcp-storage-emulator: ``store``),
+or from a ``file://`` URL, and hits it after a seeded block: the object replaced by
+another version of the same size, replaced by a prefix of itself, deleted, or
+(``file://``) truncated in place, which an object store cannot do to an object.
 Each must load nothing: the stage raises a clear, retryable error naming the object;
 the published partition is the one before; no staging table or registry row is left.
 """
@@ -27,9 +28,10 @@ FAULTS = ["replace", "prefix", "delete", "truncate-local"]
 
 
 @pytest.mark.timeout(900)
-def test_an_object_hit_while_it_is_read_loads_nothing(pg, pg_uri, s3, tmp_path):
+def test_an_object_hit_while_it_is_read_loads_nothing(pg, pg_uri, store, tmp_path):
     n = trials(fast=4, full=24)
-    rng = random.Random(f"{SEED}/object-source")
+    scheme = store.url("").split(":")[0]
+    rng = random.Random(f"{SEED}/object-source/{scheme}")
     pg.execute(PLAIN)
     loader(pg_uri, DAY, run_key="first").run(write_csv(tmp_path / "first.csv", DAY, 100))
     before = partition_checksum(pg, "public.orders", "order_date", DAY)
@@ -47,11 +49,11 @@ def test_an_object_hit_while_it_is_read_loads_nothing(pg, pg_uri, s3, tmp_path):
             act = lambda path=local: os.truncate(path, len(body) // 2)  # noqa: E731
             match = r"the read ended after \d+ of its \d+ bytes|changed while it was read"
         else:
-            s3.put("day.csv", body)
-            source = StoredFile(s3.url("day.csv"), storage_options=s3.server.storage_options())
-            act = {"replace": lambda: s3.put("day.csv", same_size),
-                   "prefix": lambda: s3.put("day.csv", body[: len(body) // 3]),
-                   "delete": lambda: s3.delete("day.csv")}[fault]
+            store.put("day.csv", body)
+            source = StoredFile(store.url("day.csv"), storage_options=store.server.storage_options())
+            act = {"replace": lambda: store.put("day.csv", same_size),
+                   "prefix": lambda: store.put("day.csv", body[: len(body) // 3]),
+                   "delete": lambda: store.delete("day.csv")}[fault]
             match = r"changed while it was read|disappeared while it was read"
         with pytest.raises(SourceChangedError, match=match) as caught:
             loader(pg_uri, DAY, run_key=f"hit-{i}").run(ActsAfterBlock(source, after, act))
@@ -61,5 +63,5 @@ def test_an_object_hit_while_it_is_read_loads_nothing(pg, pg_uri, s3, tmp_path):
         assert pg.execute("select count(*) from safeload.staging").fetchone()[0] == 0, where
         assert pg.execute("select count(*) from pg_tables where schemaname = 'safeload_staging'").fetchone()[0] == 0, \
             where
-    record("object source hit while read (replaced, cut, deleted, truncated)", trials=n, faults=n,
+    record(f"object source ({scheme}://) hit while read (replaced, cut, deleted, truncated)", trials=n, faults=n,
            held="nothing loaded: partition as before, no staging left, a retryable error naming the object")
