@@ -38,6 +38,9 @@ from safeload.errors import SafeloadError, SourceChangedError, SourceError, Sour
 #: bytes fetched per range request while streaming (fsspec's read-ahead): memory stays a
 #: small multiple of this whatever the object's size, and a 100 MB object takes 13 requests
 STREAM_BLOCK = 8 << 20
+#: what to install for a URL scheme whose fsspec filesystem is missing
+_FILESYSTEMS = {"s3": 'pip install "safeload[s3]": s3fs', "gs": 'pip install "safeload[gcs]": gcsfs',
+                "gcs": 'pip install "safeload[gcs]": gcsfs', "abfs": "adlfs", "az": "adlfs"}
 #: bytes handed from the range cache to a reader per call
 _READ_BLOCK = 1 << 20
 
@@ -161,8 +164,10 @@ class StoredFile:
                 try:
                     self._fs, self._path = url_to_fs(self.target, **self.storage_options)
                 except (ImportError, ValueError) as e:
-                    raise SourceError(f"{self.name}: no filesystem for this URL ({e}); install the one for its "
-                                      "scheme (s3fs for s3://, see docs/operators.md)") from None
+                    scheme = urlsplit(self.target).scheme
+                    raise SourceError(f"{self.name}: no filesystem for this URL ({e}); install the one for "
+                                      f"{scheme}:// ({_FILESYSTEMS.get(scheme, 'the fsspec filesystem of its scheme')}"
+                                      "; docs/operators.md)") from None
             elif hasattr(self.target, "fs") and hasattr(self.target, "path"):
                 self._fs, self._path = self.target.fs, str(self.target.path)
             else:

@@ -126,3 +126,10 @@ def test_parquet_is_read_in_ranges_and_checked_when_done(tmp_path):
             p.write_bytes(p.read_bytes() + b"\n")
     with pytest.raises(SourceChangedError, match=r"changed since it was first read"):
         obj.open_random()
+
+
+def test_a_scheme_without_its_filesystem_says_what_to_install():
+    """adlfs is not installed here: fsspec cannot open abfs://, and the error names the package."""
+    with pytest.raises(SourceError, match=r"abfs://box/x.csv: no filesystem for this URL \(.*adlfs.*\); install the "
+                                          r"one for abfs:// \(adlfs; docs/operators.md\)"):
+        StoredFile("abfs://box/x.csv").open()
