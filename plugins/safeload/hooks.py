@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import psycopg
+    from airflow.sdk import ObjectStoragePath
 
     from safeload.storage import StoredFile
 
@@ -51,9 +52,9 @@ def stored_source(source: object, *, version: str | None = None) -> str | Stored
     :param version: the version (ETag, generation) the object must be, e.g. the one the
         contract check read; another one refuses the read
 
-    A URL whose scheme no installed provider gives Airflow a filesystem for (``gs://``
-    without the google provider) is read through fsspec's own filesystem for it (gcsfs,
-    with its own credentials) when it names no connection; naming one, it is refused.
+    A scheme that no installed provider gives Airflow a filesystem for (``gs://`` without
+    the google provider) is read through fsspec's own filesystem for it (gcsfs, with its
+    own credentials) when the URL names no connection; naming one, it is refused.
     """
     import os
 
@@ -64,19 +65,34 @@ def stored_source(source: object, *, version: str | None = None) -> str | Stored
 
     if isinstance(source, StoredFile):
         return source
-    if isinstance(source, ObjectStoragePath) or (hasattr(source, "fs") and hasattr(source, "path")):
+    if isinstance(source, ObjectStoragePath):
+        return _through_airflow(source, version)
+    if hasattr(source, "fs") and hasattr(source, "path"):  # any other UPath carries its filesystem
         return StoredFile(source, expect_version=version)
     text = os.fspath(source) if isinstance(source, os.PathLike) else str(source)
     if not is_url(text):
         return text
-    path = ObjectStoragePath(text)
     try:
-        path.fs
-    except ValueError as e:  # "No filesystem registered for scheme gs": its provider is not installed
-        if path.conn_id:
-            raise SourceError(f"{display_url(text)}: names the Airflow connection {path.conn_id!r}, but Airflow has "
-                              f"no filesystem for {path.protocol}:// ({e}); install the provider of that store "
-                              "(apache-airflow-providers-google for gs://, -microsoft-azure for abfs://), or "
-                              "leave the connection out to use the filesystem library's own credentials") from None
-        return StoredFile(text, expect_version=version)
-    return StoredFile(path, expect_version=version)
+        path = ObjectStoragePath(text)
+    except ValueError as e:  # a scheme fsspec does not know ("Unsupported filesystem")
+        raise SourceError(f"{display_url(text)}: {e}; give a URL of an object store fsspec reads (s3://, gs://, "
+                          "abfs://, file://...) or a local path") from None
+    return _through_airflow(path, version)
+
+
+def _through_airflow(path: ObjectStoragePath, version: str | None) -> StoredFile:
+    """Read ``path`` through Airflow's filesystem for its scheme, or fsspec's own when no
+    provider registers one and the path names no connection."""
+    from airflow.sdk.io import has_fs
+
+    from safeload.errors import SourceError
+    from safeload.storage import StoredFile, display_url
+
+    if has_fs(path.protocol):
+        return StoredFile(path, expect_version=version)
+    if path.conn_id:
+        raise SourceError(f"{display_url(str(path))}: names the Airflow connection {path.conn_id!r}, but no installed "
+                          f"provider gives Airflow a filesystem for {path.protocol}://; install the provider of "
+                          "that store (apache-airflow-providers-google for gs://, -microsoft-azure for abfs://), or "
+                          "leave the connection out to use the filesystem library's own credentials")
+    return StoredFile(str(path), expect_version=version)

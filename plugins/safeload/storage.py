@@ -96,6 +96,14 @@ def _epoch(value: Any) -> float | None:
     return None
 
 
+def _failed(e: Exception) -> str:
+    """What a store's client raised, for a message. s3fs and the local filesystem raise
+    ``OSError``; others raise types of their own (gcsfs: ``HttpError`` for a 5xx after its
+    retries or a 401, ``ValueError`` for a request the store called invalid), which are
+    caught alike so a load never fails on a raw client exception."""
+    return str(e) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
+
+
 def is_url(source: Any) -> bool:
     """True for a ``scheme://...`` string (a one-letter scheme is a Windows drive, not a URL)."""
     return isinstance(source, str) and "://" in source and len(urlsplit(source).scheme) > 1
@@ -186,8 +194,8 @@ class StoredFile:
             info = fs.info(path)
         except FileNotFoundError:
             return None
-        except OSError as e:
-            raise SourceUnavailableError(f"{self.name}: cannot be reached ({e}); retry later") from None
+        except Exception as e:  # noqa: BLE001 - see _failed()
+            raise SourceUnavailableError(f"{self.name}: cannot be reached ({_failed(e)}); retry later") from None
         if info.get("type") == "directory":
             raise SourceError(f"{self.name}: is a directory (a prefix), not an object; give the URL of one "
                               "source file")
@@ -236,8 +244,10 @@ class StoredFile:
         except FileNotFoundError:
             raise SourceChangedError(f"{self.name} disappeared before it could be opened; nothing was loaded "
                                      "from it") from None
-        except OSError as e:
-            raise SourceUnavailableError(f"{self.name}: cannot be opened ({e}); retry later") from None
+        except SafeloadError:
+            raise
+        except Exception as e:  # noqa: BLE001 - see _failed()
+            raise SourceUnavailableError(f"{self.name}: cannot be opened ({_failed(e)}); retry later") from None
 
     def open(self) -> BinaryIO:
         """A sequential stream of the object's bytes (gunzipped for a ``.gz`` name), checked
@@ -255,7 +265,7 @@ class StoredFile:
         raw, _ident = self._open_raw(block_size=STREAM_BLOCK, cache_type="readahead")
         return _RandomAccess(self, raw)
 
-    def read_failure(self, e: OSError, done: int) -> SourceError:
+    def read_failure(self, e: Exception, done: int) -> SourceError:
         """The error for a read that failed after ``done`` bytes: gone, changed, or cut off."""
         try:
             now = self.stat()
@@ -268,7 +278,7 @@ class StoredFile:
         if change:
             return SourceChangedError(f"{self.name} changed while it was read ({change}); nothing was loaded from "
                                       "it. A retry reads the new version")
-        return SourceUnavailableError(f"{self.name}: reading failed after {done} bytes ({e}); nothing was "
+        return SourceUnavailableError(f"{self.name}: reading failed after {done} bytes ({_failed(e)}); nothing was "
                                       "loaded from it; retry later")
 
 
@@ -294,7 +304,7 @@ class _CheckedStream(io.RawIOBase):
                 memoryview(b).cast("B")[:n] = data
         except SafeloadError:
             raise
-        except OSError as e:
+        except Exception as e:  # noqa: BLE001 - see _failed()
             raise self._stored.read_failure(e, self._done) from None
         if not n and len(b) and not self._ended:
             self._ended = True
@@ -356,7 +366,7 @@ class _RandomAccess(io.RawIOBase):
     def readinto(self, b: Any) -> int:
         try:
             data = self._raw.read(len(b))
-        except OSError as e:
+        except Exception as e:  # noqa: BLE001 - see _failed()
             raise self._stored.read_failure(e, self._raw.tell()) from None
         memoryview(b).cast("B")[: len(data)] = data
         return len(data)
@@ -364,7 +374,7 @@ class _RandomAccess(io.RawIOBase):
     def read(self, size: int = -1) -> bytes:
         try:
             return self._raw.read(size)
-        except OSError as e:
+        except Exception as e:  # noqa: BLE001 - see _failed()
             raise self._stored.read_failure(e, self._raw.tell()) from None
 
     def close(self) -> None:

@@ -81,19 +81,33 @@ def test_contract_check_without_a_warehouse_still_decides(airflow_db, tmp_path, 
     assert dag.test(logical_date=dt.datetime(2025, 5, 1, tzinfo=dt.timezone.utc)).state == "success"
 
 
-@pytest.mark.parametrize("partition", [pytest.param("{{ ds }}", id="its-day"), pytest.param(None, id="no-day")])
-def test_a_failed_contract_check_leaves_its_day_in_the_history(partition, pg_uri, airflow_db, tmp_path, monkeypatch):
-    """A check that stops the day before a row moves (breaking drift) writes it as refused
-    where the page lists days, when the check says which day it speaks for."""
+#: what a producer delivered, what the refusal says, whether the check kept a report
+DELIVERIES = {
+    "breaking": ("order_id,order_date,customer_id,currency,status,created_at\n"  # the amount column dropped
+                 "1,2025-05-01,7,EUR,paid,2025-05-01T10:00:00Z\n", "amount", True),
+    "empty": ("order_id,order_date,customer_id,amount,currency,status,created_at\n", "no rows", False),
+}
+
+
+@pytest.mark.parametrize(("partition", "delivery"), [
+    pytest.param("{{ ds }}", "breaking", id="breaking-drift"),
+    pytest.param("{{ ds }}", "empty", id="header-only"),
+    pytest.param(None, "breaking", id="no-day"),
+])
+def test_a_failed_contract_check_leaves_its_day_in_the_history(partition, delivery, pg_uri, airflow_db, tmp_path,
+                                                               monkeypatch):
+    """A check that stops the day before a row moves (breaking drift, a delivery with no
+    rows) writes it as refused where the page lists days, when the check says which day
+    it speaks for."""
     import datetime as dt
 
     from safeload.ui import queries
 
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", pg_uri)
-    src = tmp_path / "orders.csv"  # the producer dropped the amount column: breaking
-    src.write_text("order_id,order_date,customer_id,currency,status,created_at\n"
-                   "1,2025-05-01,7,EUR,paid,2025-05-01T10:00:00Z\n")
-    dag_id = f"ui_contract_refused_{'day' if partition else 'window'}"
+    text, says, reported = DELIVERIES[delivery]
+    src = tmp_path / "orders.csv"
+    src.write_text(text)
+    dag_id = f"ui_contract_refused_{delivery}_{'day' if partition else 'window'}"
     dr = _dag(tmp_path, monkeypatch, dag_id, src, partition=partition).test(
         logical_date=dt.datetime(2025, 5, 1, tzinfo=dt.timezone.utc))
     assert dr.state == "failed"
@@ -102,13 +116,13 @@ def test_a_failed_contract_check_leaves_its_day_in_the_history(partition, pg_uri
                             "from safeload.load_history").fetchall()
         listed = queries.recent_partitions(conn, "public.orders")
         checks = conn.execute("select passed from safeload.contract_checks").fetchall()
-    assert checks == [(False,)]  # the report is kept either way
+    assert checks == ([(False,)] if reported else [])  # a report is kept either way, where there is one
     if partition is None:
         assert rows == [] and listed == []
         return
-    assert [r[:7] for r in rows] == [("public.orders", "2025-05-01", "refused", dag_id, dr.run_id, "check_orders",
-                                      str(src))]
-    assert "check_orders:" in rows[0][7] and "amount" in rows[0][7], rows[0][7]
+    assert [r[:6] for r in rows] == [("public.orders", "2025-05-01", "refused", dag_id, dr.run_id, "check_orders")]
+    assert rows[0][6] == (str(src) if reported else None)
+    assert "check_orders:" in rows[0][7] and says in rows[0][7], rows[0][7]
     assert listed == ["2025-05-01"]
 
 

@@ -103,6 +103,7 @@ class SchemaContractCheckOperator(ContractCheckLineage, BaseOperator):
 
         if self.rule_policy not in ("fail", "warn"):
             raise AirflowFailException(f"{self.task_id}: rule_policy {self.rule_policy!r} is not fail or warn")
+        contract = None
         try:
             contract = load_contract(self.contract)
             source = None if self.source is None else stored_source(self.source)
@@ -125,6 +126,8 @@ class SchemaContractCheckOperator(ContractCheckLineage, BaseOperator):
                 from airflow.sdk.exceptions import AirflowException
 
                 raise AirflowException(str(e)) from None
+            if contract is not None:  # the source broke the contract's ground rules (no rows, unreadable)
+                self._record_refused(context, contract, str(e), None)
             raise AirflowFailException(str(e)) from None
         summary = report.summary()
         result = report.to_dict()

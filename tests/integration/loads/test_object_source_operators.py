@@ -117,6 +117,13 @@ def test_operators_load_gcs_objects_through_gcsfs_without_a_provider(pg, pg_uri,
             == partition_checksum(pg, "public.local_orders", "order_date", day.isoformat()))
     assert pg.execute("select source from safeload.load_history where target = 'public.orders' and status = "
                       "'published'").fetchall() == [(gcs.url(f"orders/{day}.csv"),)]
-    with pytest.raises(SourceError, match=r"names the Airflow connection 'gcp_lake', but Airflow has no filesystem "
-                                          r"for gs://.*apache-airflow-providers-google"):
+    with pytest.raises(SourceError, match=r"names the Airflow connection 'gcp_lake', but no installed provider gives "
+                                          r"Airflow a filesystem for gs://; install .*apache-airflow-providers-google"):
         stored_source(f"gs://gcp_lake@{gcs.name}/orders/{day}.csv")
+    # an ObjectStoragePath object takes the same way as its URL
+    from airflow.sdk import ObjectStoragePath
+
+    obj = stored_source(ObjectStoragePath(gcs.url(f"orders/{day}.csv")))
+    assert obj.identity().version == gcs.version(f"orders/{day}.csv")
+    with pytest.raises(SourceError, match=r"nowhere://lake/x.csv: Unsupported filesystem: 'nowhere'; give a URL"):
+        stored_source("nowhere://lake/x.csv")
