@@ -273,6 +273,11 @@ def main() -> int:
     for r in rows:
         print(f"   {r[0]:<16} {r[1]:<11} {r[2]:<10} {r[3] or '':>7} {r[4] or '':>7} {r[5] or 0:>6} {r[6] or '':<13} "
               f"{r[7]}")
+    # the day the contract check stopped is listed with the others, not missing from the list
+    broken = next(date for date, faults, *_ in STORY if "drift_rename" in faults)
+    listed = any(r[1] == broken and r[2] == "refused" and r[7].startswith("check_contract:") for r in rows)
+    results.append((broken, "the day the contract check stopped, in the history as refused", "listed",
+                    "listed" if listed else "missing"))
     print("\n   published partitions of public.orders:")
     for d, n in parts:
         print(f"     {d}: {n} rows")
