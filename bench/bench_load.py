@@ -12,7 +12,8 @@ For each size (default 1M and 5M rows), on the same rows and the same server:
   published partition, with the default ``parallel='auto'`` (two streams at these
   sizes) unless the label says: a plain table (published by ``direct``: COPY into the
   target in the publishing transaction, a helper stream beside it), the same in one
-  stream, and staged (DELETE + INSERT), a natively partitioned one (``swap``), in two
+  stream, and staged (DELETE + INSERT), the plain table's first load of a new day (the
+  table created empty before each load), a natively partitioned one (``swap``), in two
   streams, one and four (memory in N), the same with the primary key (order_id,
   order_date) on target and baseline, and a query source into both;
 * ``PostgresHook.insert_rows`` (what users write today), on a 100k-row prefix of the file.
@@ -241,10 +242,14 @@ def insert_rows(uri: str, path: Path, n: int) -> float:
 # "auto" is the default (decisions 046, 047): at these sizes two streams (into a plain
 # table: beside the publishing transaction; into a natively partitioned one: into
 # staging), one for a query source.
+NEW_DAY = "public.bench_orders_new"
 CASES = [
     ("file  plain  x2 (auto)", "file", "public.bench_orders", "auto", "direct"),
     ("file  plain  x1", "file", "public.bench_orders", 1, "direct"),
     ("file  plain  staged", "file", "public.bench_orders", 1, "delete_insert"),
+    # the first load of a day (a daily run's usual case; the others replace a day): the
+    # table is created empty before each load, as raw COPY's is, so the DELETE finds nothing
+    ("file  plain  new day", "file", NEW_DAY, "auto", "direct"),
     ("file  native x2 (auto)", "file", "public.bench_orders_native", "auto", "swap"),
     ("file  native x1", "file", "public.bench_orders_native", 1, "swap"),
     ("file  native x4", "file", "public.bench_orders_native", 4, "swap"),
@@ -265,7 +270,8 @@ def load_tables(uri: str) -> None:
     import psycopg
 
     with psycopg.connect(uri, autocommit=True) as conn:
-        for t in ("bench_orders", "bench_orders_native", "bench_orders_key", "bench_orders_native_key"):
+        for t in ("bench_orders", "bench_orders_native", "bench_orders_key", "bench_orders_native_key",
+                  "bench_orders_new"):
             conn.execute(f"drop table if exists {t} cascade")
         conn.execute(DDL.format(name="bench_orders"))
         conn.execute(DDL.format(name="bench_orders_native") + " partition by range (order_date)")
@@ -300,6 +306,10 @@ def in_process(uri: str, tmp: Path, sizes: list[int], repeats: int, hook_rows: i
 
             def run_case(kind, table, streams, key, how):
                 strategy = "delete_insert" if how == "delete_insert" else "auto"
+                if table == NEW_DAY:
+                    with psycopg.connect(uri, autocommit=True) as conn:
+                        conn.execute(f"drop table if exists {NEW_DAY}")
+                        conn.execute(DDL.format(name=NEW_DAY))
                 if kind in ("file", "keyed"):
                     return safeload_run(uri, str(path), key, table, strategy, streams)
                 return safeload_run(uri, QUERY, key, table, strategy, streams, source_uri)
@@ -357,7 +367,8 @@ def report(results, repeats: int, hook_rows: int, hook_s: float) -> None:
           "PartitionOverwriteOperator): a plain table is published by direct (COPY into the target inside the "
           "publishing transaction: DELETE, COPY, audit scan, COMMIT), a natively partitioned one by swap (the "
           "staging table becomes the partition); 'xN': N parallel COPY streams (direct: N - 1 beside the "
-          "transaction; swap: into staging). Each replaces an already published partition. Goals: plain "
+          "transaction; swap: into staging). Each replaces an already published partition, but 'new day' (into an "
+          "empty table, as raw COPY's). Goals: plain "
           ">= 0.8x, native >= 0.9x, x2 >= 1.0x. RSS: peak of the loading process (flat in N). Where the time goes: the statements the load sent, by kind (parallel "
           "sessions' overlapping statements of one kind counted once; kinds may overlap); client: the rest "
           "(Python, reading the file).")
