@@ -15,7 +15,8 @@ For each size (default 1M and 5M rows), on the same rows and the same server:
   stream, and staged (DELETE + INSERT), the plain table's first load of a new day (the
   table created empty before each load), a natively partitioned one (``swap``), in two
   streams, one and four (memory in N), the same with the primary key (order_id,
-  order_date) on target and baseline, and a query source into both;
+  order_date) on target and baseline (the plain table also in one stream), and a query
+  source into both;
 * ``PostgresHook.insert_rows`` (what users write today), on a 100k-row prefix of the file.
 
 Each load's time is split by what it spent it on (COPY, DELETE, INSERT ... SELECT, the
@@ -29,7 +30,9 @@ the baselines interleaved, and the table shows the median of the per-repeat rati
 ``--cli`` measures the way a user runs it instead: the ``safeload load`` command, end to
 end (process start to exit), against ``psql \\copy`` of the same file into an empty table,
 interleaved, median of the repeats, on both kinds of target, with the default streams
-(``auto``), in one stream and in two, and a plain table's new day (an empty table).
+(``auto``), in one stream and in two, and a plain table's new day (an empty table); and
+``psql`` itself replacing a plain table's day (DELETE and ``\\copy`` in one transaction),
+the floor of a replacement.
 
 ``--server`` picks the server: ``embedded`` (default: the development server of
 safeload.dev.embedded, fsync off), a PostgreSQL bin directory (a fresh server is
@@ -256,6 +259,7 @@ CASES = [
     # the same with the primary key (order_id, order_date) on the target, and on raw COPY's
     # table: COPY maintains the index row by row, the swap builds it on staging in one sort
     ("file  plain  + key (auto)", "keyed", "public.bench_orders_key", "auto", "direct"),
+    ("file  plain  + key x1", "keyed", "public.bench_orders_key", 1, "direct"),
     ("file  plain  + key staged", "keyed", "public.bench_orders_key", 1, "delete_insert"),
     ("file  native + key (auto)", "keyed", "public.bench_orders_native_key", "auto", "swap"),
     ("query plain", "query", "public.bench_orders", "auto", "direct"),
@@ -399,7 +403,7 @@ def end_to_end(uri: str, tmp: Path, sizes: list[int], repeats: int, psql: str, c
         path = tmp / f"orders_{n}.csv"
         make_csv(path, n)
         with psycopg.connect(uri, autocommit=True) as conn:
-            conn.execute("drop table if exists h_plain, h_native, h_new, h_raw cascade")
+            conn.execute("drop table if exists h_plain, h_native, h_new, h_raw, h_praw cascade")
             conn.execute(DDL.format(name="h_plain"))
             conn.execute(DDL.format(name="h_native") + " partition by range (order_date)")
 
@@ -424,27 +428,45 @@ def end_to_end(uri: str, tmp: Path, sizes: list[int], repeats: int, psql: str, c
                            check=True, capture_output=True, timeout=3600)
             return time.perf_counter() - t0
 
+        replace_sql = tmp / "replace.sql"  # psql replacing the day itself: the floor of a plain replace
+        replace_sql.write_text(f"begin;\ndelete from h_praw where order_date = '{DAY}';\n"
+                               f"\\copy h_praw from '{path}' with (format csv, header true)\ncommit;\n")
+
+        def psql_replace() -> float:
+            t0 = time.perf_counter()
+            subprocess.run([psql, "-q", "-v", "ON_ERROR_STOP=1", uri, "-f", str(replace_sql)], check=True,
+                           capture_output=True, timeout=3600)
+            return time.perf_counter() - t0
+
+        with psycopg.connect(uri, autocommit=True) as conn:
+            conn.execute("drop table if exists h_praw")
+            conn.execute(DDL.format(name="h_praw"))
+        psql_replace()  # the day to replace; not timed
         for _, table, streams in cases:  # the first load of the day; not timed
             load(table, streams)
-        raws, loads = [], {label: [] for label, _, _ in cases}
+        raws, replaces, loads = [], [], {label: [] for label, _, _ in cases}
         for rep in range(repeats):
             raws.append(psql_copy())
+            replaces.append(psql_replace())
             for label, table, streams in cases:
                 loads[label].append(load(table, streams))
-            print(f"  {n:,} rows, repeat {rep + 1}/{repeats}: psql \\copy {raws[-1]:.2f}s, " +
+            print(f"  {n:,} rows, repeat {rep + 1}/{repeats}: psql \\copy {raws[-1]:.2f}s, psql DELETE + \\copy "
+                  f"{replaces[-1]:.2f}s, " +
                   ", ".join(f"{k} {v[-1]:.2f}s" for k, v in loads.items()), flush=True)
-        out.append((n, raws, loads))
+        out.append((n, raws, replaces, loads))
         path.unlink()
     med = statistics.median
     print(f"\nsafeload load (the CLI, end to end) against psql \\copy of the same file into an empty table, median "
           f"of {repeats} interleaved runs; x = psql's time / the CLI's")
-    print(f"{'rows':>10} {'psql s':>7} " + " ".join(f"{label:>17}" for label, _, _ in cases))
-    for n, raws, loads in out:
+    print(f"{'rows':>10} {'psql s':>7} {'psql replace':>17} " + " ".join(f"{label:>17}" for label, _, _ in cases))
+    for n, raws, replaces, loads in out:
         cells = []
-        for label, _, _ in cases:
-            ratios = [r / s for r, s in zip(raws, loads[label])]
-            cells.append(f"{med(loads[label]):>6.2f}s {med(ratios):>4.2f}x".rjust(17))
+        for secs in [replaces] + [loads[label] for label, _, _ in cases]:
+            ratios = [r / s for r, s in zip(raws, secs)]
+            cells.append(f"{med(secs):>6.2f}s {med(ratios):>4.2f}x".rjust(17))
         print(f"{n:>10,} {med(raws):>7.2f} " + " ".join(cells))
+    print("psql replace: psql itself replacing the day of a plain table (DELETE, then \\copy, in one transaction, "
+          "no audit): the floor a plain table's replacement starts from")
 
 
 def main() -> int:

@@ -313,12 +313,12 @@ def _check_carried(pf: Any, schema: SourceSchema, contract: Contract | None, whe
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    patterns = {name: fast_filter(want)[1] for name, want in carried.items()}
     row = 1
     try:
         for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=list(carried)):
             for name, want in carried.items():
-                values = batch.column(name)
-                _kind, pattern = fast_filter(want)
+                values, pattern = batch.column(name), patterns[name]
                 bad = pc.invert(pc.fill_null(pc.match_substring_regex(values, pattern), True))
                 found = pc.sum(bad).as_py() or 0
                 if found:

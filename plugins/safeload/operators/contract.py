@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from safeload.lineage.operators import ContractCheckLineage, remember
+from safeload.operators import task_audit
 from safeload.ui.links import SafeloadReportLink
 
 if TYPE_CHECKING:
@@ -152,11 +153,9 @@ class SchemaContractCheckOperator(ContractCheckLineage, BaseOperator):
         from safeload.contracts.history import record_contract_check
         from safeload.hooks import warehouse_conninfo
 
-        ti = context["ti"]
         try:
             record_contract_check(warehouse_conninfo(self.history_conn_id), result, table=contract.table,
-                                  audit={"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id,
-                                         "try_number": ti.try_number})
+                                  audit=task_audit(context["ti"]))
         except Exception as e:  # noqa: BLE001 - see the docstring
             self.log.warning("contract check report not kept in safeload.contract_checks of connection %r (%s); "
                              "set history_conn_id=None to stop keeping it", self.history_conn_id, e)
@@ -177,7 +176,5 @@ class SchemaContractCheckOperator(ContractCheckLineage, BaseOperator):
             self.log.warning("refused day not written to safeload.load_history (%s)", e)
             return
         record_unpublished(conninfo, target=target, partition_value=str(self.partition_value),
-                           status="refused", message=f"{ti.task_id}: {summary}",
-                           audit={"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id,
-                                  "try_number": ti.try_number},
+                           status="refused", message=f"{ti.task_id}: {summary}", audit=task_audit(ti),
                            source=None if source is None else str(source))

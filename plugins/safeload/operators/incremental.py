@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from safeload.lineage.operators import PlanLineage, ReloadLineage, remember
+from safeload.operators import task_audit
 from safeload.ui.links import SafeloadReportLink
 
 if TYPE_CHECKING:
@@ -211,7 +212,7 @@ class ReloadPartitionsOperator(ReloadLineage, _IncrementalOperator):
             partition_column=self.partition_column,
             partition_value=partition_value, run_key=f"{ti.dag_id}/{ti.run_id}/{self.table}",
             lock_timeout=self.lock_timeout, allow_empty=allow_empty,
-            audit={"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "try_number": ti.try_number})
+            audit=task_audit(ti))
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         from airflow.sdk.exceptions import AirflowFailException

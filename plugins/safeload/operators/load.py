@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from safeload.lineage.operators import PartitionLoadLineage, facts, remember
+from safeload.operators import task_audit
 from safeload.ui.links import SafeloadReportLink
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ class _PartitionOperator(PartitionLoadLineage, BaseOperator):
             lock_timeout=self.lock_timeout, max_bad_rows=self.max_bad_rows,
             max_bad_fraction=self.max_bad_fraction, allow_empty=self.allow_empty,
             publish_strategy=self.publish_strategy, parallel=self.parallel,
-            audit={"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "try_number": ti.try_number},
+            audit=task_audit(ti),
         )
 
     def _evolve(self, loader: PartitionLoader, source: Source | None = None) -> None:
@@ -199,8 +200,7 @@ def _record_unpublished(op: _PartitionOperator, context: Context, e: Exception, 
     ti = context["ti"]
     record_unpublished(conninfo, target=f"{schema}.{table}", partition_value=str(partition_value),
                        status="refused" if bad_data else "failed", message=f"{ti.task_id}: {type(e).__name__}: {e}",
-                       audit={"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id,
-                              "try_number": ti.try_number}, source=None if source is None else str(source))
+                       audit=task_audit(ti), source=None if source is None else str(source))
 
 
 def _raise_airflow(e: Exception) -> None:

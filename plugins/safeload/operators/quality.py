@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from safeload.lineage.operators import QualityGateLineage, remember
+from safeload.operators import task_audit
 from safeload.ui.links import SafeloadReportLink
 
 if TYPE_CHECKING:
@@ -155,6 +156,6 @@ def _record_unpublished(conninfo: str, ti: Any, store: dict[str, Any], status: s
         return  # a gate on a whole table, not on a load's partition
     from safeload.loads.outcomes import record_unpublished
 
-    audit = {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "try_number": ti.try_number}
+    audit = task_audit(ti)
     record_unpublished(conninfo, target=store["target"], partition_value=store["partition_value"], status=status,
                        message=message, audit=audit, rows_source=rows)
