@@ -1,7 +1,8 @@
-"""Peak memory of a contract check and a load whose source is an object in S3 or GCS, by the object's size.
+"""Peak memory of a contract check and a load whose source is an object in S3, GCS or Azure Blob, by the object's size.
 
-A real S3 API and a real GCS JSON API on 127.0.0.1 (moto's server mode and
-gcp-storage-emulator, as the tests use) hold orders CSV objects of two sizes; for each,
+A real S3 API, a real GCS JSON API and a real Azure Blob API on 127.0.0.1 (moto's server
+mode, gcp-storage-emulator and Azurite, as the tests use; Azurite where ``make install``
+installed it) hold orders CSV objects of two sizes; for each,
 in a fresh process (imports included, peak RSS its own):
 
 - ``safeload contract check`` of the object (every value rule of the orders contract), and
@@ -57,7 +58,10 @@ def main() -> int:
     args = ap.parse_args()
     sizes = (20, 60) if args.quick else (100, 300)
 
+    import contextlib
+
     import psycopg
+    from azure_server import AzureContainer, Azurite, azurite_blob
     from gcs_server import GcsBucket, GcsEmulator
     from s3_server import MotoS3
 
@@ -68,20 +72,24 @@ def main() -> int:
     os.environ.setdefault("NO_GCE_CHECK", "true")
     work = Path(tempfile.mkdtemp(prefix="safeload-bench-object-"))
     cli = [sys.executable, "-m", "safeload.cli"]
-    stores = ("s3", "gcs")
+    stores = ("s3", "gcs", "abfs") if azurite_blob().exists() else ("s3", "gcs")
     rows_out = []
     try:
         uri = embedded.start(work / "pg")
-        with MotoS3() as s3, GcsEmulator() as gcs_server:
+        with MotoS3() as s3, GcsEmulator() as gcs_server, \
+                (Azurite() if "abfs" in stores else contextlib.nullcontext()) as azure_server:
             client = s3.client()
             client.create_bucket(Bucket="lake")
             gcs = GcsBucket(gcs_server, "lake")
-            options = {"s3": json.dumps(s3.storage_options()), "gcs": json.dumps(gcs_server.storage_options())}
+            azure = AzureContainer(azure_server, "lake") if azure_server else None
+            options = {"s3": json.dumps(s3.storage_options()), "gcs": json.dumps(gcs_server.storage_options()),
+                       "abfs": json.dumps(azure_server.storage_options()) if azure_server else None}
             for mb in sizes:
                 path = work / f"orders-{mb}.csv"
                 n = make_csv(path, mb)
                 client.upload_file(str(path), "lake", path.name)
-                urls = {"s3": f"s3://lake/{path.name}", "gcs": gcs.put(path.name, path)}
+                urls = {"s3": f"s3://lake/{path.name}", "gcs": gcs.put(path.name, path),
+                        "abfs": azure.put(path.name, path) if azure else None}
                 for step in ("check", "load"):
                     figures = {}
                     sources = [("local", [str(path)])] + [(k, [urls[k], "--storage-options", options[k]])
@@ -102,6 +110,8 @@ def main() -> int:
                 path.unlink()
                 client.delete_object(Bucket="lake", Key=path.name)
                 gcs.delete(path.name)
+                if azure:
+                    azure.delete(path.name)
     finally:
         embedded.stop(work / "pg", mode="immediate")
         shutil.rmtree(work, ignore_errors=True)

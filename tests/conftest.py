@@ -147,9 +147,35 @@ def gcs(gcs_server):
     return GcsBucket(gcs_server, f"lake-{uuid.uuid4().hex[:12]}")
 
 
-@pytest.fixture(params=["s3", "gcs"])
+@pytest.fixture(scope="session")
+def azure_server():
+    """A real Azure Blob API on 127.0.0.1 (Azurite, tests/azure_server.py), started once.
+    Skipped where ``make install`` found no npm to install Azurite with; never in CI."""
+    from azure_server import Azurite, azurite_blob
+
+    if not azurite_blob().exists():
+        message = f"Azurite is not installed ({azurite_blob()}): make install puts it there when npm is on the PATH"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with Azurite() as server:
+        yield server
+
+
+@pytest.fixture
+def azure(azure_server):
+    """A new container on the local Azure Blob server."""
+    import uuid
+
+    from azure_server import AzureContainer
+
+    return AzureContainer(azure_server, f"lake-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(params=["s3", "gcs", "azure"])
 def store(request):
-    """A new bucket on each local object store in turn: S3 (moto) and GCS (the emulator)."""
+    """A new bucket on each local object store in turn: S3 (moto), GCS (the emulator) and
+    Azure Blob (Azurite)."""
     return request.getfixturevalue(request.param)
 
 

@@ -1,9 +1,9 @@
 """A test server in a child process on a free port of 127.0.0.1 (moto's S3, the GCS
-emulator): started and waited for within a bound, stopped by the test session, and
+emulator, Azurite): started and waited for within a bound, stopped by the test session, and
 nothing else stopped.
 
 A subclass names its :meth:`command` and the URL that answers once it is up
-(:meth:`ready_url`).
+(:meth:`ready_url`; any HTTP status counts).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 
@@ -46,6 +47,8 @@ class ChildServer:
             try:
                 with urllib.request.urlopen(self.ready_url(), timeout=1):
                     return self
+            except urllib.error.HTTPError:  # it answered: up, whatever it thinks of the request
+                return self
             except OSError:
                 if self._proc.poll() is not None:
                     raise RuntimeError(f"{self.name} exited with {self._proc.returncode} on start") from None

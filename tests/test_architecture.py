@@ -47,9 +47,13 @@ def test_no_import_circle_in_the_package():
                            "; move what both sides need below both (docs/architecture.md)")
 
 
+#: files a tool writes and nobody edits by hand (npm's lock file of the tests' Azurite)
+GENERATED = {"package-lock.json"}
+
+
 def test_no_file_is_over_the_line_limit():
     long = sorted((len(text.splitlines()), str(path.relative_to(ROOT))) for path in _files()
-                  if (text := _text(path)) is not None and len(text.splitlines()) > MAX_FILE_LINES)
+                  if path.name not in GENERATED and (text := _text(path)) is not None and len(text.splitlines()) > MAX_FILE_LINES)
     assert not long, f"files over {MAX_FILE_LINES} lines (split them by responsibility): " + ", ".join(
         f"{name} ({n})" for n, name in long)
 

@@ -18,8 +18,9 @@ EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
 _STORAGE_OPTIONS_HELP = ("options of the object store's filesystem, as a JSON object (or @file.json): e.g. "
                          "'{\"endpoint_url\": \"http://minio:9000\"}' for s3fs, '{\"project\": \"my-project\"}' "
-                         "for gcsfs; credentials are better left to the environment (AWS_ACCESS_KEY_ID, ..., "
-                         "GOOGLE_APPLICATION_CREDENTIALS), which the filesystem reads itself")
+                         "for gcsfs, '{\"account_name\": \"acct\"}' for adlfs; credentials are better left to "
+                         "the environment (AWS_ACCESS_KEY_ID, ..., GOOGLE_APPLICATION_CREDENTIALS, "
+                         "AZURE_STORAGE_CONNECTION_STRING), which the filesystem reads itself")
 
 
 class _Parser(argparse.ArgumentParser):

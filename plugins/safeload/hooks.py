@@ -61,7 +61,7 @@ def stored_source(source: object, *, version: str | None = None) -> str | Stored
     from airflow.sdk import ObjectStoragePath
 
     from safeload.errors import SourceError
-    from safeload.storage import StoredFile, display_url, is_url
+    from safeload.storage import StoredFile, azure_account_url, display_url, is_url
 
     if isinstance(source, StoredFile):
         return source
@@ -72,12 +72,22 @@ def stored_source(source: object, *, version: str | None = None) -> str | Stored
     text = os.fspath(source) if isinstance(source, os.PathLike) else str(source)
     if not is_url(text):
         return text
+    if azure_account_url(text):
+        # Azure's own form names the container in the user part; ObjectStoragePath would take
+        # it for a connection id and drop the account: adlfs reads it as written
+        return StoredFile(text, expect_version=version)
     try:
         path = ObjectStoragePath(text)
     except ValueError as e:  # a scheme fsspec does not know ("Unsupported filesystem")
         raise SourceError(f"{display_url(text)}: {e}; give a URL of an object store fsspec reads (s3://, gs://, "
                           "abfs://, file://...) or a local path") from None
     return _through_airflow(path, version)
+
+
+#: the Airflow provider that gives ObjectStoragePath a filesystem for a scheme
+_PROVIDERS = {"s3": "apache-airflow-providers-amazon[s3fs]", "gs": "apache-airflow-providers-google",
+              "gcs": "apache-airflow-providers-google", "abfs": "apache-airflow-providers-microsoft-azure",
+              "abfss": "apache-airflow-providers-microsoft-azure", "az": "apache-airflow-providers-microsoft-azure"}
 
 
 def _through_airflow(path: ObjectStoragePath, version: str | None) -> StoredFile:
@@ -91,8 +101,8 @@ def _through_airflow(path: ObjectStoragePath, version: str | None) -> StoredFile
     if has_fs(path.protocol):
         return StoredFile(path, expect_version=version)
     if path.conn_id:
+        provider = _PROVIDERS.get(path.protocol, "the Airflow provider of that store")
         raise SourceError(f"{display_url(str(path))}: names the Airflow connection {path.conn_id!r}, but no installed "
-                          f"provider gives Airflow a filesystem for {path.protocol}://; install the provider of "
-                          "that store (apache-airflow-providers-google for gs://, -microsoft-azure for abfs://), or "
+                          f"provider gives Airflow a filesystem for {path.protocol}://; install {provider}, or "
                           "leave the connection out to use the filesystem library's own credentials")
     return StoredFile(str(path), expect_version=version)

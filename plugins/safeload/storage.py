@@ -40,7 +40,8 @@ from safeload.errors import SafeloadError, SourceChangedError, SourceError, Sour
 STREAM_BLOCK = 8 << 20
 #: what to install for a URL scheme whose fsspec filesystem is missing
 _FILESYSTEMS = {"s3": 'pip install "safeload[s3]": s3fs', "gs": 'pip install "safeload[gcs]": gcsfs',
-                "gcs": 'pip install "safeload[gcs]": gcsfs', "abfs": "adlfs", "az": "adlfs"}
+                "gcs": 'pip install "safeload[gcs]": gcsfs', "abfs": 'pip install "safeload[abfs]": adlfs',
+                "abfss": 'pip install "safeload[abfs]": adlfs', "az": 'pip install "safeload[abfs]": adlfs'}
 #: bytes handed from the range cache to a reader per call
 _READ_BLOCK = 1 << 20
 
@@ -107,6 +108,19 @@ def _failed(e: Exception) -> str:
 def is_url(source: Any) -> bool:
     """True for a ``scheme://...`` string (a one-letter scheme is a Windows drive, not a URL)."""
     return isinstance(source, str) and "://" in source and len(urlsplit(source).scheme) > 1
+
+
+def azure_account_url(url: str) -> tuple[str, str] | None:
+    """``(container, account host)`` of a URL in Azure's own form,
+    ``abfs[s]://container@account.dfs.core.windows.net/key`` (or ``az://``, a ``.blob.``
+    host), where the user part is the container, not an Airflow connection id; None for
+    any other URL."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme.lower() in ("abfs", "abfss", "az") and parts.username and ".core." in host \
+            and host.split(".")[1:2] in (["dfs"], ["blob"]):
+        return parts.username, host
+    return None
 
 
 def display_url(url: str) -> str:

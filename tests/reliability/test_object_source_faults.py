@@ -1,7 +1,8 @@
 """An object source that is truncated, replaced or vanishes while a load streams it.
 
-Each trial stages a 12 MB CSV object (12 blocks of the straight COPY) from a real S3 API
-or a real GCS JSON API on 127.0.0.1 (moto's server mode, gcp-storage-emulator: ``store``),
+Each trial stages a 12 MB CSV object (12 blocks of the straight COPY) from a real S3 API,
+a real GCS JSON API or a real Azure Blob API on 127.0.0.1 (moto's server mode,
+gcp-storage-emulator, Azurite: ``store``),
 or from a ``file://`` URL, and hits it after a seeded block: the object replaced by
 another version of the same size, replaced by a prefix of itself, deleted, or
 (``file://``) truncated in place, which an object store cannot do to an object.

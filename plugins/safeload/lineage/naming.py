@@ -5,6 +5,8 @@
     source_dataset("/data/orders/2024-05-01.csv")   # ("file", "/data/orders/2024-05-01.csv")
     source_dataset("file://etl-1/data/o.csv")       # ("file://etl-1", "/data/o.csv")
     source_dataset("s3://landing/orders/o.csv")     # ("s3://landing", "orders/o.csv")
+    source_dataset("abfs://lake@acct.dfs.core.windows.net/o.csv")
+    # ("abfss://lake@acct.dfs.core.windows.net", "o.csv")
     table_name("warehouse", "public", "orders")     # "warehouse.public.orders"
 
 A local path names the file in the ``file`` namespace, as the spec's local file system
@@ -19,6 +21,8 @@ from __future__ import annotations
 import os
 from urllib.parse import urlsplit
 
+from safeload.storage import azure_account_url
+
 #: object stores whose namespace is ``scheme://bucket`` and name the key (no leading slash)
 OBJECT_STORES = ("s3", "s3a", "gs", "gcs")
 
@@ -29,7 +33,8 @@ def source_dataset(source: object) -> tuple[str, str]:
     :param source: a local path, a ``file://host/path`` URI, or an object store URI
         (``s3://bucket/key``, ``gs://bucket/key``, or an ``ObjectStoragePath``; Airflow's
         connection id in the user part, ``s3://aws_lake@bucket/key``, is not part of the
-        name; other ``scheme://authority/path`` URIs keep their scheme and authority as the
+        name; Azure's ``abfs[s]://container@account.dfs.core.windows.net/key`` is the spec's
+        ABFSS; other ``scheme://authority/path`` URIs keep their scheme and authority as the
         namespace)
     """
     source = str(source)
@@ -39,6 +44,10 @@ def source_dataset(source: object) -> tuple[str, str]:
         return "file", os.path.abspath(source)
     if scheme == "file":
         return (f"file://{parts.netloc}" if parts.netloc else "file"), parts.path
+    azure = azure_account_url(source)
+    if azure:  # the spec's ABFSS: the container and the storage account's dfs host
+        container, host = azure
+        return f"abfss://{container}@{host.split('.')[0]}.dfs.core.windows.net", parts.path.lstrip("/")
     if scheme in OBJECT_STORES:
         bucket = parts.netloc.rpartition("@")[2]
         return f"{'gs' if scheme == 'gcs' else scheme}://{bucket}", parts.path.lstrip("/")

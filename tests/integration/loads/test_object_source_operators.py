@@ -4,10 +4,11 @@ on 127.0.0.1 (moto's server mode) reached through an Airflow ``aws`` connection
 ``ObjectStoragePath`` takes it: wait (sensor, poke mode) >> contract check >> stage (held
 to the version the check read) >> publish, and the one-task overwrite given an
 ``ObjectStoragePath`` (its path templated too); each publishes the rows and checksum the
-local file gives. Then the same chain on ``gs://`` URLs against a real GCS JSON API
-(gcp-storage-emulator): no installed provider gives Airflow a filesystem for ``gs://``,
-so a URL without a connection is read through gcsfs with its own credentials, and one
-that names a connection is refused with the fix."""
+local file gives. Then the same chain on ``gs://`` and ``abfs://`` URLs against a real GCS
+JSON API (gcp-storage-emulator) and a real Azure Blob API (Azurite): no installed provider
+gives Airflow a filesystem for them, so a URL without a connection is read through gcsfs
+or adlfs with the credentials of the environment, and one that names a connection is
+refused with the fix."""
 
 from __future__ import annotations
 
@@ -90,40 +91,58 @@ def test_operators_load_objects_like_local_files(pg, pg_uri, s3, airflow_env, tm
     assert sources == [s3.airflow_url("orders/2024-05-02.csv"), s3.airflow_url("orders/2024-05-03.csv")]
 
 
-def test_operators_load_gcs_objects_through_gcsfs_without_a_provider(pg, pg_uri, gcs, airflow_env, tmp_path,
-                                                                     monkeypatch):
-    """gcsfs finds the emulator by ``STORAGE_EMULATOR_HOST`` and, with no Google credentials
-    here (tests/conftest.py sets ``NO_GCE_CHECK``: no metadata server is asked), reads anonymously."""
+#: each store without its Airflow provider: how its fsspec filesystem finds the local server
+#: with no options (the environment, as a deployment's credentials are), the provider and
+#: an example connection id of the refusal
+WITHOUT_PROVIDER = {
+    # gcsfs: STORAGE_EMULATOR_HOST; with no Google credentials here (tests/conftest.py sets
+    # NO_GCE_CHECK: no metadata server is asked) it reads anonymously
+    "gcs": (lambda server: {"STORAGE_EMULATOR_HOST": server.endpoint}, "apache-airflow-providers-google",
+            "gcp_lake"),
+    # adlfs: the storage account's connection string
+    "azure": (lambda server: {"AZURE_STORAGE_CONNECTION_STRING": server.connection_string()},
+              "apache-airflow-providers-microsoft-azure", "wasb_lake"),
+}
+
+
+@pytest.mark.parametrize("kind", ["gcs", "azure"])
+def test_operators_load_objects_through_fsspec_without_a_provider(pg, pg_uri, kind, airflow_env, tmp_path,
+                                                                  monkeypatch, request):
     import generate_orders
 
     from safeload.errors import SourceError
     from safeload.hooks import stored_source
     from tests.integration.loads.orders import loader
 
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.server.endpoint)
+    store = request.getfixturevalue(kind)
+    environment, provider, conn_id = WITHOUT_PROVIDER[kind]
+    for name, value in environment(store.server).items():
+        monkeypatch.setenv(name, value)
     pg.execute((ROOT / "include" / "sql" / "orders.sql").read_text())
     day = dt.date(2024, 5, 2)
     path = str(generate_orders.write(tmp_path / "local", day, 300, set()))
-    gcs.put(f"orders/{day}.csv", path)
-    gcs.put(f"orders/{day}.csv.done", b"")
+    url = store.put(f"orders/{day}.csv", path)
+    store.put(f"orders/{day}.csv.done", b"")
     pg.execute("create table public.local_orders (like public.orders including all)")
     loader(pg_uri, day.isoformat(), run_key="local", table="public.local_orders").run(path)
 
-    dag = dag_from_file(tmp_path, monkeypatch, "gcs_dag", DAG_FILE.format(
-        dag_id="gcs_source_ops", source=f"gs://{gcs.name}/orders/{{{{ ds }}}}.csv", contract=CONTRACT, more=""))
+    scheme = url.split("://")[0]
+    dag = dag_from_file(tmp_path, monkeypatch, f"{kind}_dag", DAG_FILE.format(
+        dag_id=f"{kind}_source_ops", source=f"{scheme}://{store.name}/orders/{{{{ ds }}}}.csv", contract=CONTRACT,
+        more=""))
     dr = dag.test(logical_date=pendulum.datetime(2024, 5, 2, tz="UTC"))
     assert dr.state == "success", {ti.task_id: ti.state for ti in dr.get_task_instances()}
     assert (partition_checksum(pg, "public.orders", "order_date", day.isoformat())
             == partition_checksum(pg, "public.local_orders", "order_date", day.isoformat()))
     assert pg.execute("select source from safeload.load_history where target = 'public.orders' and status = "
-                      "'published'").fetchall() == [(gcs.url(f"orders/{day}.csv"),)]
-    with pytest.raises(SourceError, match=r"names the Airflow connection 'gcp_lake', but no installed provider gives "
-                                          r"Airflow a filesystem for gs://; install .*apache-airflow-providers-google"):
-        stored_source(f"gs://gcp_lake@{gcs.name}/orders/{day}.csv")
+                      "'published'").fetchall() == [(url,)]
+    with pytest.raises(SourceError, match=rf"names the Airflow connection '{conn_id}', but no installed provider "
+                                          rf"gives Airflow a filesystem for {scheme}://; install .*{provider}"):
+        stored_source(f"{scheme}://{conn_id}@{store.name}/orders/{day}.csv")
     # an ObjectStoragePath object takes the same way as its URL
     from airflow.sdk import ObjectStoragePath
 
-    obj = stored_source(ObjectStoragePath(gcs.url(f"orders/{day}.csv")))
-    assert obj.identity().version == gcs.version(f"orders/{day}.csv")
+    obj = stored_source(ObjectStoragePath(url))
+    assert obj.identity().version == store.version(f"orders/{day}.csv")
     with pytest.raises(SourceError, match=r"nowhere://lake/x.csv: Unsupported filesystem: 'nowhere'; give a URL"):
         stored_source("nowhere://lake/x.csv")

@@ -1,6 +1,6 @@
 """Objects in object storage as the source of a load, against real object store APIs on
-127.0.0.1, each in turn (``store``): S3 (moto's server mode, tests/s3_server.py) and GCS
-(gcp-storage-emulator, tests/gcs_server.py): CSV, gzipped CSV, JSON lines and Parquet load
+127.0.0.1, each in turn (``store``): S3 (moto's server mode, tests/s3_server.py), GCS
+(gcp-storage-emulator, tests/gcs_server.py) and Azure Blob (Azurite, tests/azure_server.py): CSV, gzipped CSV, JSON lines and Parquet load
 the same rows and checksum as the same file loaded locally, with the same quarantine
 lines; an object that is truncated, replaced or deleted while it is read, or replaced
 between the contract check and the load, loads nothing and leaves the partition as it was.
@@ -178,3 +178,22 @@ def test_a_gzip_object_is_streamed_and_gunzipped(pg, pg_uri, store):
     r = loader(pg_uri, DAY).run(FileSource(stored(store, "made.csv.gz")))
     assert (r.rows, r.rows_quarantined) == (200, 0)
     assert pg.execute("select sum(amount) from public.orders").fetchone()[0] == sum(i + 0.5 for i in range(1, 201))
+
+
+def test_an_azure_url_in_azures_own_form_reads_its_container(pg, pg_uri, azure, tmp_path, monkeypatch):
+    """``abfss://container@account.dfs.core.windows.net/key``, as Azure's tools write it: the
+    user part is the container (not an Airflow connection id) and adlfs finds the account
+    by the environment's connection string, as a deployment's credentials are found."""
+    from azure_server import ACCOUNT
+
+    from safeload.hooks import stored_source
+
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azure.server.connection_string())
+    pg.execute(PLAIN)
+    azure.put("orders/day.csv", write_csv(tmp_path / "day.csv", DAY, 50))
+    url = f"abfss://{azure.name}@{ACCOUNT}.dfs.core.windows.net/orders/day.csv"
+    source = stored_source(url)
+    assert source.identity().version == azure.version("orders/day.csv")
+    r = loader(pg_uri, DAY).run(FileSource(source))
+    assert (r.rows, r.rows_quarantined) == (50, 0)
+    assert pg.execute("select source from safeload.load_history where status = 'published'").fetchone()[0] == url

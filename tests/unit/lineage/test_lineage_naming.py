@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from openlineage.client.naming.dataset import GCS, S3, LocalFileSystem, RemoteFileSystem
+from openlineage.client.naming.dataset import ABFSS, GCS, S3, LocalFileSystem, RemoteFileSystem
 
 from safeload.lineage.naming import source_dataset, split_table, table_name
 
@@ -21,6 +21,10 @@ from safeload.lineage.naming import source_dataset, split_table, table_name
         pytest.param("gs://landing/orders/o.jsonl", GCS(bucket_name="landing", object_key="orders/o.jsonl"), id="gcs"),
         pytest.param("s3://aws_lake@landing/orders/o.csv", S3(bucket_name="landing", object_key="orders/o.csv"),
                      id="s3-with-airflow-connection"),
+        pytest.param("abfss://lake@acct.dfs.core.windows.net/orders/o.csv",
+                     ABFSS(container="lake", service="acct", path="orders/o.csv"), id="azure-dfs"),
+        pytest.param("abfs://lake@acct.blob.core.windows.net/orders/o.csv",
+                     ABFSS(container="lake", service="acct", path="orders/o.csv"), id="azure-blob-host"),
     ],
 )
 def test_sources_are_named_as_the_spec_names_them(source, spec):

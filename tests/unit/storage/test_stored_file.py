@@ -12,7 +12,7 @@ import os
 import pytest
 
 from safeload.errors import SourceChangedError, SourceError
-from safeload.storage import Identity, StoredFile, display_url, is_url, open_bytes, open_random
+from safeload.storage import Identity, StoredFile, azure_account_url, display_url, is_url, open_bytes, open_random
 
 
 @pytest.mark.parametrize(("text", "url"), [
@@ -128,10 +128,18 @@ def test_parquet_is_read_in_ranges_and_checked_when_done(tmp_path):
         obj.open_random()
 
 
-def test_a_scheme_without_its_filesystem_says_what_to_install():
-    """adlfs is not installed here: fsspec cannot open abfs://, and the error names the package."""
+def test_a_scheme_without_its_filesystem_says_what_to_install(monkeypatch):
+    """fsspec cannot import the filesystem of abfs:// (adlfs, made unimportable here), and
+    the error names the package to install."""
+    import importlib
+
+    registry = importlib.import_module("fsspec.registry")  # the module: fsspec.registry is its mapping
+    monkeypatch.setitem(registry.known_implementations, "abfs",
+                        {"class": "safeload_no_such_module.AzureBlobFileSystem", "err": "Install adlfs"})
+    monkeypatch.delitem(registry._registry, "abfs", raising=False)
     with pytest.raises(SourceError, match=r"abfs://box/x.csv: no filesystem for this URL \(.*adlfs.*\); install the "
-                                          r"one for abfs:// \(adlfs; docs/operators.md\)"):
+                                          r"one for abfs:// \(pip install \"safeload\[abfs\]\": adlfs; "
+                                          r"docs/operators.md\)"):
         StoredFile("abfs://box/x.csv").open()
 
 
@@ -169,3 +177,15 @@ def test_a_client_error_of_the_stores_own_type_is_a_clear_retryable_error():
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize(("url", "account"), [
+    ("abfss://lake@acct.dfs.core.windows.net/orders/o.csv", ("lake", "acct.dfs.core.windows.net")),
+    ("az://lake@acct.blob.core.windows.net/o.csv", ("lake", "acct.blob.core.windows.net")),
+    ("abfs://lake@acct.dfs.core.usgovcloudapi.net/o.csv", ("lake", "acct.dfs.core.usgovcloudapi.net")),
+    ("abfs://wasb_lake@lake/orders/o.csv", None),  # Airflow's connection id in the user part
+    ("abfs://lake/orders/o.csv", None),
+    ("s3://lake@acct.dfs.core.windows.net/o.csv", None),
+])
+def test_azures_own_url_form_is_told_from_an_airflow_connection_id(url, account):
+    assert azure_account_url(url) == account
