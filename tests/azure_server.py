@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from local_server import ChildServer
+from local_server import ChildServer, FsspecBucket
 
 #: Azurite's development account: its name and key are public, fixed by the emulator
 ACCOUNT = "devstoreaccount1"
@@ -65,31 +65,11 @@ class Azurite(ChildServer):
         return adlfs.AzureBlobFileSystem(skip_instance_cache=True, **self.storage_options())
 
 
-class AzureContainer:
-    """One container of an :class:`Azurite`, and the URLs of its blobs; written through
-    adlfs (a producer's upload), read by the code under test through its own filesystem."""
+class AzureContainer(FsspecBucket):
+    """One container of an :class:`Azurite`; a blob's version is its ETag."""
+
+    scheme, version_key = "abfs", "etag"
 
     def __init__(self, server: Azurite, name: str):
-        self.server, self.name = server, name
-        self.fs = server.filesystem()
+        super().__init__(server, name)
         self.fs.mkdir(name)
-
-    def put(self, key: str, data: bytes | str | Path) -> str:
-        """Upload bytes, or the file at a path; returns the blob's URL."""
-        if isinstance(data, (str, Path)):
-            data = Path(data).read_bytes()
-        self.fs.pipe_file(f"{self.name}/{key}", data)
-        return self.url(key)
-
-    def delete(self, key: str) -> None:
-        self.fs.rm_file(f"{self.name}/{key}")
-
-    def version(self, key: str) -> str:
-        """The blob's ETag: what a load pins and ``source_version`` names."""
-        path = f"{self.name}/{key}"
-        self.fs.invalidate_cache(path)
-        return str(self.fs.info(path)["etag"])
-
-    def url(self, key: str) -> str:
-        """``abfs://container/key``: for fsspec with :meth:`Azurite.storage_options`."""
-        return f"abfs://{self.name}/{key}"

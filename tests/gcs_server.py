@@ -26,7 +26,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from local_server import ChildServer
+from local_server import ChildServer, FsspecBucket
 
 PROJECT = "safeload-tests"
 
@@ -53,35 +53,15 @@ class GcsEmulator(ChildServer):
         return gcsfs.GCSFileSystem(skip_instance_cache=True, **self.storage_options())
 
 
-class GcsBucket:
-    """One bucket of a :class:`GcsEmulator`, and the URLs of its objects; written through
-    gcsfs (a producer's upload), read by the code under test through its own filesystem."""
+class GcsBucket(FsspecBucket):
+    """One bucket of a :class:`GcsEmulator`; an object's version is its generation."""
+
+    scheme, version_key = "gs", "generation"
 
     def __init__(self, server: GcsEmulator, name: str):
-        self.server, self.name = server, name
         body = json.dumps({"name": name}).encode()
         req = urllib.request.Request(f"{server.endpoint}/storage/v1/b?project={PROJECT}", data=body, method="POST",
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=10):
             pass
-        self.fs = server.filesystem()
-
-    def put(self, key: str, data: bytes | str | Path) -> str:
-        """Upload bytes, or the file at a path; returns the object's URL."""
-        if isinstance(data, (str, Path)):
-            data = Path(data).read_bytes()
-        self.fs.pipe_file(f"{self.name}/{key}", data)
-        return self.url(key)
-
-    def delete(self, key: str) -> None:
-        self.fs.rm_file(f"{self.name}/{key}")
-
-    def version(self, key: str) -> str:
-        """The object's generation: what a load pins and ``source_version`` names."""
-        path = f"{self.name}/{key}"
-        self.fs.invalidate_cache(path)
-        return str(self.fs.info(path)["generation"])
-
-    def url(self, key: str) -> str:
-        """``gs://bucket/key``: for fsspec with :meth:`GcsEmulator.storage_options`."""
-        return f"gs://{self.name}/{key}"
+        super().__init__(server, name)

@@ -3,7 +3,8 @@ emulator, Azurite): started and waited for within a bound, stopped by the test s
 nothing else stopped.
 
 A subclass names its :meth:`command` and the URL that answers once it is up
-(:meth:`ready_url`; any HTTP status counts).
+(:meth:`ready_url`; any HTTP status counts). :class:`FsspecBucket` is one bucket of such a
+server written through its fsspec filesystem (a producer's upload).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -73,3 +76,38 @@ class ChildServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class FsspecBucket:
+    """One bucket (container) of a server, and the URLs of its objects; written through the
+    server's fsspec filesystem, read by the code under test through its own.
+
+    A subclass names its URL ``scheme`` and the ``info()`` key of an object's ``version``.
+    """
+
+    scheme = ""
+    version_key = ""
+
+    def __init__(self, server: Any, name: str):
+        self.server, self.name = server, name
+        self.fs = server.filesystem()
+
+    def put(self, key: str, data: bytes | str | Path) -> str:
+        """Upload bytes, or the file at a path; returns the object's URL."""
+        if isinstance(data, (str, Path)):
+            data = Path(data).read_bytes()
+        self.fs.pipe_file(f"{self.name}/{key}", data)
+        return self.url(key)
+
+    def delete(self, key: str) -> None:
+        self.fs.rm_file(f"{self.name}/{key}")
+
+    def version(self, key: str) -> str:
+        """What a load pins and ``source_version`` names."""
+        path = f"{self.name}/{key}"
+        self.fs.invalidate_cache(path)
+        return str(self.fs.info(path)[self.version_key])
+
+    def url(self, key: str) -> str:
+        """``scheme://bucket/key``: for fsspec with the server's ``storage_options()``."""
+        return f"{self.scheme}://{self.name}/{key}"
