@@ -31,7 +31,7 @@ LAYERS = {
     "UI and CLI": ("ui", "cli"),
     "Airflow glue": ("plugin", "operators", "sensors", "triggers", "hooks", "lineage"),
     "cores": ("contracts", "loads", "quality", "alerts"),
-    "shared below all": ("errors", "identifiers", "gx_types", "metadata", "storage"),
+    "shared below all": ("errors", "identifiers", "gx_types", "metadata", "storage", "urls"),
     "development": ("dev",),
 }
 

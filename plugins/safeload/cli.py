@@ -276,7 +276,8 @@ def _load_source(args):
 def _stored(source: str, options: str | None):
     """A local path as it is; an object storage URL as a StoredFile with ``--storage-options``."""
     from safeload.errors import SourceError
-    from safeload.storage import StoredFile, is_url
+    from safeload.storage import StoredFile
+    from safeload.urls import is_url
 
     if not is_url(source):
         if options:

@@ -61,7 +61,8 @@ def stored_source(source: object, *, version: str | None = None) -> str | Stored
     from airflow.sdk import ObjectStoragePath
 
     from safeload.errors import SourceError
-    from safeload.storage import StoredFile, azure_account_url, display_url, is_url
+    from safeload.storage import StoredFile
+    from safeload.urls import azure_account_url, display_url, hadoop_azure_hint, is_url
 
     if isinstance(source, StoredFile):
         return source
@@ -79,8 +80,8 @@ def stored_source(source: object, *, version: str | None = None) -> str | Stored
     try:
         path = ObjectStoragePath(text)
     except ValueError as e:  # a scheme fsspec does not know ("Unsupported filesystem")
-        raise SourceError(f"{display_url(text)}: {e}; give a URL of an object store fsspec reads (s3://, gs://, "
-                          "abfs://, file://...) or a local path") from None
+        raise SourceError(f"{display_url(text)}: {e}{hadoop_azure_hint(text)}; give a URL of an object store fsspec "
+                          "reads (s3://, gs://, abfs://, file://...) or a local path") from None
     return _through_airflow(path, version)
 
 
@@ -96,7 +97,8 @@ def _through_airflow(path: ObjectStoragePath, version: str | None) -> StoredFile
     from airflow.sdk.io import has_fs
 
     from safeload.errors import SourceError
-    from safeload.storage import StoredFile, display_url
+    from safeload.storage import StoredFile
+    from safeload.urls import display_url
 
     if has_fs(path.protocol):
         return StoredFile(path, expect_version=version)

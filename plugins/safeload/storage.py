@@ -31,9 +31,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from safeload.errors import SafeloadError, SourceChangedError, SourceError, SourceUnavailableError
+from safeload.urls import azure_storage_options, display_url, hadoop_azure_hint, is_url
 
 #: bytes fetched per range request while streaming (fsspec's read-ahead): memory stays a
 #: small multiple of this whatever the object's size, and a 100 MB object takes 13 requests
@@ -105,33 +106,6 @@ def _failed(e: Exception) -> str:
     return str(e) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
 
 
-def is_url(source: Any) -> bool:
-    """True for a ``scheme://...`` string (a one-letter scheme is a Windows drive, not a URL)."""
-    return isinstance(source, str) and "://" in source and len(urlsplit(source).scheme) > 1
-
-
-def azure_account_url(url: str) -> tuple[str, str] | None:
-    """``(container, account host)`` of a URL in Azure's own form,
-    ``abfs[s]://container@account.dfs.core.windows.net/key`` (or ``az://``, a ``.blob.``
-    host), where the user part is the container, not an Airflow connection id; None for
-    any other URL."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.scheme.lower() in ("abfs", "abfss", "az") and parts.username and ".core." in host \
-            and host.split(".")[1:2] in (["dfs"], ["blob"]):
-        return parts.username, host
-    return None
-
-
-def display_url(url: str) -> str:
-    """``url`` without a password in its user part (``https://user:***@host/...``)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 class StoredFile:
     """One source file in object storage (or anywhere fsspec reaches), read in blocks.
 
@@ -159,6 +133,8 @@ class StoredFile:
         if isinstance(target, str):
             if not is_url(target):
                 raise SourceError(f"{target}: not a URL; a local file is read by its path")
+            scheme, rest = target.split("://", 1)
+            self.target = target = f"{scheme.lower()}://{rest}"  # fsspec knows schemes in lower case
             self.name = display_url(target)
         else:
             self.name = display_url(str(target))
@@ -183,13 +159,21 @@ class StoredFile:
             if isinstance(self.target, str):
                 from fsspec.core import url_to_fs
 
+                scheme = urlsplit(self.target).scheme
                 try:
-                    self._fs, self._path = url_to_fs(self.target, **self.storage_options)
-                except (ImportError, ValueError) as e:
-                    scheme = urlsplit(self.target).scheme
+                    self._fs, self._path = url_to_fs(self.target, **azure_storage_options(self.target,
+                                                                                          self.storage_options))
+                except ImportError as e:
                     raise SourceError(f"{self.name}: no filesystem for this URL ({e}); install the one for "
                                       f"{scheme}:// ({_FILESYSTEMS.get(scheme, 'the fsspec filesystem of its scheme')}"
                                       "; docs/operators.md)") from None
+                except ValueError as e:
+                    if str(e).startswith("Protocol not known"):
+                        raise SourceError(f"{self.name}: fsspec knows no filesystem for {scheme}://"
+                                          f"{hadoop_azure_hint(self.target)}; give a URL of an object store fsspec "
+                                          "reads (s3://, gs://, abfs://, file://...) or a local path") from None
+                    raise SourceError(f"{self.name}: the {scheme}:// filesystem could not be set up ({e}); check "
+                                      "its credentials and storage options (docs/operators.md)") from None
             elif hasattr(self.target, "fs") and hasattr(self.target, "path"):
                 self._fs, self._path = self.target.fs, str(self.target.path)
             else:

@@ -26,7 +26,8 @@ from safeload.contracts.naming import normalise
 from safeload.contracts.source import MAX_EXAMPLES, ColumnScan, SourceColumn, SourceSchema
 from safeload.contracts.types import TEXT_CARRIES, PgType, check_value, fast_filter, make_checker, parse_type
 from safeload.errors import SourceError
-from safeload.storage import is_url, open_bytes, open_random
+from safeload.storage import open_bytes, open_random
+from safeload.urls import is_url
 
 if TYPE_CHECKING:
     from safeload.contracts.model import Contract

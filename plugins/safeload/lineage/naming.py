@@ -21,10 +21,10 @@ from __future__ import annotations
 import os
 from urllib.parse import urlsplit
 
-from safeload.storage import azure_account_url
+from safeload.urls import azure_account_url
 
 #: object stores whose namespace is ``scheme://bucket`` and name the key (no leading slash)
-OBJECT_STORES = ("s3", "s3a", "gs", "gcs")
+OBJECT_STORES = ("s3", "s3a", "gs", "gcs", "abfs", "abfss", "az")
 
 
 def source_dataset(source: object) -> tuple[str, str]:
@@ -34,8 +34,8 @@ def source_dataset(source: object) -> tuple[str, str]:
         (``s3://bucket/key``, ``gs://bucket/key``, or an ``ObjectStoragePath``; Airflow's
         connection id in the user part, ``s3://aws_lake@bucket/key``, is not part of the
         name; Azure's ``abfs[s]://container@account.dfs.core.windows.net/key`` is the spec's
-        ABFSS; other ``scheme://authority/path`` URIs keep their scheme and authority as the
-        namespace)
+        ABFSS; other ``scheme://host/path`` URIs keep their scheme and host as the namespace,
+        without a user part)
     """
     source = str(source)
     parts = urlsplit(source)
@@ -46,12 +46,12 @@ def source_dataset(source: object) -> tuple[str, str]:
         return (f"file://{parts.netloc}" if parts.netloc else "file"), parts.path
     azure = azure_account_url(source)
     if azure:  # the spec's ABFSS: the container and the storage account's dfs host
-        container, host = azure
-        return f"abfss://{container}@{host.split('.')[0]}.dfs.core.windows.net", parts.path.lstrip("/")
+        return (f"abfss://{azure.container}@{azure.account}.dfs.{azure.endpoint_suffix}",
+                parts.path.lstrip("/"))
+    host = parts.netloc.rpartition("@")[2]  # never a connection id or a password in a name
     if scheme in OBJECT_STORES:
-        bucket = parts.netloc.rpartition("@")[2]
-        return f"{'gs' if scheme == 'gcs' else scheme}://{bucket}", parts.path.lstrip("/")
-    return f"{scheme}://{parts.netloc}", parts.path
+        return f"{'gs' if scheme == 'gcs' else scheme}://{host}", parts.path.lstrip("/")
+    return f"{scheme}://{host}", parts.path
 
 
 def table_name(database: str | None, schema: str, table: str) -> str:

@@ -31,6 +31,13 @@ def test_sources_are_named_as_the_spec_names_them(source, spec):
     assert source_dataset(source) == (spec.get_namespace(), spec.get_name())
 
 
+def test_no_user_part_is_in_a_name():
+    assert source_dataset("abfs://wasb_lake@lake/orders/o.csv") == ("abfs://lake", "orders/o.csv")
+    assert source_dataset("sftp://etl:s3cret@files.example.com/out/o.csv") == ("sftp://files.example.com", "/out/o.csv")
+    assert source_dataset("abfss://lake@acct.dfs.core.usgovcloudapi.net/o.csv") == (
+        "abfss://lake@acct.dfs.core.usgovcloudapi.net", "o.csv")
+
+
 def test_a_relative_path_is_named_by_its_absolute_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert source_dataset("orders/o.csv") == ("file", os.path.join(str(tmp_path), "orders", "o.csv"))

@@ -12,24 +12,7 @@ import os
 import pytest
 
 from safeload.errors import SourceChangedError, SourceError
-from safeload.storage import Identity, StoredFile, azure_account_url, display_url, is_url, open_bytes, open_random
-
-
-@pytest.mark.parametrize(("text", "url"), [
-    pytest.param("s3://lake/x.csv", True, id="s3"),
-    pytest.param("file:///data/x.csv", True, id="file-url"),
-    pytest.param("/data/x.csv", False, id="posix-path"),
-    pytest.param("C:\\data\\x.csv", False, id="windows-drive"),
-    pytest.param("c:/data/x.csv", False, id="windows-drive-slash"),
-])
-def test_is_url(text, url):
-    assert is_url(text) is url
-
-
-def test_a_password_in_the_url_is_never_shown():
-    assert display_url("https://me:s3cret@host/x.csv") == "https://me:***@host/x.csv"
-    assert str(StoredFile("https://me:s3cret@host/x.csv")) == "https://me:***@host/x.csv"
-    assert display_url("s3://aws_lake@lake/x.csv") == "s3://aws_lake@lake/x.csv"
+from safeload.storage import Identity, StoredFile, open_bytes, open_random
 
 
 @pytest.mark.parametrize(("info", "version", "modified"), [
@@ -177,15 +160,3 @@ def test_a_client_error_of_the_stores_own_type_is_a_clear_retryable_error():
     finally:
         server.shutdown()
         server.server_close()
-
-
-@pytest.mark.parametrize(("url", "account"), [
-    ("abfss://lake@acct.dfs.core.windows.net/orders/o.csv", ("lake", "acct.dfs.core.windows.net")),
-    ("az://lake@acct.blob.core.windows.net/o.csv", ("lake", "acct.blob.core.windows.net")),
-    ("abfs://lake@acct.dfs.core.usgovcloudapi.net/o.csv", ("lake", "acct.dfs.core.usgovcloudapi.net")),
-    ("abfs://wasb_lake@lake/orders/o.csv", None),  # Airflow's connection id in the user part
-    ("abfs://lake/orders/o.csv", None),
-    ("s3://lake@acct.dfs.core.windows.net/o.csv", None),
-])
-def test_azures_own_url_form_is_told_from_an_airflow_connection_id(url, account):
-    assert azure_account_url(url) == account
