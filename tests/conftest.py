@@ -152,11 +152,12 @@ def azure_server():
     """A real Azure Blob API on 127.0.0.1 (Azurite, tests/azure_server.py), started once.
     Skipped where ``make install`` found no npm to install Azurite with; never in CI."""
     from azure_server import Azurite, azurite_blob
+    from ci import in_ci
 
     if not azurite_blob().exists():
         message = (f"Azurite is not installed ({azurite_blob()}): make install puts it there where npm and Node.js "
                    "20+ are on the PATH")
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        if in_ci():
             pytest.fail(message)
         pytest.skip(message)
     with Azurite() as server:

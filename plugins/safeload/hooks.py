@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from safeload.urls import AZURE_SCHEMES
+
 if TYPE_CHECKING:
     import psycopg
     from airflow.sdk import ObjectStoragePath
@@ -87,8 +89,8 @@ def stored_source(source: object, *, version: str | None = None) -> str | Stored
 
 #: the Airflow provider that gives ObjectStoragePath a filesystem for a scheme
 _PROVIDERS = {"s3": "apache-airflow-providers-amazon[s3fs]", "gs": "apache-airflow-providers-google",
-              "gcs": "apache-airflow-providers-google", "abfs": "apache-airflow-providers-microsoft-azure",
-              "abfss": "apache-airflow-providers-microsoft-azure", "az": "apache-airflow-providers-microsoft-azure"}
+              "gcs": "apache-airflow-providers-google",
+              **dict.fromkeys(AZURE_SCHEMES, "apache-airflow-providers-microsoft-azure")}
 
 
 def _through_airflow(path: ObjectStoragePath, version: str | None) -> StoredFile:

@@ -34,15 +34,15 @@ from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from safeload.errors import SafeloadError, SourceChangedError, SourceError, SourceUnavailableError
-from safeload.urls import azure_storage_options, display_url, hadoop_azure_hint, is_url
+from safeload.urls import AZURE_SCHEMES, azure_storage_options, display_url, hadoop_azure_hint, is_url
 
 #: bytes fetched per range request while streaming (fsspec's read-ahead): memory stays a
 #: small multiple of this whatever the object's size, and a 100 MB object takes 13 requests
 STREAM_BLOCK = 8 << 20
 #: what to install for a URL scheme whose fsspec filesystem is missing
 _FILESYSTEMS = {"s3": 'pip install "safeload[s3]": s3fs', "gs": 'pip install "safeload[gcs]": gcsfs',
-                "gcs": 'pip install "safeload[gcs]": gcsfs', "abfs": 'pip install "safeload[abfs]": adlfs',
-                "abfss": 'pip install "safeload[abfs]": adlfs', "az": 'pip install "safeload[abfs]": adlfs'}
+                "gcs": 'pip install "safeload[gcs]": gcsfs',
+                **dict.fromkeys(AZURE_SCHEMES, 'pip install "safeload[abfs]": adlfs')}
 #: bytes handed from the range cache to a reader per call
 _READ_BLOCK = 1 << 20
 

@@ -24,6 +24,8 @@ from safeload.errors import SourceError
 #: S3 and GCS pre-signed URLs); shown as *** wherever a URL is shown
 SECRET_PARAMETERS = frozenset({"sig", "signature", "x-amz-signature", "x-amz-security-token", "x-goog-signature",
                                "token", "access_token", "code"})
+#: fsspec's schemes of Azure Blob Storage and ADLS Gen2 (adlfs)
+AZURE_SCHEMES = ("abfs", "abfss", "az")
 #: Hadoop's Azure Blob driver's schemes: fsspec has no filesystem for them; adlfs reads the same blob
 HADOOP_AZURE = ("wasb", "wasbs")
 
@@ -71,7 +73,7 @@ def azure_account_url(url: str) -> AzureAccount | None:
     connection id; None for any other URL."""
     parts = urlsplit(url)
     labels = (parts.hostname or "").split(".")
-    if parts.scheme.lower() in ("abfs", "abfss", "az") and parts.username and len(labels) >= 4 \
+    if parts.scheme.lower() in AZURE_SCHEMES and parts.username and len(labels) >= 4 \
             and labels[1] in ("dfs", "blob") and labels[2] == "core":
         return AzureAccount(parts.username, labels[0], ".".join(labels[2:]))
     return None

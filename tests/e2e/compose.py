@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ci import in_ci
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
@@ -38,10 +39,6 @@ BIN = Path(sys.executable).parent
 NETWORK_PORTS = {"postgres": 5432, "warehouse": 5432, "redis": 6379, "airflow-apiserver": 8080}
 _HOST_IN_URI = re.compile(r"(?P<lead>@|://)(?P<host>" + "|".join(map(re.escape, NETWORK_PORTS))
                           + r")(?::(?P<port>\d+))?(?=[/?\s]|$)(?P<path>/[A-Za-z0-9_]*)?")
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def full() -> bool:

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from compose import Local, Mount, argv, environment, in_ci, make_home, resolve, write_env_file
+from ci import in_ci
+from compose import Local, Mount, argv, environment, make_home, resolve, write_env_file
 
 from airflow_api import AirflowAPI, request
 

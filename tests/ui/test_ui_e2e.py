@@ -23,6 +23,7 @@ import psycopg
 import pytest
 
 from apiserver import AIRFLOW, airflow_env, api_server, request
+from ci import in_ci
 
 from safeload.contracts.check import check_source
 from safeload.contracts.history import record_contract_check
@@ -43,10 +44,6 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
                   "--disable-component-update", "--disable-sync"]
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
 def _chromium() -> str:
     """Debian's chromium; skipped without it on a developer's machine, a failure in CI."""
     path = os.environ.get("SAFELOAD_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -59,7 +56,7 @@ def _chromium() -> str:
         why = "Debian's chromium is not installed (apt-get install -y chromium)"
     if path:
         return path
-    if _in_ci():
+    if in_ci():
         pytest.fail(f"CI=true and {why}: the browser test must run in CI; .ci/run installs it")
     pytest.skip(f"{why}; the browser test needs it")
 

@@ -21,10 +21,10 @@ from __future__ import annotations
 import os
 from urllib.parse import urlsplit
 
-from safeload.urls import azure_account_url
+from safeload.urls import AZURE_SCHEMES, azure_account_url
 
 #: object stores whose namespace is ``scheme://bucket`` and name the key (no leading slash)
-OBJECT_STORES = ("s3", "s3a", "gs", "gcs", "abfs", "abfss", "az")
+OBJECT_STORES = ("s3", "s3a", "gs", "gcs", *AZURE_SCHEMES)
 
 
 def source_dataset(source: object) -> tuple[str, str]:
